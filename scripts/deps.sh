@@ -1,0 +1,24 @@
+# Installs, from Debian's packages, what caplab needs and the machine lacks.
+# Sourced by ../test.sh and ../demo.sh; needs root or sudo only when something is missing.
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "== installing: $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# redis-server: the two nodes of every lab and test. libssl-dev and pkg-config: toxiproxy_rust
+# builds reqwest 0.11 with native TLS.
+ensure_demo_deps() {
+  local need=()
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+  pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+  if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+}
+
+ensure_test_deps() {
+  ensure_demo_deps
+}

@@ -1,0 +1,437 @@
+//! Real `redis-server` processes: start, probe, pause, kill and restart them.
+//!
+//! This sits under the whole data path: it is how the local lab (and every integration test)
+//! gets the primary `g1` and the replica `g2` that the personalities talk to. Nodes are started
+//! with the settings DESIGN.md fixes (`hz 100`, `repl-diskless-sync-delay 0`; on the replica
+//! `repl-timeout 5`, `repl-ping-replica-period 1`, `replica-serve-stale-data yes`), bound to
+//! loopback, and stopped by pid, never by name.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fred::prelude::{ClientLike, Config as FredConfig};
+use fred::types::{Builder, InfoKind};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Debian's install command, shown when `redis-server` is missing.
+pub const INSTALL_HINT: &str = "sudo apt-get install -y redis-server";
+
+/// How long a freshly started node may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a Redis node could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisNodeError {
+    /// No `redis-server` on PATH.
+    #[error("redis-server was not found on PATH; install it with: {INSTALL_HINT}")]
+    NotInstalled,
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {dir} for redis {name}: {source}")]
+    Dir {
+        /// Node name.
+        name: String,
+        /// The directory.
+        dir: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// The process could not be spawned.
+    #[error("cannot start redis-server for {name}: {source}")]
+    Spawn {
+        /// Node name.
+        name: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The process exited or never answered PING in time.
+    #[error("redis {name} on port {port} did not come up: {reason} (see {log})")]
+    NotReady {
+        /// Node name.
+        name: String,
+        /// Its port.
+        port: u16,
+        /// What went wrong.
+        reason: String,
+        /// Its log file.
+        log: String,
+    },
+    /// A signal could not be delivered.
+    #[error("cannot send {signal} to redis {name} (pid {pid}): {source}")]
+    Signal {
+        /// Node name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The signal.
+        signal: &'static str,
+        /// What the OS said.
+        source: nix::Error,
+    },
+    /// A probe (PING, INFO) failed.
+    #[error("redis at {addr}: {reason}")]
+    Probe {
+        /// Where.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// What a node should be: name, port, directory and role.
+#[derive(Debug, Clone)]
+pub struct RedisNodeSpec {
+    /// `g1` or `g2` (used in messages and file names).
+    pub name: String,
+    /// Loopback port to listen on.
+    pub port: u16,
+    /// Directory for its data, AOF and log.
+    pub dir: PathBuf,
+    /// `Some((host, port))` makes it a replica of that address (in the lab, the
+    /// `replication` proxy in front of g1).
+    pub replica_of: Option<(String, u16)>,
+    /// Turn on the append-only file (the lab's g1 keeps its data across a restart).
+    pub append_only: bool,
+}
+
+impl RedisNodeSpec {
+    /// A primary on `port`, storing in `dir`.
+    pub fn primary(name: &str, port: u16, dir: &Path) -> Self {
+        RedisNodeSpec {
+            name: name.to_string(),
+            port,
+            dir: dir.to_path_buf(),
+            replica_of: None,
+            append_only: false,
+        }
+    }
+
+    /// A replica on `port` replicating from `host:upstream_port`.
+    pub fn replica(name: &str, port: u16, dir: &Path, host: &str, upstream_port: u16) -> Self {
+        RedisNodeSpec {
+            replica_of: Some((host.to_string(), upstream_port)),
+            ..Self::primary(name, port, dir)
+        }
+    }
+
+    /// Where the node writes its log.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join(format!("redis-{}.log", self.name))
+    }
+
+    /// The `redis-server` command-line arguments for this node.
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            if self.append_only { "yes" } else { "no" },
+            "--hz",
+            "100",
+            "--repl-diskless-sync-delay",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--dir".to_string(), self.dir.display().to_string()]);
+        args.extend([
+            "--logfile".to_string(),
+            self.log_file().display().to_string(),
+        ]);
+        if let Some((host, port)) = &self.replica_of {
+            args.extend(
+                [
+                    "--replicaof",
+                    host,
+                    &port.to_string(),
+                    "--repl-timeout",
+                    "5",
+                    "--repl-ping-replica-period",
+                    "1",
+                    "--replica-serve-stale-data",
+                    "yes",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+        }
+        args
+    }
+}
+
+/// A running `redis-server` that this process started. Dropping it kills the process
+/// (SIGKILL by pid) unless it was [`detach`](RedisNode::detach)ed.
+#[derive(Debug)]
+pub struct RedisNode {
+    spec: RedisNodeSpec,
+    child: Option<Child>,
+}
+
+impl RedisNode {
+    /// Starts the node and waits until it answers PING.
+    pub async fn start(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
+        std::fs::create_dir_all(&spec.dir).map_err(|source| RedisNodeError::Dir {
+            name: spec.name.clone(),
+            dir: spec.dir.clone(),
+            source,
+        })?;
+        let child = Command::new("redis-server")
+            .args(spec.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => RedisNodeError::NotInstalled,
+                _ => RedisNodeError::Spawn {
+                    name: spec.name.clone(),
+                    source,
+                },
+            })?;
+        let mut node = RedisNode {
+            spec,
+            child: Some(child),
+        };
+        node.wait_ready().await?;
+        Ok(node)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), RedisNodeError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(self.not_ready(format!("the process exited ({status})")));
+                }
+            }
+            let last = match ping(&self.url()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.not_ready(format!("no PONG within {START_TIMEOUT:?}: {last}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn not_ready(&self, reason: String) -> RedisNodeError {
+        RedisNodeError::NotReady {
+            name: self.spec.name.clone(),
+            port: self.spec.port,
+            reason,
+            log: self.spec.log_file().display().to_string(),
+        }
+    }
+
+    /// What this node was started as.
+    pub fn spec(&self) -> &RedisNodeSpec {
+        &self.spec
+    }
+
+    /// Its pid, or `None` after [`kill`](RedisNode::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.spec.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.spec.port)
+    }
+
+    fn signal(&self, signal: Signal, label: &'static str) -> Result<(), RedisNodeError> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        let raw = i32::try_from(pid).map_err(|_| RedisNodeError::Signal {
+            name: self.spec.name.clone(),
+            pid,
+            signal: label,
+            source: nix::Error::EINVAL,
+        })?;
+        kill(Pid::from_raw(raw), signal).map_err(|source| RedisNodeError::Signal {
+            name: self.spec.name.clone(),
+            pid,
+            signal: label,
+            source,
+        })
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open but nothing answers, like a
+    /// silent partition.
+    pub fn pause(&self) -> Result<(), RedisNodeError> {
+        self.signal(Signal::SIGSTOP, "SIGSTOP")
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) -> Result<(), RedisNodeError> {
+        self.signal(Signal::SIGCONT, "SIGCONT")
+    }
+
+    /// Kills the process (SIGKILL) and reaps it: connections to it are refused afterwards.
+    pub fn kill(&mut self) -> Result<(), RedisNodeError> {
+        self.signal(Signal::SIGKILL, "SIGKILL")?;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Kills the node if it runs, then starts it again with the same spec (same port, same
+    /// directory, so an append-only file brings its data back).
+    pub async fn restart(&mut self) -> Result<(), RedisNodeError> {
+        self.kill()?;
+        let fresh = RedisNode::start(self.spec.clone()).await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Leaves the process running after this handle is gone (the lab records the pid and
+    /// stops it later). Returns the pid.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
+    }
+
+    /// Waits until this replica reports `master_link_status:up`.
+    pub async fn wait_link_up(&self, timeout: Duration) -> Result<(), RedisNodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let info = info_replication(&self.url()).await;
+            if let Ok(text) = &info {
+                if info_field(text, "master_link_status") == Some("up") {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RedisNodeError::Probe {
+                    addr: self.url(),
+                    reason: format!(
+                        "replication link not up within {timeout:?} (last INFO: {})",
+                        match info {
+                            Ok(text) => info_field(&text, "master_link_status")
+                                .unwrap_or("no master_link_status")
+                                .to_string(),
+                            Err(e) => e.to_string(),
+                        }
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // A paused process still dies on SIGKILL; errors here have nowhere to go.
+            let _ = self.kill();
+        }
+    }
+}
+
+/// A short-lived client for probes: one attempt, short timeouts, no reconnection.
+async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
+    let probe_err = |reason: String| RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason,
+    };
+    let config = FredConfig::from_url(url).map_err(|e| probe_err(e.to_string()))?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_millis(500);
+            c.internal_command_timeout = Duration::from_millis(500);
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_millis(1000);
+        })
+        .build()
+        .map_err(|e| probe_err(e.to_string()))?;
+    match tokio::time::timeout(Duration::from_secs(2), client.init()).await {
+        Ok(Ok(_handle)) => Ok(client),
+        Ok(Err(e)) => Err(probe_err(e.to_string())),
+        Err(_) => Err(probe_err("connect timed out".to_string())),
+    }
+}
+
+/// Sends PING and expects PONG.
+pub async fn ping(url: &str) -> Result<(), RedisNodeError> {
+    let client = probe_client(url).await?;
+    let result: Result<String, _> = client.ping(None).await;
+    let _ = client.quit().await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RedisNodeError::Probe {
+            addr: url.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// `INFO replication` as text.
+pub async fn info_replication(url: &str) -> Result<String, RedisNodeError> {
+    let client = probe_client(url).await?;
+    let result: Result<String, _> = client.info(Some(InfoKind::Replication)).await;
+    let _ = client.quit().await;
+    result.map_err(|e| RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// One `field:value` line of an INFO answer.
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        (name == field).then(|| value.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_args_carry_the_design_settings() {
+        let spec = RedisNodeSpec::replica("g2", 7001, Path::new("/tmp/x"), "127.0.0.1", 7002);
+        let args = spec.args().join(" ");
+        for needle in [
+            "--replicaof 127.0.0.1 7002",
+            "--repl-timeout 5",
+            "--repl-ping-replica-period 1",
+            "--replica-serve-stale-data yes",
+            "--repl-diskless-sync-delay 0",
+            "--hz 100",
+            "--bind 127.0.0.1",
+        ] {
+            assert!(args.contains(needle), "missing {needle} in {args}");
+        }
+        let primary = RedisNodeSpec::primary("g1", 7002, Path::new("/tmp/x"));
+        assert!(!primary.args().join(" ").contains("replicaof"));
+    }
+
+    #[test]
+    fn info_field_reads_one_line() {
+        let info = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\n";
+        assert_eq!(info_field(info, "master_link_status"), Some("up"));
+        assert_eq!(info_field(info, "role"), Some("slave"));
+        assert_eq!(info_field(info, "missing"), None);
+    }
+}

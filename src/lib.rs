@@ -1,0 +1,41 @@
+//! # caplab: a distributed consistency lab
+//!
+//! Two HTTP personalities of one service run over a real Redis primary (`g1`) and its replica
+//! (`g2`): **CP** (port 5001) refuses rather than risk a stale or unreplicated answer, **AP**
+//! (port 5002) answers from whatever node it can reach and says how stale the answer may be.
+//! Partitions are injected through Toxiproxy (or caplab's own compatible server), a load
+//! generator records what happened, and a checker turns the history into verdicts.
+//!
+//! The contract (HTTP, metric names, ports, proxy names, CP/AP semantics) is pinned in
+//! `DESIGN.md`; the choices made where it is silent are in `docs/decisions.md`.
+//!
+//! ## Layout
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`cli`] | the `caplab` command line: one subcommand per job, each owned by its module |
+//! | [`logging`] | tracing set-up (JSON or pretty), shared by every subcommand |
+//! | [`check`] | the history checkers: linearizability, stale reads, lost writes, sessions |
+//! | [`proxy`] | `caplab proxy`, an embedded Toxiproxy-compatible server |
+//! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
+//! | [`lab`] | the local lab: `redis-server` processes, `caplab lab`, `caplab demo` |
+//! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
+//!
+//! ## Data path
+//!
+//! A request to a personality goes, top to bottom:
+//!
+//! 1. **HTTP handler**: parses and validates the key and value, picks the operation.
+//! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means.
+//! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
+//!    fred client with explicit timeouts and a single attempt.
+//! 4. **Redis**: the primary `g1` stores every record; `g2` replicates it with Redis's own
+//!    replication, through the `replication` proxy.
+
+pub mod check;
+pub mod cli;
+pub mod faults;
+pub mod lab;
+pub mod logging;
+pub mod proxy;
+pub mod scenario;

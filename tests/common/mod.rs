@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests: real `redis-server` processes on free ports.
+//!
+//! Each integration test file does `mod common;` and uses what it needs; helpers a given test
+//! file does not use are allowed to be dead there.
+#![allow(dead_code)]
+
+pub mod redis;
