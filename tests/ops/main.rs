@@ -5,12 +5,14 @@
 //! These sit beside the data path, not on it: they read what caplab exports on `/metrics`.
 //! Every check that needs a parser uses the real one: `promtool` (Debian's `prometheus`
 //! package, installed by `./test.sh`), which is missing is a failure with the install command,
-//! never a skip. Not here yet: a test against a running lab (every `caplab` name of
-//! metric-names.txt is on /metrics; a real Prometheus sees the breaker alert go pending).
+//! never a skip; a real `prometheus` server loads the rules in `server.rs`. Not here yet, as
+//! they need a running lab: every `caplab` name of metric-names.txt is on the apps' /metrics,
+//! and Prometheus scraping the lab sees the breaker alert go pending during a partition.
 
 mod dashboard;
 mod metric_names;
 mod promql;
 mod rules;
 mod runbooks;
+mod server;
 mod support;
