@@ -4,7 +4,7 @@
 //!
 //! These sit beside the data path, not on it: they read what caplab exports on `/metrics`.
 //! Every check that needs a parser uses the real one: `promtool` (Debian's `prometheus`
-//! package, installed by `./test.sh`), which is missing is a failure with the install command,
+//! package, installed by `./test.sh`); a missing one is a failure with the install command,
 //! never a skip; a real `prometheus` server loads the rules in `server.rs`. Not here yet, as
 //! they need a running lab: every `caplab` name of metric-names.txt is on the apps' /metrics,
 //! and Prometheus scraping the lab sees the breaker alert go pending during a partition.

@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 
 use crate::support::{RULE_FILES, alerts, files_in, promtool_ok, recordings, yaml};
 
-/// The guide's alert thresholds: alert, comparison, threshold, `for`.
-const GUIDE: &[(&str, &str, f64, &str)] = &[
-    ("CaplabCircuitBreakerOpen", ">", 0.0, "1m"),
-    ("CaplabStalenessHigh", ">", 1000.0, "30s"),
-    ("CaplabErrorRateHigh", ">", 0.05, "1m"),
-    ("CaplabLatencyP99High", ">", 0.5, "2m"),
-    ("CaplabConnectionFailuresHigh", ">", 0.1, "30s"),
-    ("CaplabAppDown", "==", 0.0, "1m"),
+/// The guide's alert thresholds: alert, final comparison and threshold (none for `absent`), `for`.
+const GUIDE: &[(&str, Option<(&str, f64)>, &str)] = &[
+    ("CaplabCircuitBreakerOpen", Some((">", 0.0)), "1m"),
+    ("CaplabStalenessHigh", Some((">", 1000.0)), "30s"),
+    ("CaplabErrorRateHigh", Some((">", 0.05)), "1m"),
+    ("CaplabLatencyP99High", Some((">", 0.5)), "2m"),
+    ("CaplabConnectionFailuresHigh", Some((">", 0.1)), "30s"),
+    ("CaplabAppDown", Some(("==", 0.0)), "1m"),
+    ("CaplabAppMissing", None, "1m"),
 ];
 
 /// The comparison an alert expression ends with, e.g. `... > 0.05` gives (">", 0.05).
@@ -200,15 +201,17 @@ fn alerts_carry_the_guides_thresholds() {
     let names: BTreeSet<&str> = alerts.iter().map(|a| a.name()).collect();
     let guide: BTreeSet<&str> = GUIDE.iter().map(|g| g.0).collect();
     assert_eq!(names, guide, "alerts.yml and the guide's list differ");
-    for (name, op, threshold, for_) in GUIDE {
+    for (name, comparison, for_) in GUIDE {
         let a = alerts.iter().find(|a| a.name() == *name).unwrap();
-        let (got_op, got) = final_comparison(&a.expr);
-        assert_eq!(
-            (got_op.as_str(), got),
-            (*op, *threshold),
-            "{name}: threshold of `{}`",
-            a.expr
-        );
+        if let Some((op, threshold)) = comparison {
+            let (got_op, got) = final_comparison(&a.expr);
+            assert_eq!(
+                (got_op.as_str(), got),
+                (*op, *threshold),
+                "{name}: threshold of `{}`",
+                a.expr
+            );
+        }
         assert_eq!(a.for_.as_deref(), Some(*for_), "{name}: `for`");
     }
 }

@@ -93,7 +93,7 @@ fn a_real_prometheus_loads_the_rules_and_app_down_goes_pending_with_mode() {
                     log()
                 );
             }
-            rules_ok = groups.len() == 2 && rules.len() == 11 && evaluated;
+            rules_ok = groups.len() == 2 && rules.len() == 12 && evaluated;
         }
         if let Some(a) = get(port, "/api/v1/alerts") {
             pending_modes = a["data"]["alerts"]
@@ -108,7 +108,7 @@ fn a_real_prometheus_loads_the_rules_and_app_down_goes_pending_with_mode() {
     }
     assert!(
         rules_ok,
-        "Prometheus did not load and evaluate the 11 rules in 60 s:\n{}",
+        "Prometheus did not load and evaluate the 12 rules in 60 s:\n{}",
         log()
     );
     assert_eq!(
