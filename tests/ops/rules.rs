@@ -6,8 +6,11 @@ use std::collections::BTreeSet;
 
 use crate::support::{RULE_FILES, alerts, files_in, promtool_ok, recordings, yaml};
 
-/// The guide's alert thresholds: alert, final comparison and threshold (none for `absent`), `for`.
-const GUIDE: &[(&str, Option<(&str, f64)>, &str)] = &[
+/// The comparison an alert's expression ends with and its threshold; none for `absent()`.
+type Comparison = Option<(&'static str, f64)>;
+
+/// The guide's alert thresholds: alert, final comparison, `for`.
+const GUIDE: &[(&str, Comparison, &str)] = &[
     ("CaplabCircuitBreakerOpen", Some((">", 0.0)), "1m"),
     ("CaplabStalenessHigh", Some((">", 1000.0)), "30s"),
     ("CaplabErrorRateHigh", Some((">", 0.05)), "1m"),
