@@ -21,4 +21,8 @@ ensure_demo_deps() {
 
 ensure_test_deps() {
   ensure_demo_deps
+  # promtool (Debian's prometheus package): tests/ops checks and unit-tests the alert rules and
+  # parses the dashboards' queries. On a machine with systemd the package also starts a
+  # Prometheus service on :9090; the tests do not use it.
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
 }

@@ -1,0 +1,18 @@
+//! The operations artefacts, tested: Prometheus rules and their promtool unit tests, the
+//! scrape configs, the Grafana dashboard and provisioning, the runbooks, and the list of metric
+//! names they all use (`prometheus/metric-names.txt`).
+//!
+//! These sit beside the data path, not on it: they read what caplab exports on `/metrics`.
+//! Every check that needs a parser uses the real one: `promtool` (Debian's `prometheus`
+//! package, installed by `./test.sh`); a missing one is a failure with the install command,
+//! never a skip; a real `prometheus` server loads the rules in `server.rs`. Not here yet, as
+//! they need a running lab: every `caplab` name of metric-names.txt is on the apps' /metrics,
+//! and Prometheus scraping the lab sees the breaker alert go pending during a partition.
+
+mod dashboard;
+mod metric_names;
+mod promql;
+mod rules;
+mod runbooks;
+mod server;
+mod support;
