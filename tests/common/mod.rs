@@ -5,5 +5,5 @@
 //! file does not use are allowed to be dead there.
 #![allow(dead_code)]
 
-pub mod redis;
 pub mod proxy;
+pub mod redis;

@@ -69,7 +69,9 @@ impl TestProxy {
     /// A raw request: method, path, optional body sent without a content type.
     pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("http://{}{path}", self.api));
+        let mut req = self
+            .http
+            .request(method, format!("http://{}{path}", self.api));
         if let Some(body) = body {
             req = req.body(body.to_string());
         }
@@ -99,7 +101,11 @@ impl TestProxy {
     /// Adds a toxic (a JSON body) to `proxy`; asserts it was created.
     pub async fn toxic(&self, proxy: &str, toxic: Value) -> Value {
         let a = self
-            .call("POST", &format!("/proxies/{proxy}/toxics"), Some(&toxic.to_string()))
+            .call(
+                "POST",
+                &format!("/proxies/{proxy}/toxics"),
+                Some(&toxic.to_string()),
+            )
             .await;
         assert_eq!(a.status, 200, "{a:?}");
         a.body
@@ -116,7 +122,9 @@ impl TestProxy {
     /// Enables or disables a proxy.
     pub async fn set_enabled(&self, proxy: &str, enabled: bool) {
         let body = json!({ "enabled": enabled }).to_string();
-        let a = self.call("PATCH", &format!("/proxies/{proxy}"), Some(&body)).await;
+        let a = self
+            .call("PATCH", &format!("/proxies/{proxy}"), Some(&body))
+            .await;
         assert_eq!(a.status, 200, "{a:?}");
         assert_eq!(a.body["enabled"], enabled);
     }
@@ -199,7 +207,9 @@ pub async fn sending_server(payload: Vec<u8>, close: bool) -> String {
 
 /// Connects to `addr`.
 pub async fn connect(addr: &str) -> TcpStream {
-    let s = TcpStream::connect(addr).await.expect("connect through the proxy");
+    let s = TcpStream::connect(addr)
+        .await
+        .expect("connect through the proxy");
     s.set_nodelay(true).unwrap();
     s
 }
