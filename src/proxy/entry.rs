@@ -14,6 +14,7 @@ use super::connection::ChainWatch;
 use super::error::ApiError;
 use super::listener::Listening;
 use super::model::{ProxyJson, Stream, ToxicJson};
+use super::signal::Wakers;
 use super::toxics::{Chain, ToxicConfig};
 
 /// Where a proxy with no `listen` address listens: loopback, a free port.
@@ -28,6 +29,7 @@ pub struct ProxyEntry {
     toxics: Vec<Arc<ToxicConfig>>,
     upstream_chain: watch::Sender<Chain>,
     downstream_chain: watch::Sender<Chain>,
+    wakers: Arc<Wakers>,
 }
 
 /// Binds `listen` as Go's `net.Listen("tcp", listen)` would: `""` is [`DEFAULT_LISTEN`],
@@ -62,6 +64,7 @@ impl ProxyEntry {
             toxics: Vec::new(),
             upstream_chain: watch::Sender::new(Arc::new(Vec::new())),
             downstream_chain: watch::Sender::new(Arc::new(Vec::new())),
+            wakers: Arc::default(),
         }
     }
 
@@ -113,6 +116,7 @@ impl ProxyEntry {
         let chains = ChainWatch {
             upstream: self.upstream_chain.subscribe(),
             downstream: self.downstream_chain.subscribe(),
+            wakers: self.wakers.clone(),
         };
         self.listening = Some(Listening::start(
             &self.name,
@@ -193,6 +197,7 @@ impl ProxyEntry {
             Stream::Downstream => &self.downstream_chain,
         };
         sender.send_replace(Arc::new(chain));
+        self.wakers.wake_all();
     }
 }
 

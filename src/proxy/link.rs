@@ -2,8 +2,8 @@
 //! direction's toxics, writes them to the other socket.
 //!
 //! Data path: the heart of the proxy. With no toxic on its direction a link is a plain copy
-//! loop (one reused 64 KiB buffer, no allocation, no lock per chunk; it waits on the toxic
-//! chain's `watch` only alongside the read). With toxics, each chunk read is stamped with its
+//! loop (one reused 64 KiB buffer, no allocation, no lock per chunk: it learns of toxic changes
+//! through [`super::signal`], two atomic loads per poll). With toxics, each chunk read is stamped with its
 //! arrival time and moves through the stages of [`super::toxics`]; reading goes on while
 //! stages hold chunks (up to [`MAX_IN_FLIGHT`] bytes), so latency never stacks. A change of the
 //! chain (toxic added, updated, removed) is picked up live: surviving stages keep their queued
@@ -11,13 +11,16 @@
 //! lost unless a toxic's own meaning drops it.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
+use super::signal::{Controls, Signal};
 use super::toxics::{Chain, EndKind, Item, Stage, Step};
 
 /// Read size of both paths.
@@ -39,10 +42,16 @@ pub enum LinkEnd {
     Failed(io::Error),
 }
 
+/// What woke the plain copy loop.
+enum Plain {
+    Read(usize),
+    Signal(Signal),
+    Failed(io::Error),
+}
+
 /// One direction of a connection.
-pub struct Link {
-    rx: watch::Receiver<Chain>,
-    watching: bool,
+pub struct Link<'a> {
+    controls: Controls<'a>,
     stages: Vec<Stage>,
     out: VecDeque<Bytes>,
     out_end: Option<EndKind>,
@@ -50,14 +59,13 @@ pub struct Link {
     reading: bool,
 }
 
-impl Link {
-    /// A link following the toxic chain published on `rx`.
-    pub fn new(mut rx: watch::Receiver<Chain>) -> Link {
-        let chain = rx.borrow_and_update().clone();
+impl<'a> Link<'a> {
+    /// A link following the toxic chain of `controls`.
+    pub fn new(mut controls: Controls<'a>) -> Link<'a> {
+        let chain = controls.current();
         let now = Instant::now();
         Link {
-            rx,
-            watching: true,
+            controls,
             stages: chain.iter().map(|t| Stage::new(t, now)).collect(),
             out: VecDeque::new(),
             out_end: None,
@@ -70,9 +78,9 @@ impl Link {
         self.stages.is_empty() && self.out.is_empty() && self.out_end.is_none() && self.reading
     }
 
-    /// Runs until the stream ends. `stop` asks the link to finish as if its source had ended
-    /// (the other direction is done).
-    pub async fn run<R, W>(mut self, src: &mut R, dst: &mut W, stop: &Notify) -> LinkEnd
+    /// Runs until the stream ends. The connection's stop flag asks the link to finish as if
+    /// its source had ended (the other direction is done).
+    pub async fn run<R, W>(mut self, src: &mut R, dst: &mut W) -> LinkEnd
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -81,19 +89,28 @@ impl Link {
         let mut read_buf = BytesMut::new();
         loop {
             if self.is_plain() {
-                tokio::select! {
-                    biased;
-                    changed = self.rx.changed(), if self.watching => self.on_change(changed.is_ok()),
-                    _ = stop.notified() => return LinkEnd::Eof,
-                    read = src.read(&mut buf) => match read {
-                        Ok(0) => return LinkEnd::Eof,
-                        Ok(n) => {
-                            if let Err(e) = dst.write_all(&buf[..n]).await {
-                                return LinkEnd::Failed(e);
-                            }
+                let event = poll_fn(|cx| {
+                    if let Some(signal) = self.controls.poll(cx, true) {
+                        return Poll::Ready(Plain::Signal(signal));
+                    }
+                    let mut filled = ReadBuf::new(&mut buf);
+                    match Pin::new(&mut *src).poll_read(cx, &mut filled) {
+                        Poll::Ready(Ok(())) => Poll::Ready(Plain::Read(filled.filled().len())),
+                        Poll::Ready(Err(e)) => Poll::Ready(Plain::Failed(e)),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await;
+                match event {
+                    Plain::Read(0) | Plain::Signal(Signal::Stop) => return LinkEnd::Eof,
+                    Plain::Read(n) => {
+                        if let Err(e) = dst.write_all(&buf[..n]).await {
+                            return LinkEnd::Failed(e);
                         }
-                        Err(e) => return LinkEnd::Failed(e),
-                    },
+                    }
+                    Plain::Signal(Signal::Changed) => self.relink(),
+                    Plain::Signal(Signal::Gone) => {}
+                    Plain::Failed(e) => return LinkEnd::Failed(e),
                 }
                 continue;
             }
@@ -113,10 +130,17 @@ impl Link {
             if can_read && read_buf.capacity() < READ_BUF / 4 {
                 read_buf.reserve(READ_BUF);
             }
+            let reading = self.reading;
+            let controls = &mut self.controls;
             tokio::select! {
                 biased;
-                changed = self.rx.changed(), if self.watching => self.on_change(changed.is_ok()),
-                _ = stop.notified(), if self.reading => self.end_input(EndKind::Eof),
+                signal = poll_fn(|cx| controls.poll(cx, reading).map_or(Poll::Pending, Poll::Ready)) => {
+                    match signal {
+                        Signal::Stop => self.end_input(EndKind::Eof),
+                        Signal::Changed => self.relink(),
+                        Signal::Gone => {}
+                    }
+                }
                 written = dst.write(self.out.front().map_or(&[][..], |b| &b[..])), if !self.out.is_empty() => {
                     match written {
                         Ok(0) => return LinkEnd::Failed(io::ErrorKind::WriteZero.into()),
@@ -198,18 +222,10 @@ impl Link {
         Ok(wake)
     }
 
-    fn on_change(&mut self, sender_alive: bool) {
-        if !sender_alive {
-            // The proxy is being deleted; its listener task ends this connection.
-            self.watching = false;
-            return;
-        }
-        let chain = self.rx.borrow_and_update().clone();
-        self.relink(&chain, Instant::now());
-    }
-
-    /// Rebuilds the stages for a new chain without losing queued chunks.
-    fn relink(&mut self, chain: &Chain, now: Instant) {
+    /// Rebuilds the stages for the chain now published, without losing queued chunks.
+    fn relink(&mut self) {
+        let chain: Chain = self.controls.current();
+        let now = Instant::now();
         let mut dropped = 0;
         let mut kept: Vec<Stage> = Vec::with_capacity(chain.len());
         // Items of removed stages, newest last, waiting for the next surviving stage.

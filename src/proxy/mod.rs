@@ -18,6 +18,7 @@
 //! | [`listener`] | accept loop and live connections of a proxy |
 //! | [`connection`] | one client: dial upstream, two links, close together |
 //! | [`link`] | one direction: plain copy without toxics, stage chain with them |
+//! | [`signal`] | lock-free wake-ups of live connections (toxic changes, stop) |
 //! | [`toxics`] | the toxics as stages ([`toxics::shape`], [`toxics::cut`]) |
 //! | [`populate`] | `--config populate.json` |
 
@@ -37,6 +38,7 @@ pub mod model;
 pub mod populate;
 pub mod registry;
 pub mod server;
+pub mod signal;
 pub mod toxics;
 
 pub use error::{ApiError, ErrorBody};
