@@ -69,12 +69,15 @@ run() { # mode port round
     | tail -n +2 | tr -d '"' | awk -F, -v mode="$1" -v round="$3" '{print mode, round, $1, $2, $5, $7}'
 }
 
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
 echo "== redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -d $PAYLOAD, $ROUNDS rounds, direct and through the proxy alternately" >&2
 : >"$WORK/results"
 for round in $(seq 1 "$ROUNDS"); do
   run direct "$REDIS_PORT" "$round" | tee -a "$WORK/results" >&2
   run proxy "$PROXY_PORT" "$round" | tee -a "$WORK/results" >&2
 done
+
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # Median of each figure per mode and test, then the comparison.
 echo

@@ -117,7 +117,10 @@ impl Session {
         path: &str,
         body: Option<Value>,
     ) -> Result<(), FaultError> {
+        // HTTP/1.1 only: Toxiproxy's API is plain HTTP, and this keeps reqwest 0.11's h2 0.3
+        // (RUSTSEC-2026-0258) out of every request (see the README's security notes).
         let http = reqwest::blocking::Client::builder()
+            .http1_only()
             .timeout(HTTP_TIMEOUT)
             .build()
             .map_err(|e| self.client_error(op, e.to_string()))?;
