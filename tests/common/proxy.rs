@@ -5,7 +5,7 @@
 //! own runtime. It stops (listeners and connections closed) when dropped.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use caplab::proxy::ProxyServer;
 use serde_json::{Value, json};
@@ -232,4 +232,20 @@ pub async fn read_to_end(sock: &mut TcpStream, within: Duration) -> (Vec<u8>, st
         Ok(r) => (out, r),
         Err(_) => (out, Err(std::io::ErrorKind::TimedOut.into())),
     }
+}
+
+/// Generous upper slack for a loaded machine.
+pub const SLACK: Duration = Duration::from_millis(400);
+
+/// Writes `msg`, reads the same number of bytes back; returns the round-trip time.
+pub async fn round_trip(sock: &mut TcpStream, msg: &[u8]) -> Duration {
+    let start = Instant::now();
+    sock.write_all(msg).await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(10), sock.read_exact(&mut back))
+        .await
+        .expect("echo within 10 s")
+        .expect("echo");
+    assert_eq!(back, msg);
+    start.elapsed()
 }
