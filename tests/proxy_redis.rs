@@ -104,12 +104,11 @@ async fn replication_through_the_proxy_slows_and_cuts() {
     let g1 = client(&format!("127.0.0.1:{}", pair.g1.port())).await;
     let g2 = client(&format!("127.0.0.1:{}", pair.g2.port())).await;
 
+    // Right after a full sync Redis may hold the stream until the replica's first ACK (up to
+    // a second): wait for a first write to arrive before timing anything.
     let _: () = g1.set("a", "1", None, None, false).await.unwrap();
-    let took = replicated(&g2, "a", "1", Duration::from_secs(2)).await;
-    assert!(
-        took.is_some_and(|t| t < Duration::from_millis(500)),
-        "{took:?}"
-    );
+    let took = replicated(&g2, "a", "1", Duration::from_secs(5)).await;
+    assert!(took.is_some(), "replication through the proxy works");
 
     // g1 -> g2 is the proxy's downstream (g2 is its client).
     p.toxic(

@@ -42,9 +42,9 @@ fn bind(listen: &str) -> Result<(TcpListener, String), ApiError> {
     } else {
         listen.to_string()
     };
-    let fail = |source| ApiError::Listen {
+    let fail = |error| ApiError::Listen {
         addr: addr.clone(),
-        source,
+        error,
     };
     let std_listener = std::net::TcpListener::bind(&addr).map_err(fail)?;
     std_listener.set_nonblocking(true).map_err(fail)?;

@@ -1,7 +1,8 @@
 //! The errors of the proxy's HTTP API, and the one place that maps them to HTTP statuses and
 //! Toxiproxy's error body `{"error": "...", "status": N}`.
 //!
-//! Control plane only: every API handler ([`super::api`]) and registry operation
+//! Messages are self-contained (no `source` chain), so `{:#}` in `main.rs` does not repeat
+//! them. Control plane only: every API handler ([`super::api`]) and registry operation
 //! ([`super::registry`]) returns an [`ApiError`]; nothing on the data path does.
 
 use axum::http::StatusCode;
@@ -37,12 +38,12 @@ pub enum ApiError {
     #[error("toxic not found")]
     ToxicNotFound,
     /// The proxy could not listen on its address.
-    #[error("listen tcp {addr}: {source}")]
+    #[error("listen tcp {addr}: {error}")]
     Listen {
         /// The address asked for.
         addr: String,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A browser asked (Toxiproxy refuses them so a web page cannot drive it).
     #[error("User agent not allowed")]

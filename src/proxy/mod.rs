@@ -74,29 +74,29 @@ pub enum ProxyError {
     },
     /// The API address could not be bound.
     #[error(
-        "cannot listen on {addr} for the proxy API: {source}; is another Toxiproxy running? choose another --port"
+        "cannot listen on {addr} for the proxy API: {error}; is another Toxiproxy running? choose another --port"
     )]
     Bind {
         /// The address.
         addr: String,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The `--config` file could not be read.
-    #[error("cannot read the proxy config {}: {source}", path.display())]
+    #[error("cannot read the proxy config {}: {error}", path.display())]
     ConfigRead {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The `--config` file could not be applied.
-    #[error("proxy config {}: {source}", path.display())]
+    #[error("proxy config {}: {error}", path.display())]
     ConfigApply {
         /// The file.
         path: PathBuf,
         /// What populate said.
-        source: ApiError,
+        error: ApiError,
     },
     /// Waiting for Ctrl-C or SIGTERM failed.
     #[error("cannot wait for a stop signal: {0}")]

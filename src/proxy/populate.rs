@@ -16,15 +16,15 @@ use super::server::RunningProxy;
 pub async fn from_file(server: &RunningProxy, path: &Path) -> Result<Vec<ProxyJson>, ProxyError> {
     let body = tokio::fs::read(path)
         .await
-        .map_err(|source| ProxyError::ConfigRead {
+        .map_err(|error| ProxyError::ConfigRead {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     server
         .populate(body)
         .await
-        .map_err(|source| ProxyError::ConfigApply {
+        .map_err(|error| ProxyError::ConfigApply {
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }

@@ -27,9 +27,9 @@ pub struct ProxyServer;
 impl ProxyServer {
     /// Binds the HTTP API on `api_addr` (port 0 picks a free port) and starts serving.
     pub async fn start(api_addr: SocketAddr) -> Result<RunningProxy, ProxyError> {
-        let bind_error = |source| ProxyError::Bind {
+        let bind_error = |error| ProxyError::Bind {
             addr: api_addr.to_string(),
-            source,
+            error,
         };
         let listener = TcpListener::bind(api_addr).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
