@@ -14,6 +14,24 @@
 //! | [`session`] | one blocking call: client, change, read-back |
 //! | [`spec`] | [`ProxySpec`], [`ToxicSpec`] |
 //! | [`error`] | [`FaultError`], definite or not |
+//!
+//! ```no_run
+//! use caplab::faults::{FaultDriver, ProxySpec, Stream, ToxicKind, ToxicSpec, G1, G2, REPLICATION};
+//! # async fn lab() -> Result<(), caplab::faults::FaultError> {
+//! let toxiproxy = FaultDriver::new("127.0.0.1:8474")?;
+//! toxiproxy
+//!     .ensure_lab_proxies(&[
+//!         ProxySpec::new(G1, "127.0.0.1:26379", "127.0.0.1:6379"),
+//!         ProxySpec::new(G2, "127.0.0.1:26380", "127.0.0.1:6380"),
+//!         ProxySpec::new(REPLICATION, "127.0.0.1:26381", "127.0.0.1:6379"),
+//!     ])
+//!     .await?;
+//! let lag = ToxicKind::Latency { latency: 300, jitter: 20 };
+//! toxiproxy.add_toxic(REPLICATION, ToxicSpec::new(lag, Stream::Downstream)).await?;
+//! toxiproxy.set_enabled(G1, false).await?; // partition the apps from the primary
+//! toxiproxy.reset().await?; // heal: everything enabled, no toxics
+//! # Ok(()) }
+//! ```
 
 pub mod driver;
 pub mod error;
@@ -23,6 +41,8 @@ pub mod spec;
 pub use driver::FaultDriver;
 pub use error::FaultError;
 pub use spec::{ProxySpec, ToxicSpec};
+
+pub use crate::proxy::model::{Stream, ToxicKind};
 
 /// The proxy between the apps and the primary `g1`.
 pub const G1: &str = "g1";
