@@ -4,7 +4,7 @@
 //! Control plane of the fault path: the scenario runner (issue 7) and the lab (issue 6) call
 //! [`FaultDriver`] to create the lab's proxies ([`G1`], [`G2`], [`REPLICATION`]), take one
 //! down and up, add, update and remove toxics ([`ToxicSpec`] over the typed
-//! [`ToxicKind`](crate::proxy::ToxicKind)), and reset. It is built on the `toxiproxy_rust`
+//! [`ToxicKind`]), and reset. It is built on the `toxiproxy_rust`
 //! client, run off the async runtime with a fresh client per call, panics caught, and every
 //! change confirmed by reading the proxy back.
 //!

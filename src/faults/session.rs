@@ -5,7 +5,7 @@
 //! `spawn_blocking` inside `catch_unwind`, because `toxiproxy_rust` blocks, panics on some
 //! failures and does not check HTTP status. Every change here is confirmed by reading the proxy
 //! back; a state that does not match is [`FaultError::UnexpectedState`]. The few calls the
-//! client cannot make are plain HTTP ([`Session::http`]), each saying why.
+//! client cannot make are plain HTTP (`Session::http`), each saying why.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

@@ -25,7 +25,7 @@ pub mod shape;
 /// always be set (Toxiproxy would sleep for centuries).
 const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// `ms` milliseconds as a delay: negative is zero, huge is [`MAX_DELAY`].
+/// `ms` milliseconds as a delay: negative is zero, more than a year is a year.
 pub fn millis(ms: i64) -> Duration {
     Duration::from_millis(ms.max(0) as u64).min(MAX_DELAY)
 }
