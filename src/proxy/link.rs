@@ -153,7 +153,9 @@ impl<'a> Link<'a> {
                     Ok(n) => {
                         self.in_flight += n;
                         let chunk = read_buf.split().freeze();
-                        self.route(0, Item::Data(chunk, Instant::now()), &mut 0);
+                        let mut dropped = 0;
+                        self.route(0, Item::Data(chunk, Instant::now()), &mut dropped);
+                        self.in_flight -= dropped;
                     }
                     Err(e) => return LinkEnd::Failed(e),
                 },
