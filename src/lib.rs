@@ -31,6 +31,10 @@
 //!    fred client with explicit timeouts and a single attempt.
 //! 4. **Redis**: the primary `g1` stores every record; `g2` replicates it with Redis's own
 //!    replication, through the `replication` proxy.
+//!
+//! Between 3 and 4, every byte crosses a Toxiproxy proxy (`g1`, `g2`): the real Toxiproxy or
+//! [`proxy`], whose links copy bytes plainly until a toxic is set; [`faults`] is how the
+//! runner and the lab change those proxies.
 
 pub mod check;
 pub mod cli;

@@ -1,7 +1,9 @@
-//! Helpers shared by the integration tests: real `redis-server` processes on free ports.
+//! Helpers shared by the integration tests: real `redis-server` processes on free ports, and
+//! the embedded Toxiproxy-compatible server.
 //!
 //! Each integration test file does `mod common;` and uses what it needs; helpers a given test
 //! file does not use are allowed to be dead there.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod redis;

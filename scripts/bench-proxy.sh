@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmark of the embedded proxy's data path (issue 4): redis-benchmark GET/SET at 32
+# connections straight against a redis-server and through `caplab proxy` with no toxic, in the
+# same run, alternating rounds. Prints throughput ratio and added p50/p99 per test.
+#
+#   scripts/bench-proxy.sh                 # defaults: 200000 requests, 32 clients, 3 rounds
+#   REQUESTS=500000 ROUNDS=5 scripts/bench-proxy.sh
+#
+# Targets (BENCHMARKS.md): added p50 < 100 us, throughput >= 60% of direct. A GET row at one
+# connection is added: the proxy's own per-hop latency, free of queueing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-200000}
+CLIENTS=${CLIENTS:-32}
+ROUNDS=${ROUNDS:-3}
+PAYLOAD=${PAYLOAD:-64}
+
+for tool in redis-server redis-benchmark redis-cli; do
+  command -v "$tool" >/dev/null || { echo "error: $tool not found; sudo apt-get install -y redis-server redis-tools" >&2; exit 2; }
+done
+
+echo "== building the release binary" >&2
+cargo build --release --quiet
+CAPLAB=target/release/caplab
+
+# A free loopback port: nothing answers on it.
+free_port() {
+  local p
+  while :; do
+    p=$(( (RANDOM << 1 | RANDOM & 1) % 20000 + 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+wait_ping() {
+  for _ in $(seq 1 100); do
+    if redis-cli -p "$1" ping >/dev/null 2>&1; then return 0; fi
+    sleep 0.05
+  done
+  echo "error: nothing answers PING on port $1" >&2; exit 2
+}
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$WORK" --logfile "$WORK/redis.log" &
+PIDS+=($!)
+wait_ping "$REDIS_PORT"
+
+PROXY_PORT=$(free_port)
+API_PORT=$(free_port)
+cat >"$WORK/populate.json" <<JSON
+[{"name": "bench", "listen": "127.0.0.1:$PROXY_PORT", "upstream": "127.0.0.1:$REDIS_PORT"}]
+JSON
+LOG_LEVEL=warn "$CAPLAB" proxy --port "$API_PORT" --config "$WORK/populate.json" >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
+PIDS+=($!)
+wait_ping "$PROXY_PORT"
+
+run() { # mode port round clients requests tests
+  redis-benchmark -p "$2" -t "$6" -n "$5" -c "$4" -d "$PAYLOAD" --csv 2>/dev/null \
+    | tail -n +2 | tr -d '"' | awk -F, -v mode="$1" -v round="$3" -v c="$4" '{print mode, round, $1 "@" c, $2, $5, $7}'
+}
+
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
+echo "== redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -d $PAYLOAD, $ROUNDS rounds, direct and through the proxy alternately" >&2
+: >"$WORK/results"
+for round in $(seq 1 "$ROUNDS"); do
+  run direct "$REDIS_PORT" "$round" "$CLIENTS" "$REQUESTS" set,get | tee -a "$WORK/results" >&2
+  run proxy "$PROXY_PORT" "$round" "$CLIENTS" "$REQUESTS" set,get | tee -a "$WORK/results" >&2
+  # One connection: the latency the proxy adds per hop, without queueing behind other clients.
+  run direct "$REDIS_PORT" "$round" 1 20000 get | tee -a "$WORK/results" >&2
+  run proxy "$PROXY_PORT" "$round" 1 20000 get | tee -a "$WORK/results" >&2
+done
+
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# Median of each figure per mode and test, then the comparison.
+echo
+echo "| test | direct req/s | proxy req/s | proxy/direct | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for t in "SET@$CLIENTS" "GET@$CLIENTS" GET@1; do
+  med() { # mode column
+    awk -v m="$1" -v t="$t" -v c="$2" '$1==m && $3==t {print $c}' "$WORK/results" | sort -g \
+      | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+  }
+  d_rps=$(med direct 4); p_rps=$(med proxy 4)
+  d_50=$(med direct 5); p_50=$(med proxy 5)
+  d_99=$(med direct 6); p_99=$(med proxy 6)
+  awk -v t="$t" -v dr="$d_rps" -v pr="$p_rps" -v d5="$d_50" -v p5="$p_50" -v d9="$d_99" -v p9="$p_99" 'BEGIN {
+    printf "| %s | %.0f | %.0f | %.0f%% | %.0f us | %.0f us | %+.0f us | %.0f us | %.0f us | %+.0f us |\n",
+      t, dr, pr, 100*pr/dr, d5*1000, p5*1000, (p5-d5)*1000, d9*1000, p9*1000, (p9-d9)*1000 }'
+done
