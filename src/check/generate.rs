@@ -109,7 +109,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
     let mut heap: BinaryHeap<Reverse<(u64, u64, Step, usize)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut issued = 0usize;
-    let mut in_flight = 0usize;
+    let mut idle = 0usize;
     let mut final_left: Option<Vec<usize>> = None;
     for slot in 0..slots {
         heap.push(Reverse((
@@ -139,6 +139,17 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     let Some(key) = left.pop() else { continue };
                     (OpKind::Read, key, Some("final".to_string()))
                 } else {
+                    // This slot is done; once all are, read every written key once more.
+                    idle += 1;
+                    if idle == slots && cfg.final_reads {
+                        let mut left: Vec<usize> = (0..keys).filter(|&k| written[k]).collect();
+                        left.reverse();
+                        final_left = Some(left);
+                        let start = t + 1 + lat * 8; // after any pending info write could land
+                        for s in 0..slots {
+                            heap.push(Reverse((start + s as u64, seq, Step::Invoke, s)));
+                        }
+                    }
                     continue;
                 };
                 let value = (f == OpKind::Write).then(|| match cfg.distinct_values {
@@ -178,7 +189,6 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     EventType::Info => t + 1 + lat * 2,
                     _ => apply_at + 1 + rng.random_range(0..lat),
                 };
-                in_flight += 1;
                 let op = ops.len();
                 ops.push(PendingOp {
                     slot,
@@ -230,21 +240,9 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                 e.phase = op.phase.clone();
                 out.push((t, seq, e));
                 let slot = op.slot;
-                in_flight -= 1;
                 if op.outcome == EventType::Info {
                     process[slot] = next_process;
                     next_process += 1;
-                }
-                if issued >= cfg.ops && cfg.final_reads && final_left.is_none() && in_flight == 0 {
-                    // Everything else has completed: read every written key once more.
-                    let mut left: Vec<usize> = (0..keys).filter(|&k| written[k]).collect();
-                    left.reverse();
-                    final_left = Some(left);
-                    let start = t + 1 + lat * 8; // after any pending info write could land
-                    for s in 0..slots {
-                        heap.push(Reverse((start + s as u64, seq, Step::Invoke, s)));
-                    }
-                    continue;
                 }
                 let think = rng.random_range(0..=cfg.max_think_ns);
                 heap.push(Reverse((t + 1 + think, seq, Step::Invoke, slot)));
