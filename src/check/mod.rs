@@ -149,12 +149,12 @@ impl From<&CheckArgs> for CheckOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// The history could not be read or is malformed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     History {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        source: HistoryError,
+        error: HistoryError,
     },
     /// The report could not be written to standard output.
     #[error("cannot write the report: {0}")]
@@ -225,7 +225,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, CheckError> {
     let report = tokio::task::spawn_blocking(move || {
         read_history(&path)
             .map(|h| check_history(&h, &opts))
-            .map_err(|source| CheckError::History { path, source })
+            .map_err(|error| CheckError::History { path, error })
     })
     .await
     .map_err(|e| CheckError::Task(e.to_string()))??;

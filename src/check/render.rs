@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::report::{CheckReport, Validity};
+use super::wgl::UnknownReason;
 
 fn pct(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
@@ -55,16 +56,20 @@ pub fn summary(r: &CheckReport) -> String {
         };
         let _ = writeln!(
             s,
-            "  key {:?}: cannot linearize the {} (longest linearizable prefix: {} ops, register then {register})",
+            "  key {:?}: cannot linearize the {}; the longest linearizable prefix has {} ops, the register then held {register}",
             f.key,
             f.op.describe(),
             f.linearized_before
         );
     }
     if let Some(why) = l.unknown_reason {
+        let why = match why {
+            UnknownReason::Timeout => "the --timeout passed",
+            UnknownReason::Memory => "the memo reached --max-memory-mib",
+        };
         let _ = writeln!(
             s,
-            "  unknown ({why:?}) for keys: {}",
+            "  search unfinished ({why}) for keys: {}",
             l.unknown_keys.join(", ")
         );
     }
