@@ -114,7 +114,10 @@ fn unfinished_search_exits_2_as_unknown() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("verdict: unknown"), "{stdout}");
-    assert!(stdout.contains("search unfinished (the memo reached --max-memory-mib) for keys: k1"), "{stdout}");
+    assert!(
+        stdout.contains("search unfinished (the memo reached --max-memory-mib) for keys: k1"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -136,7 +136,7 @@ fn error_message_lists_problems_and_says_nothing_was_checked() {
 #[test]
 fn in_memory_events_are_validated_the_same_way() {
     let ok = Event::new(0, 1, EventType::Ok, OpKind::Read, "k", None, 1);
-    let Err(HistoryError::Malformed { problems, .. }) = History::from_events(vec![ok]) else {
+    let Err(HistoryError::Malformed { problems, .. }) = History::from_events(&[ok]) else {
         panic!("expected malformed");
     };
     assert_eq!(problems[0].line, 1);

@@ -104,7 +104,7 @@ impl H {
     fn history(&self) -> History {
         let mut ev = self.events.clone();
         ev.sort_by_key(|(t, kind, _)| (*t, *kind));
-        let events = ev
+        let events: Vec<Event> = ev
             .into_iter()
             .enumerate()
             .map(|(i, (_, _, mut e))| {
@@ -112,7 +112,7 @@ impl H {
                 e
             })
             .collect();
-        History::from_events(events).expect("valid history")
+        History::from_events(&events).expect("valid history")
     }
     fn check(&self) -> CheckReport {
         check_history(&self.history(), &CheckOptions::default())
@@ -470,7 +470,7 @@ fn mode_filter_checks_one_personality() {
     push(2, EventType::Ok, OpKind::Write, Some("2"), 30, "cp");
     push(3, EventType::Invoke, OpKind::Read, None, 40, "ap");
     push(3, EventType::Ok, OpKind::Read, Some("1"), 50, "ap");
-    let h = History::from_events(events).unwrap();
+    let h = History::from_events(&events).unwrap();
     let all = check_history(&h, &CheckOptions::default());
     assert_eq!(all.valid, Validity::Invalid);
     assert_eq!(all.stale_reads.by_mode["ap"].stale, 1);

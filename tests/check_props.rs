@@ -136,7 +136,7 @@ proptest! {
 
     #[test]
     fn generated_histories_are_linearizable(cfg in small_config()) {
-        let h = History::from_events(generate(&cfg)).unwrap();
+        let h = History::from_events(&generate(&cfg)).unwrap();
         prop_assert!(oracle(&h), "the oracle disagrees with the generator");
         let r = check(&h);
         prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r);
@@ -152,7 +152,7 @@ proptest! {
             _ => events.iter().filter(|e| e.f == OpKind::Write).nth(pick).and_then(|e| e.value.clone()),
         };
         prop_assume!(corrupt_read(&mut events, n, value.clone()).is_some());
-        let h = History::from_events(events).unwrap();
+        let h = History::from_events(&events).unwrap();
         let legal = oracle(&h);
         let r = check(&h);
         let expected = if legal { Validity::Valid } else { Validity::Invalid };
@@ -187,14 +187,14 @@ proptest! {
     #[test]
     fn larger_histories_are_valid_and_a_never_written_read_is_caught(seed in any::<u64>(), n in any::<usize>()) {
         let mut events = generate(&big(seed, 12, 20, 3000));
-        let h = History::from_events(events.clone()).unwrap();
+        let h = History::from_events(&events).unwrap();
         let r = check(&h);
         prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r.linearizability);
         prop_assert_eq!(r.lost_writes.final_phase.as_deref(), Some("final"));
         prop_assert!(r.lost_writes.keys_verified > 0);
         prop_assert!(r.sessions.reads_checked > 0);
         corrupt_read(&mut events, n, Some("never-written".into()));
-        let r = check(&History::from_events(events).unwrap());
+        let r = check(&History::from_events(&events).unwrap());
         prop_assert_eq!(r.linearizability.valid, Validity::Invalid);
         prop_assert_eq!(r.linearizability.keys_invalid, 1);
         prop_assert_eq!(r.linearizability.failures[0].op.value.as_deref(), Some("never-written"));
@@ -211,7 +211,7 @@ fn a_lagging_replica_produces_stale_reads_that_are_found() {
         seed: 7,
         ..GenConfig::default()
     };
-    let r = check(&History::from_events(generate(&cfg)).unwrap());
+    let r = check(&History::from_events(&generate(&cfg)).unwrap());
     assert!(r.stale_reads.count > 0, "{:#?}", r.stale_reads);
     assert_eq!(r.linearizability.valid, Validity::Invalid);
     // A read sees the register as it was 20 ms earlier, so no stale read can be older
@@ -255,7 +255,7 @@ fn anomaly_checkers_are_sound_and_not_idle() {
             Some(format!("v{}", rng.random_range(0..2)))
         };
         corrupt_read(&mut events, rng.random::<u32>() as usize, value);
-        let h = History::from_events(events).unwrap();
+        let h = History::from_events(&events).unwrap();
         let legal = oracle(&h);
         let r = check(&h);
         let expected = if legal {

@@ -6,7 +6,7 @@
 //! the history ended count as `info`. Groups are listed in the order they first appear in the
 //! history, so phases read in time order.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use serde::Serialize;
 

@@ -14,6 +14,8 @@
 //! left out of the JSON when they are `None`, and unknown fields are ignored when reading, so
 //! a newer writer does not break an older checker.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// What an event says about its operation (Jepsen's vocabulary).
@@ -116,6 +118,59 @@ impl Event {
             version: None,
             staleness_ms: None,
             phase: None,
+        }
+    }
+}
+
+/// An event borrowed from the line it was parsed from (or from an [`Event`]), so reading a
+/// big history does not allocate a string per field; [`super::History`] interns them.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawEvent<'a> {
+    pub index: u64,
+    pub process: u64,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub f: OpKind,
+    #[serde(borrow)]
+    pub key: Cow<'a, str>,
+    #[serde(borrow)]
+    pub value: Option<Cow<'a, str>>,
+    pub time: u64,
+    #[serde(default, borrow)]
+    pub mode: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub session: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub node: Option<Cow<'a, str>>,
+    /// Parsed so that a wrongly typed one is reported; not used by the checks.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub version: Option<u64>,
+    /// Parsed so that a wrongly typed one is reported; not used by the checks.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub staleness_ms: Option<u64>,
+    #[serde(default, borrow)]
+    pub phase: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<&'a Event> for RawEvent<'a> {
+    fn from(e: &'a Event) -> RawEvent<'a> {
+        let b = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
+        RawEvent {
+            index: e.index,
+            process: e.process,
+            kind: e.kind,
+            f: e.f,
+            key: Cow::Borrowed(&e.key),
+            value: b(&e.value),
+            time: e.time,
+            mode: b(&e.mode),
+            session: b(&e.session),
+            node: b(&e.node),
+            version: e.version,
+            staleness_ms: e.staleness_ms,
+            phase: b(&e.phase),
         }
     }
 }

@@ -13,11 +13,12 @@
 //! error: it is treated as `info`, as Jepsen does for crashed clients, and counted in
 //! [`History::open_at_end`].
 
-use std::collections::HashMap;
 use std::io::BufRead;
 
-use super::event::{Event, EventType, OpKind};
-use super::parse::{HistoryError, Problems, read_events};
+use hashbrown::HashMap;
+
+use super::event::{Event, EventType, OpKind, RawEvent};
+use super::parse::{HistoryError, Problems, for_each_event};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -79,14 +80,18 @@ struct Interner {
 }
 
 impl Interner {
-    fn intern(&mut self, s: String) -> u32 {
-        if let Some(&id) = self.ids.get(&s) {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
             return id;
         }
         let id = self.names.len() as u32;
-        self.names.push(s.clone());
-        self.ids.insert(s, id);
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
         id
+    }
+
+    fn intern_opt(&mut self, s: &Option<std::borrow::Cow<'_, str>>) -> Option<u32> {
+        s.as_deref().map(|s| self.intern(s))
     }
 }
 
@@ -111,19 +116,34 @@ enum ProcState {
     Dead(usize),
 }
 
+/// Validates events one at a time into a [`History`].
+struct Builder {
+    h: History,
+    procs: HashMap<u64, ProcState>,
+    /// `(index, time)` of the previous event.
+    last: Option<(u64, u64)>,
+}
+
 impl History {
     /// Reads and validates JSON Lines. Any malformed line refuses the whole history.
     pub fn parse(reader: impl BufRead) -> Result<History, HistoryError> {
         let mut problems = Problems::default();
-        let events = read_events(reader, &mut problems)?;
-        Self::from_lines(events, problems)
+        let mut b = Builder::new();
+        for_each_event(reader, &mut problems, |line, e, problems| {
+            b.push(line, e, problems)
+        })?;
+        b.finish(problems)
     }
 
     /// Validates events already in memory (the scenario runner's path); problems are
     /// reported with the 1-based position of the event as the "line".
-    pub fn from_events(events: Vec<Event>) -> Result<History, HistoryError> {
-        let numbered = events.into_iter().enumerate().map(|(i, e)| (i + 1, e));
-        Self::from_lines(numbered.collect(), Problems::default())
+    pub fn from_events(events: &[Event]) -> Result<History, HistoryError> {
+        let mut problems = Problems::default();
+        let mut b = Builder::new();
+        for (i, e) in events.iter().enumerate() {
+            b.push(i + 1, RawEvent::from(e), &mut problems);
+        }
+        b.finish(problems)
     }
 
     /// The key's name.
@@ -189,58 +209,56 @@ impl History {
     pub fn value_text(&self, value: Option<u32>) -> Option<String> {
         value.map(|v| self.value_name(v).to_string())
     }
+}
 
-    fn from_lines(
-        events: Vec<(usize, Event)>,
-        mut problems: Problems,
-    ) -> Result<History, HistoryError> {
-        let mut h = History {
-            events: events.len(),
-            ..History::default()
-        };
-        let mut procs: HashMap<u64, ProcState> = HashMap::new();
-        let mut last: Option<(u64, u64)> = None; // (index, time) of the previous event
-        for (line, e) in events {
-            if let Some((index, time)) = last {
-                if e.index <= index {
-                    problems.push(
-                        line,
-                        format!("index {} does not increase (previous {index})", e.index),
-                    );
-                }
-                if e.time < time {
-                    problems.push(line, format!("time {} goes back (previous {time}); events must be in the order they happened", e.time));
-                }
-            }
-            last = Some((e.index, e.time));
-            if let Some(phase) = e.phase.clone() {
-                h.last_phase = Some(h.labels.intern(phase));
-            }
-            match e.kind {
-                EventType::Invoke => h.invoke(line, e, &mut procs, &mut problems),
-                _ => h.complete(line, e, &mut procs, &mut problems),
-            }
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            h: History::default(),
+            procs: HashMap::new(),
+            last: None,
         }
+    }
+
+    fn finish(self, problems: Problems) -> Result<History, HistoryError> {
         if !problems.is_empty() {
             return Err(problems.into_error());
         }
-        h.open_at_end = procs
+        let mut h = self.h;
+        h.open_at_end = self
+            .procs
             .values()
             .filter(|s| matches!(s, ProcState::Pending(_)))
             .count();
         Ok(h)
     }
 
-    fn invoke(
-        &mut self,
-        line: usize,
-        e: Event,
-        procs: &mut HashMap<u64, ProcState>,
-        problems: &mut Problems,
-    ) {
-        match procs.get(&e.process) {
+    fn push(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        self.h.events += 1;
+        if let Some((index, time)) = self.last {
+            if e.index <= index {
+                problems.push(
+                    line,
+                    format!("index {} does not increase (previous {index})", e.index),
+                );
+            }
+            if e.time < time {
+                problems.push(line, format!("time {} goes back (previous {time}); events must be in the order they happened", e.time));
+            }
+        }
+        self.last = Some((e.index, e.time));
+        if let Some(phase) = self.h.labels.intern_opt(&e.phase) {
+            self.h.last_phase = Some(phase);
+        }
+        match e.kind {
+            EventType::Invoke => self.invoke(line, e, problems),
+            _ => self.complete(line, e, problems),
+        }
+    }
+    fn invoke(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        match self.procs.get(&e.process) {
             Some(ProcState::Pending(op)) => {
-                let at = self.ops.get(*op).map_or(0, |o| o.line);
+                let at = self.h.ops.get(*op).map_or(0, |o| o.line);
                 return problems.push(line, format!("process {} invokes again while its operation from line {at} is still outstanding", e.process));
             }
             Some(ProcState::Dead(at)) => {
@@ -254,38 +272,34 @@ impl History {
         if e.f == OpKind::Write && e.value.is_none() {
             problems.push(line, "a write's invoke must carry its value");
         }
-        procs.insert(e.process, ProcState::Pending(self.ops.len()));
+        self.procs
+            .insert(e.process, ProcState::Pending(self.h.ops.len()));
+        let h = &mut self.h;
         let value = match e.f {
-            OpKind::Write => e.value.map(|v| self.values.intern(v)),
+            OpKind::Write => h.values.intern_opt(&e.value),
             OpKind::Read => None,
         };
         let op = Op {
             process: e.process,
             f: e.f,
-            key: self.keys.intern(e.key),
+            key: h.keys.intern(&e.key),
             value,
             outcome: Outcome::Info,
             invoke: e.time,
             complete: None,
             index: e.index,
             line,
-            mode: e.mode.map(|s| self.labels.intern(s)),
-            session: e.session.map(|s| self.labels.intern(s)),
-            phase: e.phase.map(|s| self.labels.intern(s)),
-            node: e.node.map(|s| self.labels.intern(s)),
+            mode: h.labels.intern_opt(&e.mode),
+            session: h.labels.intern_opt(&e.session),
+            phase: h.labels.intern_opt(&e.phase),
+            node: h.labels.intern_opt(&e.node),
         };
-        self.ops.push(op);
+        h.ops.push(op);
     }
 
-    fn complete(
-        &mut self,
-        line: usize,
-        e: Event,
-        procs: &mut HashMap<u64, ProcState>,
-        problems: &mut Problems,
-    ) {
-        let Some(ProcState::Pending(i)) = procs.get(&e.process) else {
-            let why = match procs.get(&e.process) {
+    fn complete(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        let Some(ProcState::Pending(i)) = self.procs.get(&e.process) else {
+            let why = match self.procs.get(&e.process) {
                 Some(ProcState::Dead(at)) => format!("after its info on line {at}"),
                 _ => "with no outstanding invoke".to_string(),
             };
@@ -293,15 +307,16 @@ impl History {
             return problems.push(line, format!("{kind} for process {} {why}", e.process));
         };
         let i = *i;
-        let key = self.keys.intern(e.key);
-        let value = e.value.map(|v| self.values.intern(v));
+        let h = &mut self.h;
+        let key = h.keys.intern(&e.key);
+        let value = h.values.intern_opt(&e.value);
         let (mode, session, phase, node) = (
-            e.mode.map(|s| self.labels.intern(s)),
-            e.session.map(|s| self.labels.intern(s)),
-            e.phase.map(|s| self.labels.intern(s)),
-            e.node.map(|s| self.labels.intern(s)),
+            h.labels.intern_opt(&e.mode),
+            h.labels.intern_opt(&e.session),
+            h.labels.intern_opt(&e.phase),
+            h.labels.intern_opt(&e.node),
         );
-        let Some(op) = self.ops.get_mut(i) else {
+        let Some(op) = h.ops.get_mut(i) else {
             return; // ok: Pending always holds an index pushed by `invoke`
         };
         if op.f != e.f || op.key != key {
@@ -333,16 +348,16 @@ impl History {
                 if op.f == OpKind::Read {
                     op.value = value;
                 }
-                procs.remove(&e.process);
+                self.procs.remove(&e.process);
             }
             EventType::Fail => {
                 op.outcome = Outcome::Fail;
                 op.complete = Some(e.time);
-                procs.remove(&e.process);
+                self.procs.remove(&e.process);
             }
             EventType::Info | EventType::Invoke => {
                 op.outcome = Outcome::Info;
-                procs.insert(e.process, ProcState::Dead(line));
+                self.procs.insert(e.process, ProcState::Dead(line));
             }
         }
     }

@@ -8,7 +8,7 @@
 //! definitely did not happen and are dropped; reads that did not complete `ok` observed
 //! nothing and are dropped too.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 

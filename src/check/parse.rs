@@ -1,17 +1,18 @@
-//! Reading a history file: JSON Lines into [`Event`]s, every malformed line reported with its
+//! Reading a history file: JSON Lines into events, every malformed line reported with its
 //! line number and the problem.
 //!
 //! Where it sits: first step of `caplab check`. It only turns text into events; the rules
 //! that tie events together (one invoke then one completion per process, nothing after an
-//! `info`, time never going back) are checked by [`crate::check::History::from_lines`], which
-//! this module feeds. Blank lines are skipped. Problems are collected (up to
-//! [`MAX_PROBLEMS`]) rather than stopping at the first one, so a broken file is fixed in one
-//! pass; a history with any problem is refused whole.
+//! `info`, time never going back) are checked by [`crate::check::History::parse`], which
+//! this module feeds one line at a time (each event borrows from its line, so a big file is
+//! neither held whole in memory nor copied string by string). Blank lines are skipped.
+//! Problems are collected (up to [`MAX_PROBLEMS`]) rather than stopping at the first one, so
+//! a broken file is fixed in one pass; a history with any problem is refused whole.
 
 use std::fmt;
 use std::io::BufRead;
 
-use super::event::Event;
+use super::event::RawEvent;
 
 /// At most this many problems are listed; the rest are counted.
 pub const MAX_PROBLEMS: usize = 20;
@@ -96,19 +97,19 @@ impl Problems {
     }
 }
 
-/// Reads JSON Lines into `(line number, event)` pairs, recording each line that is not a
-/// valid event in `problems`.
-pub(crate) fn read_events(
+/// Reads JSON Lines, handing each valid event (borrowed from its line) to `each` with its
+/// line number, and recording each line that is not a valid event in `problems`.
+pub(crate) fn for_each_event(
     mut reader: impl BufRead,
     problems: &mut Problems,
-) -> Result<Vec<(usize, Event)>, HistoryError> {
-    let mut events = Vec::new();
+    mut each: impl FnMut(usize, RawEvent<'_>, &mut Problems),
+) -> Result<(), HistoryError> {
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
+            return Ok(());
         }
         line_no += 1;
         let Ok(text) = std::str::from_utf8(&buf) else {
@@ -119,12 +120,11 @@ pub(crate) fn read_events(
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Event>(text) {
-            Ok(event) => events.push((line_no, event)),
+        match serde_json::from_str::<RawEvent>(text) {
+            Ok(event) => each(line_no, event, problems),
             Err(e) => problems.push(line_no, describe_json_error(&e)),
         }
     }
-    Ok(events)
 }
 
 /// serde_json's message without its "at line 1 column N" suffix (every line is line 1 to it),
@@ -154,9 +154,12 @@ mod tests {
             "\n",
         );
         let mut problems = Problems::default();
-        let events = read_events(text.as_bytes(), &mut problems).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].0, 1);
+        let mut lines = Vec::new();
+        for_each_event(text.as_bytes(), &mut problems, |line, _, _| {
+            lines.push(line)
+        })
+        .unwrap();
+        assert_eq!(lines, vec![1]);
         let HistoryError::Malformed { problems, more } = problems.into_error() else {
             panic!("expected malformed");
         };
@@ -177,7 +180,7 @@ mod tests {
     fn lists_at_most_max_problems_and_counts_the_rest() {
         let text = "x\n".repeat(MAX_PROBLEMS + 5);
         let mut problems = Problems::default();
-        read_events(text.as_bytes(), &mut problems).unwrap();
+        for_each_event(text.as_bytes(), &mut problems, |_, _, _| {}).unwrap();
         let err = problems.into_error();
         let msg = err.to_string();
         assert!(msg.contains("25 problems"), "{msg}");

@@ -14,7 +14,7 @@
 //!
 //! Reads whose value no write wrote are left to the stale-read section ("unexplained").
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use serde::Serialize;
 
@@ -90,7 +90,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
     // Per (session, key): the session's ok writes and ok reads.
     type WritesAndReads<'h> = (Vec<&'h Op>, Vec<&'h Op>);
     let mut groups: HashMap<(u32, u32), WritesAndReads> = HashMap::new();
-    let mut sessions = std::collections::HashSet::new();
+    let mut sessions = hashbrown::HashSet::new();
     for op in &history.ops {
         let Some(s) = op.session else { continue };
         sessions.insert(s);

@@ -15,7 +15,7 @@
 //!   overwritten, i.e. the latest, over candidates `W1`, of the earliest completion of an `ok`
 //!   write `W2` invoked after `W1` completed.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::event::OpKind;
 use super::history::{History, Outcome};
