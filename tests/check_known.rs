@@ -437,11 +437,13 @@ fn an_unfinished_search_is_unknown_with_exit_2() {
 
 #[test]
 fn a_timeout_gives_unknown() {
-    // 14 overlapping writes and a read that no order explains: the search must try many
-    // orders before it can say no, far more than a 1 ns deadline allows.
+    // 14 overlapping writes, each read by an overlapping read, then a read that no order
+    // explains: the search must try many orders before it can say no, far more than a 1 ns
+    // deadline allows.
     let mut h = H::default();
     for i in 0..14 {
         h.w("a", &format!("{i}"), i, i + 100);
+        h.r("a", Some(&format!("{i}")), i + 1, i + 120);
     }
     h.r("a", Some("none"), 150, 160).w("a", "none", 165, 170);
     let opts = CheckOptions {

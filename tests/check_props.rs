@@ -276,3 +276,40 @@ fn anomaly_checkers_are_sound_and_not_idle() {
     assert!(lost > runs as usize / 40, "{lost}");
     assert!(session > runs as usize / 20, "{session}");
 }
+
+#[test]
+#[ignore]
+fn tmp_stress() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut illegal = 0;
+    for seed in 0..30000u64 {
+        let cfg = GenConfig {
+            ops: rng.random_range(4..14),
+            keys: 1,
+            processes: rng.random_range(2..7),
+            distinct_values: if rng.random_bool(0.5) { Some(rng.random_range(1..4)) } else { None },
+            info_ratio: rng.random_range(0.0..0.5),
+            fail_ratio: 0.1,
+            max_latency_ns: 1000,
+            max_think_ns: rng.random_range(0..1000),
+            seed,
+            ..GenConfig::default()
+        };
+        let mut events = generate(&cfg);
+        if rng.random_bool(0.7) {
+            let value = if rng.random_bool(0.2) { None } else { Some(format!("v{}", rng.random_range(0..3))) };
+            let value = if cfg.distinct_values.is_none() && rng.random_bool(0.5) {
+                events.iter().filter(|e| e.f == OpKind::Write).nth(rng.random_range(0..5)).and_then(|e| e.value.clone())
+            } else { value };
+            corrupt_read(&mut events, rng.random::<u32>() as usize, value);
+        }
+        let h = History::from_events(&events).unwrap();
+        let legal = oracle(&h);
+        let r = check(&h);
+        let expected = if legal { Validity::Valid } else { Validity::Invalid };
+        assert_eq!(r.linearizability.valid, expected, "seed {seed} cfg {cfg:?}\n{}", caplab::check::generate::to_jsonl(&events));
+        illegal += usize::from(!legal);
+    }
+    println!("illegal {illegal}");
+}

@@ -36,6 +36,7 @@
 //! in each file's docs and in `docs/decisions.md`.
 
 pub mod availability;
+mod entries;
 pub mod event;
 pub mod generate;
 pub mod history;

@@ -21,9 +21,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use super::entries::{EntryList, NIL};
 use super::memo::{Insert, Memo, MemoBudget};
-
-const NIL: u32 = u32::MAX;
 
 /// One operation of a key, as the search sees it.
 #[derive(Debug, Clone, Copy)]
@@ -77,200 +76,316 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-struct List {
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    /// Per node: the op index, and whether it is a call.
-    op: Vec<u32>,
-    call: Vec<bool>,
-    /// Per op: its return node, or NIL for an `info` write.
-    ret: Vec<u32>,
+/// The register state of a write whose value no remaining read returns: nothing can read it.
+const UNREADABLE: u32 = u32::MAX;
+
+/// One lifted operation on the search stack.
+struct Frame {
+    node: u32,
+    state_before: u32,
+    /// No sibling is tried when this lift is undone (a forced move or an absorbed write).
+    forced: bool,
 }
 
-impl List {
-    fn new(ops: &[KeyOp]) -> List {
-        let mut entries: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
-        for (i, o) in ops.iter().enumerate() {
-            entries.push((o.invoke, false, i as u32));
-            if let Some(c) = o.complete {
-                entries.push((c, true, i as u32));
+struct Searcher<'a> {
+    ops: &'a [KeyOp],
+    list: EntryList,
+    zobrist: Vec<u64>,
+    /// Per state: not yet linearized `ok` reads expecting it.
+    unread: Vec<u32>,
+    /// Per state: not yet linearized determinate writes of it.
+    pending_writes: Vec<u32>,
+    /// Not yet linearized determinate writes whose value no remaining read expects.
+    unobserved: usize,
+    n_det: usize,
+    done_det: usize,
+    bits: Vec<u64>,
+    lin_hash: u64,
+    state: u32,
+    stack: Vec<Frame>,
+    memo: Memo<'a>,
+    scratch: Vec<u32>,
+}
+
+impl<'a> Searcher<'a> {
+    fn new(ops: &'a [KeyOp], states: usize, budget: &'a MemoBudget) -> Searcher<'a> {
+        let n = ops.len();
+        let mut unread = vec![0u32; states.max(1)];
+        let mut pending_writes = vec![0u32; states.max(1)];
+        for o in ops.iter().filter(|o| o.complete.is_some()) {
+            let counts = if o.read {
+                &mut unread
+            } else {
+                &mut pending_writes
+            };
+            if let Some(c) = counts.get_mut(o.value as usize) {
+                *c += 1;
             }
         }
-        // Calls before returns at equal times (false < true), as Porcupine does.
-        entries.sort_unstable();
-        let m = entries.len();
-        let mut list = List {
-            next: (1..=m as u32 + 1).collect(),
-            prev: (0..=m as u32).map(|i| i.wrapping_sub(1)).collect(),
-            op: Vec::with_capacity(m + 1),
-            call: Vec::with_capacity(m + 1),
-            ret: vec![NIL; ops.len()],
-        };
-        if let Some(last) = list.next.last_mut() {
-            *last = NIL;
+        let unobserved = (0..states.max(1))
+            .filter(|&v| unread[v] == 0)
+            .map(|v| pending_writes[v] as usize)
+            .sum();
+        let words = n.div_ceil(64);
+        Searcher {
+            ops,
+            list: EntryList::new(ops),
+            zobrist: (0..n as u64).map(|i| splitmix(i ^ 0x5EED)).collect(),
+            unread,
+            pending_writes,
+            unobserved,
+            n_det: ops.iter().filter(|o| o.complete.is_some()).count(),
+            done_det: 0,
+            bits: vec![0; words],
+            lin_hash: 0,
+            state: 0,
+            stack: Vec::with_capacity(n),
+            memo: Memo::new(words, budget),
+            scratch: Vec::new(),
         }
-        list.op.push(NIL);
-        list.call.push(false);
-        for (node, (_, is_return, op)) in entries.into_iter().enumerate() {
-            list.op.push(op);
-            list.call.push(!is_return);
-            if is_return {
-                list.ret[op as usize] = node as u32 + 1;
+    }
+
+    fn unread(&self, value: u32) -> u32 {
+        self.unread.get(value as usize).copied().unwrap_or(0)
+    }
+
+    /// A determinate write whose value no remaining read expects.
+    fn is_unobserved_write(&self, i: usize) -> bool {
+        let o = self.ops[i];
+        !o.read && o.complete.is_some() && self.unread(o.value) == 0
+    }
+
+    /// The first callable read expecting the current state, if any.
+    fn callable_read_of_state(&self) -> Option<u32> {
+        let mut n = self.list.next[0];
+        while n != NIL && self.list.is_call[n as usize] {
+            let o = self.ops[self.list.op[n as usize] as usize];
+            if o.read && o.value == self.state {
+                return Some(n);
+            }
+            n = self.list.next[n as usize];
+        }
+        None
+    }
+
+    /// Whether the `info` write at call `node` is worth linearizing now: some callable read
+    /// expects its value (it would be placed just before that read), and no earlier pending
+    /// `info` write of the same value exists (pending `info` writes of one value that are
+    /// both callable are interchangeable: neither has a deadline).
+    fn info_write_useful(&self, node: u32) -> bool {
+        let value = self.ops[self.list.op[node as usize] as usize].value;
+        let (mut read, mut before) = (false, true);
+        let mut n = self.list.next[0];
+        while n != NIL && self.list.is_call[n as usize] {
+            let o = self.ops[self.list.op[n as usize] as usize];
+            if n == node {
+                before = false;
+            } else if o.value == value {
+                if o.read {
+                    read = true;
+                } else if before && o.complete.is_none() {
+                    return false;
+                }
+            }
+            n = self.list.next[n as usize];
+        }
+        read
+    }
+
+    fn done(&self) -> bool {
+        // Unobserved writes can all go last, in real-time order: nothing reads them.
+        self.done_det + self.unobserved == self.n_det
+    }
+
+    fn flip(&mut self, i: usize) {
+        self.bits[i / 64] ^= 1 << (i % 64);
+    }
+
+    /// Lifts the operation at call `node`, leaving the register in `state`, together with
+    /// every callable unobserved write if it is a write (they are placed just before it,
+    /// where nothing can read them). Lifted only if the configuration is new.
+    fn try_lift(&mut self, node: u32, state: u32, forced: bool) -> Insert {
+        let i = self.list.op[node as usize] as usize;
+        let mut absorbed = std::mem::take(&mut self.scratch);
+        absorbed.clear();
+        if !self.ops[i].read {
+            let mut n = self.list.next[0];
+            while n != NIL && self.list.is_call[n as usize] {
+                let j = self.list.op[n as usize] as usize;
+                if j != i && self.is_unobserved_write(j) {
+                    absorbed.push(n);
+                }
+                n = self.list.next[n as usize];
             }
         }
-        list
+        let mut hash = self.lin_hash;
+        for &n in absorbed.iter().chain([&node]) {
+            let j = self.list.op[n as usize] as usize;
+            self.flip(j);
+            hash ^= self.zobrist[j];
+        }
+        let found = self
+            .memo
+            .insert(hash ^ splitmix(u64::from(state)), &self.bits, state);
+        for &n in absorbed.iter().chain([&node]) {
+            let j = self.list.op[n as usize] as usize;
+            self.flip(j);
+        }
+        if found == Insert::New {
+            self.apply(node, state, forced);
+            for &n in &absorbed {
+                self.apply(n, state, true);
+            }
+        }
+        self.scratch = absorbed;
+        found
     }
 
-    fn unlink(&mut self, n: u32) {
-        let (p, x) = (self.prev[n as usize], self.next[n as usize]);
-        self.next[p as usize] = x;
-        if x != NIL {
-            self.prev[x as usize] = p;
+    fn apply(&mut self, node: u32, state: u32, forced: bool) {
+        let i = self.list.op[node as usize] as usize;
+        let o = self.ops[i];
+        self.stack.push(Frame {
+            node,
+            state_before: self.state,
+            forced,
+        });
+        self.state = state;
+        self.flip(i);
+        self.lin_hash ^= self.zobrist[i];
+        self.list.lift(node);
+        if o.complete.is_none() {
+            return;
+        }
+        self.done_det += 1;
+        let v = o.value as usize;
+        if o.read {
+            self.unread[v] -= 1;
+            if self.unread[v] == 0 {
+                self.unobserved += self.pending_writes[v] as usize;
+            }
+        } else {
+            self.pending_writes[v] -= 1;
+            if self.unread[v] == 0 {
+                self.unobserved -= 1;
+            }
         }
     }
 
-    fn relink(&mut self, n: u32) {
-        let (p, x) = (self.prev[n as usize], self.next[n as usize]);
-        self.next[p as usize] = n;
-        if x != NIL {
-            self.prev[x as usize] = n;
+    /// Undoes the last lift; `None` when nothing is lifted.
+    fn undo(&mut self) -> Option<Frame> {
+        let f = self.stack.pop()?;
+        let i = self.list.op[f.node as usize] as usize;
+        let o = self.ops[i];
+        self.state = f.state_before;
+        self.flip(i);
+        self.lin_hash ^= self.zobrist[i];
+        self.list.unlift(f.node);
+        if o.complete.is_some() {
+            self.done_det -= 1;
+            let v = o.value as usize;
+            if o.read {
+                if self.unread[v] == 0 {
+                    self.unobserved -= self.pending_writes[v] as usize;
+                }
+                self.unread[v] += 1;
+            } else {
+                self.pending_writes[v] += 1;
+                if self.unread[v] == 0 {
+                    self.unobserved += 1;
+                }
+            }
         }
-    }
-
-    fn lift(&mut self, call: u32) {
-        self.unlink(call);
-        let r = self.ret[self.op[call as usize] as usize];
-        if r != NIL {
-            self.unlink(r);
-        }
-    }
-
-    fn unlift(&mut self, call: u32) {
-        let r = self.ret[self.op[call as usize] as usize];
-        if r != NIL {
-            self.relink(r);
-        }
-        self.relink(call);
+        Some(f)
     }
 }
 
 /// Searches for a linearization of one key's operations. `states` bounds the register
 /// states (`1 + number of distinct values`). Returns the verdict and the memo size.
 pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, usize) {
-    let n = ops.len();
-    let n_det = ops.iter().filter(|o| o.complete.is_some()).count();
-    if n_det == 0 {
-        return (Search::Linearizable, 0);
-    }
-    let mut list = List::new(ops);
-    let zobrist: Vec<u64> = (0..n as u64).map(|i| splitmix(i ^ 0x5EED)).collect();
-    let mut unread = vec![0u32; states.max(1)];
-    for o in ops.iter().filter(|o| o.read) {
-        if let Some(c) = unread.get_mut(o.value as usize) {
-            *c += 1;
-        }
-    }
-    let words = n.div_ceil(64);
-    let mut memo = Memo::new(words, limits.budget);
-    let mut bits = vec![0u64; words];
-    let (mut state, mut lin_hash, mut done_det) = (0u32, 0u64, 0usize);
-    // The stack of lifted calls: (node, state before it, forced).
-    let mut stack: Vec<(u32, u32, bool)> = Vec::with_capacity(n);
+    let mut s = Searcher::new(ops, states, limits.budget);
     // (depth, op, state) of the deepest dead end at a return entry.
     let mut best: Option<(usize, usize, u32)> = None;
     let mut steps = 0u64;
-    let mut entry = list.next[0];
+    let mut entry = s.list.next[0];
+    // A configuration just reached: a read of its state, if callable, is its only move.
+    let mut fresh = true;
     loop {
         steps += 1;
         if steps % 1024 == 0 {
-            if limits.stop.load(Ordering::Relaxed) {
-                return (Search::Unknown(UnknownReason::Timeout), memo.len());
-            }
-            if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            let late = limits.deadline.is_some_and(|d| Instant::now() >= d);
+            if late {
                 limits.stop.store(true, Ordering::Relaxed);
-                return (Search::Unknown(UnknownReason::Timeout), memo.len());
+            }
+            if late || limits.stop.load(Ordering::Relaxed) {
+                return (Search::Unknown(UnknownReason::Timeout), s.memo.len());
             }
         }
-        if entry == NIL {
-            // Only `info` calls are left: every determinate operation is linearized.
-            return (Search::Linearizable, memo.len());
+        if s.done() || entry == NIL {
+            return (Search::Linearizable, s.memo.len());
         }
-        let mut dead_end = !list.call[entry as usize];
-        if dead_end {
-            let op = list.op[entry as usize] as usize;
-            if best.is_none_or(|(depth, _, _)| stack.len() > depth) {
-                best = Some((stack.len(), op, state));
-            }
+        let i = s.list.op[entry as usize] as usize;
+        let o = ops[i];
+        let read_now = if fresh {
+            fresh = false;
+            s.callable_read_of_state()
         } else {
-            let i = list.op[entry as usize] as usize;
-            let o = ops[i];
-            let (allowed, forced) = if o.read {
-                (state == o.value, true)
+            None
+        };
+        let attempt = if let Some(node) = read_now {
+            // A read of the current state goes now; nothing is lost by not waiting.
+            Some((node, s.state, true))
+        } else if s.list.is_call[entry as usize] {
+            if o.read {
+                None // not of the current state (or the closure above would have taken it)
             } else if o.complete.is_none() {
-                let wanted = unread.get(o.value as usize).is_some_and(|&c| c > 0);
-                (state != o.value && wanted, false)
+                s.info_write_useful(entry).then_some((entry, o.value, false))
+            } else if s.is_unobserved_write(i) {
+                None // placed only by absorption or at its deadline
             } else {
-                (true, false)
-            };
-            if !allowed {
-                entry = list.next[entry as usize];
+                Some((entry, o.value, false))
+            }
+        } else if s.is_unobserved_write(i) {
+            // Its deadline: place it now; nothing reads it, so the register is unreadable
+            // until the next write.
+            Some((s.list.call[i], UNREADABLE, true))
+        } else {
+            if best.is_none_or(|(depth, _, _)| s.stack.len() > depth) {
+                best = Some((s.stack.len(), i, s.state));
+            }
+            None
+        };
+        let dead_end = match attempt {
+            None if s.list.is_call[entry as usize] => {
+                entry = s.list.next[entry as usize];
                 continue;
             }
-            bits[i / 64] |= 1 << (i % 64);
-            let h = lin_hash ^ zobrist[i];
-            match memo.insert(h ^ splitmix(o.value as u64), &bits, o.value) {
+            None => true,
+            Some((node, state, forced)) => match s.try_lift(node, state, forced) {
                 Insert::New => {
-                    stack.push((entry, state, forced));
-                    state = o.value;
-                    lin_hash = h;
-                    list.lift(entry);
-                    if let Some(c) = unread.get_mut(o.value as usize).filter(|_| o.read) {
-                        *c -= 1;
-                    }
-                    if o.complete.is_some() {
-                        done_det += 1;
-                        if done_det == n_det {
-                            return (Search::Linearizable, memo.len());
-                        }
-                    }
-                    entry = list.next[0];
+                    entry = s.list.next[0];
+                    fresh = true;
                     continue;
                 }
-                Insert::Seen => {
-                    bits[i / 64] &= !(1 << (i % 64));
-                    if !forced {
-                        entry = list.next[entry as usize];
-                        continue;
-                    }
-                    // (L + read, state) already failed, so (L, state) fails too.
-                    dead_end = true;
-                }
                 Insert::OutOfBudget => {
-                    return (Search::Unknown(UnknownReason::Memory), memo.len());
+                    return (Search::Unknown(UnknownReason::Memory), s.memo.len());
                 }
-            }
-        }
+                // A forced move already explored: this configuration fails too.
+                Insert::Seen if forced => true,
+                Insert::Seen => {
+                    entry = s.list.next[entry as usize];
+                    continue;
+                }
+            },
+        };
         debug_assert!(dead_end);
         // Backtrack: undo lifts until one that was a free choice, then try its next sibling.
         loop {
-            let Some((node, prev_state, forced)) = stack.pop() else {
+            let Some(frame) = s.undo() else {
                 let (depth, op, state) = best.unwrap_or((0, 0, 0));
-                return (Search::Illegal { op, depth, state }, memo.len());
+                return (Search::Illegal { op, depth, state }, s.memo.len());
             };
-            let i = list.op[node as usize] as usize;
-            let o = ops[i];
-            bits[i / 64] &= !(1 << (i % 64));
-            lin_hash ^= zobrist[i];
-            state = prev_state;
-            list.unlift(node);
-            if let Some(c) = unread.get_mut(o.value as usize).filter(|_| o.read) {
-                *c += 1;
-            }
-            if o.complete.is_some() {
-                done_det -= 1;
-            }
-            if !forced {
-                entry = list.next[node as usize];
+            if !frame.forced {
+                entry = s.list.next[frame.node as usize];
                 break;
             }
         }
