@@ -110,10 +110,11 @@ impl Sources {
         suffix.get(from).copied().unwrap_or(u64::MAX)
     }
 
-    /// Number of candidate writes of `value` invoked strictly before `before`.
+    /// Number of candidate writes of `value` invoked no later than `before` (equal times
+    /// count as concurrent, as everywhere in the checker).
     fn count(&self, key: u32, value: u32, before: u64) -> (Option<&Candidates>, usize) {
         match self.by_value.get(&(key, value)) {
-            Some(c) => (Some(c), c.invoke.partition_point(|&i| i < before)),
+            Some(c) => (Some(c), c.invoke.partition_point(|&i| i <= before)),
             None => (None, 0),
         }
     }

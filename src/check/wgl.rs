@@ -95,6 +95,8 @@ struct Searcher<'a> {
     unread: Vec<u32>,
     /// Per state: not yet linearized determinate writes of it.
     pending_writes: Vec<u32>,
+    /// Per state: not yet linearized `info` writes of it.
+    pending_info: Vec<u32>,
     /// Not yet linearized determinate writes whose value no remaining read expects.
     unobserved: usize,
     n_det: usize,
@@ -112,11 +114,12 @@ impl<'a> Searcher<'a> {
         let n = ops.len();
         let mut unread = vec![0u32; states.max(1)];
         let mut pending_writes = vec![0u32; states.max(1)];
-        for o in ops.iter().filter(|o| o.complete.is_some()) {
-            let counts = if o.read {
-                &mut unread
-            } else {
-                &mut pending_writes
+        let mut pending_info = vec![0u32; states.max(1)];
+        for o in ops {
+            let counts = match (o.read, o.complete.is_some()) {
+                (true, _) => &mut unread,
+                (false, true) => &mut pending_writes,
+                (false, false) => &mut pending_info,
             };
             if let Some(c) = counts.get_mut(o.value as usize) {
                 *c += 1;
@@ -133,6 +136,7 @@ impl<'a> Searcher<'a> {
             zobrist: (0..n as u64).map(|i| splitmix(i ^ 0x5EED)).collect(),
             unread,
             pending_writes,
+            pending_info,
             unobserved,
             n_det: ops.iter().filter(|o| o.complete.is_some()).count(),
             done_det: 0,
@@ -155,12 +159,12 @@ impl<'a> Searcher<'a> {
         !o.read && o.complete.is_some() && self.unread(o.value) == 0
     }
 
-    /// The first callable read expecting the current state, if any.
-    fn callable_read_of_state(&self) -> Option<u32> {
+    /// The first callable read expecting `value`, if any.
+    fn callable_read_of(&self, value: u32) -> Option<u32> {
         let mut n = self.list.next[0];
         while n != NIL && self.list.is_call[n as usize] {
             let o = self.ops[self.list.op[n as usize] as usize];
-            if o.read && o.value == self.state {
+            if o.read && o.value == value {
                 return Some(n);
             }
             n = self.list.next[n as usize];
@@ -190,6 +194,14 @@ impl<'a> Searcher<'a> {
             n = self.list.next[n as usize];
         }
         read
+    }
+
+    /// Whether more than one write (determinate or `info`) of `value` is pending.
+    fn has_twin(&self, value: u32) -> bool {
+        let v = value as usize;
+        self.pending_writes.get(v).copied().unwrap_or(0)
+            + self.pending_info.get(v).copied().unwrap_or(0)
+            > 1
     }
 
     fn done(&self) -> bool {
@@ -254,6 +266,7 @@ impl<'a> Searcher<'a> {
         self.lin_hash ^= self.zobrist[i];
         self.list.lift(node);
         if o.complete.is_none() {
+            self.pending_info[o.value as usize] -= 1;
             return;
         }
         self.done_det += 1;
@@ -280,7 +293,9 @@ impl<'a> Searcher<'a> {
         self.flip(i);
         self.lin_hash ^= self.zobrist[i];
         self.list.unlift(f.node);
-        if o.complete.is_some() {
+        if o.complete.is_none() {
+            self.pending_info[o.value as usize] += 1;
+        } else {
             self.done_det -= 1;
             let v = o.value as usize;
             if o.read {
@@ -327,7 +342,7 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
         let o = ops[i];
         let read_now = if fresh {
             fresh = false;
-            s.callable_read_of_state()
+            s.callable_read_of(s.state)
         } else {
             None
         };
@@ -338,16 +353,26 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
             if o.read {
                 None // not of the current state (or the closure above would have taken it)
             } else if o.complete.is_none() {
-                s.info_write_useful(entry).then_some((entry, o.value, false))
+                s.info_write_useful(entry)
+                    .then_some((entry, o.value, false))
             } else if s.is_unobserved_write(i) {
                 None // placed only by absorption or at its deadline
-            } else {
+            } else if s.callable_read_of(o.value).is_some() || s.has_twin(o.value) {
+                // Just before a read of its value; or anywhere, when another pending write
+                // of the same value could serve that read instead.
                 Some((entry, o.value, false))
+            } else {
+                None // placed at its deadline, or when a read of its value becomes callable
             }
-        } else if s.is_unobserved_write(i) {
-            // Its deadline: place it now; nothing reads it, so the register is unreadable
-            // until the next write.
-            Some((s.list.call[i], UNREADABLE, true))
+        } else if o.complete.is_some() && !o.read {
+            // A write's deadline: place it now. If nothing reads its value any more, the
+            // register is unreadable until the next write.
+            let state = if s.is_unobserved_write(i) {
+                UNREADABLE
+            } else {
+                o.value
+            };
+            Some((s.list.call[i], state, true))
         } else {
             if best.is_none_or(|(depth, _, _)| s.stack.len() > depth) {
                 best = Some((s.stack.len(), i, s.state));
