@@ -1,6 +1,6 @@
 //! Per-key linearizability of the register model: splits the history per key (a register per
 //! key is P-compositional, as Porcupine's partitioning relies on) and runs the
-//! Wing-Gong-Lowe search ([`super::wgl`]) on each key, on all cores, under one deadline and
+//! Wing-Gong-Lowe search (`wgl.rs`) on each key, on all cores, under one deadline and
 //! one memory budget for the whole check.
 //!
 //! Where it sits: the first checker [`super::check_history`] runs. What each key's search

@@ -1,7 +1,7 @@
 //! Lost acknowledged writes: keys whose last `ok` write is neither the final value read nor
 //! overwritten by a later write.
 //!
-//! Where it sits: a checker run by [`super::check_history`] over the [`Sources`] index.
+//! Where it sits: a checker run by [`super::check_history`] over the `Sources` index (`sources.rs`).
 //! - The **final read** of a key is its last `ok` read (by invoke time) in the final phase:
 //!   `--final-phase NAME`, by default the phase of the last event that names one. A history
 //!   with no phases at all uses, per key, the reads invoked after every `ok` write to the key

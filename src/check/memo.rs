@@ -6,9 +6,10 @@
 //! (Zobrist hashing: XOR of one random word per operation), so a lookup costs one hash probe
 //! and, on a hit, one bitset comparison. Bitsets live back to back in one arena (`Vec<u64>`),
 //! so an entry costs `8 * ceil(n / 64)` bytes of arena plus 24 bytes of table, with no
-//! allocation per entry. Every byte added is charged to a budget shared by all keys being
-//! checked ([`MemoBudget`]); when it runs out the search stops with "unknown" instead of
-//! exhausting the machine.
+//! allocation per entry. Memory is taken in 256 KiB chunks from a budget shared by all keys
+//! being checked ([`MemoBudget`], `--max-memory-mib`); when it runs out the search stops
+//! with "unknown" instead of exhausting the machine. A key's memo is freed (and its chunks
+//! returned) as soon as its search ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,11 +32,15 @@ impl MemoBudget {
         }
     }
 
-    /// Charges `bytes`; false once the budget is exceeded.
+    /// Charges `bytes`, or nothing and false when that would pass the limit.
     fn charge(&self, bytes: usize) -> bool {
         let now = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if now > self.limit {
+            self.used.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
         self.peak.fetch_max(now, Ordering::Relaxed);
-        now <= self.limit
+        true
     }
 
     fn refund(&self, bytes: usize) {
@@ -81,8 +86,14 @@ pub(crate) struct Memo<'b> {
     arena: Vec<u64>,
     table: HashTable<Entry>,
     budget: &'b MemoBudget,
+    /// Bytes taken from the budget (in chunks, so threads rarely touch the shared counter).
+    reserved: usize,
+    /// Bytes used of them.
     charged: usize,
 }
+
+/// Bytes a memo takes from the shared budget at a time.
+const CHUNK: usize = 256 << 10;
 
 impl<'b> Memo<'b> {
     /// A memo for bitsets of `words` 64-bit words.
@@ -92,6 +103,7 @@ impl<'b> Memo<'b> {
             arena: Vec::new(),
             table: HashTable::new(),
             budget,
+            reserved: 0,
             charged: 0,
         }
     }
@@ -114,9 +126,12 @@ impl<'b> Memo<'b> {
             return Insert::Seen;
         }
         let bytes = self.words * 8 + ENTRY_BYTES;
-        if !self.budget.charge(bytes) {
-            self.budget.refund(bytes);
-            return Insert::OutOfBudget;
+        if self.charged + bytes > self.reserved {
+            let chunk = CHUNK.max(bytes);
+            if !self.budget.charge(chunk) {
+                return Insert::OutOfBudget;
+            }
+            self.reserved += chunk;
         }
         self.charged += bytes;
         let offset = self.arena.len();
@@ -136,7 +151,7 @@ impl<'b> Memo<'b> {
 
 impl Drop for Memo<'_> {
     fn drop(&mut self) {
-        self.budget.refund(self.charged);
+        self.budget.refund(self.reserved);
     }
 }
 
@@ -160,11 +175,24 @@ mod tests {
 
     #[test]
     fn refuses_past_the_budget() {
-        let budget = MemoBudget::new(2 * (8 + ENTRY_BYTES));
-        let mut memo = Memo::new(1, &budget);
-        assert_eq!(memo.insert(1, &[1], 0), Insert::New);
-        assert_eq!(memo.insert(2, &[2], 0), Insert::New);
-        assert_eq!(memo.insert(3, &[3], 0), Insert::OutOfBudget);
-        assert_eq!(memo.insert(1, &[1], 0), Insert::Seen);
+        // Entries of 1 KiB of bitset: a 256 KiB chunk holds about 250 of them.
+        let words = 128;
+        let per_entry = words * 8 + ENTRY_BYTES;
+        let budget = MemoBudget::new(CHUNK);
+        let mut memo = Memo::new(words, &budget);
+        let mut bits = vec![0u64; words];
+        let mut inserted = 0;
+        for i in 0..1000u64 {
+            bits[0] = i;
+            match memo.insert(i, &bits, 0) {
+                Insert::New => inserted += 1,
+                Insert::OutOfBudget => break,
+                Insert::Seen => panic!("distinct entries"),
+            }
+        }
+        assert_eq!(inserted, CHUNK / per_entry);
+        bits[0] = 0;
+        assert_eq!(memo.insert(0, &bits, 0), Insert::Seen, "lookups still work");
+        assert!(budget.peak() <= CHUNK);
     }
 }

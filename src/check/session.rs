@@ -1,6 +1,6 @@
 //! Session guarantees: read-your-writes and monotonic reads, per `session`, per key.
 //!
-//! Where it sits: a checker run by [`super::check_history`] over the [`Sources`] index; it
+//! Where it sits: a checker run by [`super::check_history`] over the `Sources` index (`sources.rs`); it
 //! looks only at operations that carry a `session`. "Earlier" is real time: `A` precedes `B`
 //! when `A` completed before `B` was invoked. Values need not be unique, so each rule holds
 //! unless it fails whichever write a value came from (see `docs/decisions.md`):

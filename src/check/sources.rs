@@ -2,8 +2,8 @@
 //!
 //! Where it sits: an index over a [`History`] shared by the stale-read, lost-write and session
 //! checkers. Values need not be unique, so a read of `v` is explained by *any* write of `v`
-//! on that key that was invoked before the read completed (`ok` or `info`; a `fail` write
-//! never happened). Every judgement built on it is conservative: an anomaly is reported only
+//! on that key that was invoked no later than the read completed (`ok` or `info`; a `fail`
+//! write never happened). Equal times count as concurrent throughout. Every judgement built on it is conservative: an anomaly is reported only
 //! if it holds whichever of those writes the value came from.
 //!
 //! Per `(key, value)` it keeps the candidate writes sorted by invoke time with prefix maxima,

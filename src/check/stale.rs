@@ -1,7 +1,7 @@
 //! Stale reads: reads that returned a value older than a write that completed `ok` before the
 //! read began, with the age of each.
 //!
-//! Where it sits: a checker run by [`super::check_history`] over the [`Sources`] index.
+//! Where it sits: a checker run by [`super::check_history`] over the `Sources` index (`sources.rs`).
 //! Definition (also in `docs/decisions.md`), for an `ok` read `R` of key `k` returning `v`:
 //! - the possible sources of `v` are the writes of `v` to `k` (`ok` or `info`) invoked before
 //!   `R` completed; for `v` absent, the key's initial state;

@@ -12,11 +12,26 @@
 //! - `info` writes have no return entry (their return is at +infinity) and the search
 //!   succeeds once every *determinate* operation is linearized, so an `info` write may take
 //!   effect at any time after its invoke, or never.
-//! - Pruning (sound; argued in `docs/decisions.md`): an `info` write is only linearized when
-//!   the register does not already hold its value and some not-yet-linearized read returned
-//!   its value (otherwise leaving it out is never worse); a read that returns the current
-//!   state is linearized at once and its siblings are not tried, since linearizing it now
-//!   cannot lose a solution.
+//! - Canonical placements (pruning; each rule keeps at least one linearization whenever one
+//!   exists, argued in `docs/decisions.md`, and checked against a brute-force oracle in
+//!   `tests/check_props.rs`). In some linearization every write is immediately followed by
+//!   a read of its value, or is dead (followed by a write, or last). So:
+//!   1. a callable read of the current state is linearized at once, as the only move from
+//!      that configuration (linearizing it now cannot lose a solution);
+//!   2. an *unobserved* determinate write (no remaining read expects its value) is never
+//!      chosen on its own: it is absorbed just before the next write linearized while it is
+//!      callable, or placed at its deadline (its return entry) leaving the register
+//!      unreadable until the next write; the search succeeds once only such writes remain;
+//!   3. an observed determinate write is chosen when a read of its value is callable, or
+//!      anywhere when another pending write of the same value exists; otherwise it waits
+//!      for its deadline;
+//!   4. an `info` write is chosen only when a read of its value is callable, and only the
+//!      earliest pending `info` write of each value (callable `info` writes of one value
+//!      are interchangeable: none has a deadline).
+//!
+//! Worst case the search is still exponential in the number of mutually concurrent
+//! operations on one key (checking linearizability is NP-complete); `--timeout` and the
+//! memo budget bound it, with the verdict `unknown`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
