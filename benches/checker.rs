@@ -65,6 +65,20 @@ fn porcupine_shape() -> GenConfig {
     }
 }
 
+/// The hard shape: one key, 50 clients that are always busy (about 40 operations in
+/// flight at any moment), unique values.
+fn busy_single_key() -> GenConfig {
+    GenConfig {
+        ops: 1712,
+        keys: 1,
+        processes: 50,
+        info_ratio: 0.01,
+        fail_ratio: 0.01,
+        seed: 1,
+        ..GenConfig::default()
+    }
+}
+
 fn history(cfg: &GenConfig, corrupt: bool) -> (String, History) {
     let mut events = generate(cfg);
     if corrupt {
@@ -130,6 +144,18 @@ fn bench(c: &mut Criterion) {
         (
             "porcupine_shape_1712_ops_corrupted",
             porcupine_shape(),
+            true,
+            Validity::Invalid,
+        ),
+        (
+            "1712_ops_1_key_50_busy_procs",
+            busy_single_key(),
+            false,
+            Validity::Valid,
+        ),
+        (
+            "1712_ops_1_key_50_busy_procs_corrupted",
+            busy_single_key(),
             true,
             Validity::Invalid,
         ),

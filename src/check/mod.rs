@@ -46,6 +46,7 @@ mod memo;
 pub mod parse;
 pub mod render;
 pub mod report;
+mod searcher;
 pub mod session;
 mod sources;
 pub mod stale;
