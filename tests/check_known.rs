@@ -486,3 +486,36 @@ fn mode_filter_checks_one_personality() {
     assert_eq!(cp.valid, Validity::Valid);
     assert_eq!(cp.history.ops, 2);
 }
+
+#[test]
+fn info_writes_are_never_required_to_survive_and_may_be_the_final_value() {
+    let mut h = H::default();
+    h.add(phased(OpKind::Write, "a", Some("1"), 0, 10, "main"))
+        .add(OpSpec {
+            f: OpKind::Write,
+            key: "a",
+            value: Some("2"),
+            invoke: 20,
+            end: Some((EventType::Info, 30)),
+            session: None,
+            phase: Some("main"),
+        })
+        .add(phased(OpKind::Read, "a", Some("2"), 100, 110, "final"));
+    let r = h.check();
+    assert_eq!((r.lost_writes.count, r.lost_writes.keys_verified), (0, 1));
+    assert_eq!(r.valid, Validity::Valid);
+    // The final value may also be the acknowledged one: the info write never landed.
+    let mut h = H::default();
+    h.add(phased(OpKind::Write, "a", Some("1"), 0, 10, "main"))
+        .add(OpSpec {
+            f: OpKind::Write,
+            key: "a",
+            value: Some("2"),
+            invoke: 20,
+            end: Some((EventType::Info, 30)),
+            session: None,
+            phase: Some("main"),
+        })
+        .add(phased(OpKind::Read, "a", Some("1"), 100, 110, "final"));
+    assert_eq!(h.check().valid, Validity::Valid);
+}

@@ -9,6 +9,15 @@ use std::fmt::Write;
 use super::report::{CheckReport, Validity};
 use super::wgl::UnknownReason;
 
+/// `1 key`, `2 keys`, `2 processes`.
+fn n(count: usize, noun: &str) -> String {
+    match (count, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
 fn pct(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
 }
@@ -19,8 +28,11 @@ pub fn summary(r: &CheckReport) -> String {
     let h = &r.history;
     let _ = write!(
         s,
-        "history: {} events, {} operations, {} keys, {} processes",
-        h.events, h.ops, h.keys, h.processes
+        "history: {}, {}, {}, {}",
+        n(h.events, "event"),
+        n(h.ops, "operation"),
+        n(h.keys, "key"),
+        n(h.processes, "process")
     );
     if h.open_at_end > 0 {
         let _ = write!(
@@ -37,10 +49,10 @@ pub fn summary(r: &CheckReport) -> String {
     let l = &r.linearizability;
     let _ = writeln!(
         s,
-        "\nlinearizability ({} model): {} - {} keys: {} linearizable, {} not, {} unknown ({} ops searched, {:.0} ms, memo {} entries, peak {:.1} MiB)",
+        "\nlinearizability ({} model): {} - {}: {} linearizable, {} not, {} unknown ({} ops searched, {:.0} ms, memo {} entries, peak {:.1} MiB)",
         l.model,
         l.valid.word(),
-        l.keys,
+        n(l.keys, "key"),
         l.keys_valid,
         l.keys_invalid,
         l.keys_unknown,

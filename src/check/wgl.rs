@@ -150,12 +150,13 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
             }
             None
         };
-        let dead_end = match attempt {
+        match attempt {
             None if s.list.is_call[entry as usize] => {
                 entry = s.list.next[entry as usize];
                 continue;
             }
-            None => true,
+            None => {} // a dead end
+
             Some((node, state, forced)) => match s.try_lift(node, state, forced) {
                 Insert::New => {
                     entry = s.list.next[0];
@@ -166,14 +167,13 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
                     return (Search::Unknown(UnknownReason::Memory), s.memo.len());
                 }
                 // A forced move already explored: this configuration fails too.
-                Insert::Seen if forced => true,
+                Insert::Seen if forced => {}
                 Insert::Seen => {
                     entry = s.list.next[entry as usize];
                     continue;
                 }
             },
-        };
-        debug_assert!(dead_end);
+        }
         // Backtrack: undo lifts until one that was a free choice, then try its next sibling.
         loop {
             let Some(frame) = s.undo() else {
