@@ -164,3 +164,21 @@ fn mode_filter_and_final_phase_flags() {
     // The last read in "partition" returned the overwritten v-0-1: v-0-2 is lost there.
     assert_eq!(v["lost_writes"]["count"], 1);
 }
+
+#[test]
+fn reads_standard_input_with_a_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["check", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run caplab");
+    let text = std::fs::read(example("valid.jsonl")).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["history"]["events"], 16);
+}

@@ -145,7 +145,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                         let mut left: Vec<usize> = (0..keys).filter(|&k| written[k]).collect();
                         left.reverse();
                         final_left = Some(left);
-                        let start = t + 1 + lat * 8; // after any pending info write could land
+                        let start = t + 1 + lat.saturating_mul(8); // after any pending info write could land
                         for s in 0..slots {
                             heap.push(Reverse((start + s as u64, seq, Step::Invoke, s)));
                         }
@@ -182,11 +182,11 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                 e.phase = phase.clone();
                 out.push((t, seq, e));
                 let apply_at = match outcome {
-                    EventType::Info => t + 1 + rng.random_range(0..lat * 4),
+                    EventType::Info => t + 1 + rng.random_range(0..lat.saturating_mul(4)),
                     _ => t + 1 + rng.random_range(0..lat),
                 };
                 let complete_at = match outcome {
-                    EventType::Info => t + 1 + lat * 2,
+                    EventType::Info => t + 1 + lat.saturating_mul(2),
                     _ => apply_at + 1 + rng.random_range(0..lat),
                 };
                 let op = ops.len();

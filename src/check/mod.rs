@@ -11,9 +11,10 @@
 //!   serialises to exactly the format,
 //!   `{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}`,
 //!   plus the optional `mode`, `session`, `node`, `version`, `staleness_ms`, `phase`.
-//! - [`History::parse`] (a reader of JSON Lines) and [`History::from_events`] (events in
-//!   memory) validate a history; a broken one is refused whole with [`HistoryError`], which
-//!   lists each problem with its line number.
+//! - [`History::parse`] (a reader of JSON Lines) and [`History::from_events`]`(&[Event])`
+//!   (events in memory; the "line" of a problem is then the event's 1-based position)
+//!   validate a history; a broken one is refused whole with [`HistoryError`], which lists
+//!   each problem with its line number.
 //! - [`check_history`]`(&History, &CheckOptions) -> CheckReport` runs every checker; the
 //!   report is `Serialize` (the `--json` output, and what the runner embeds in
 //!   `report.json`), [`CheckReport::exit_code`] gives 0 valid, 1 invalid, 2 unknown, and
@@ -25,12 +26,14 @@
 //!
 //! | file | what it finds |
 //! |---|---|
-//! | `linearizable.rs`, `wgl.rs`, `memo.rs` | per-key linearizability of a register (Wing-Gong-Lowe with Porcupine's memo) |
+//! | `linearizable.rs`, `wgl.rs`, `searcher.rs`, `entries.rs`, `memo.rs` | per-key linearizability of a register (Wing-Gong-Lowe with Porcupine's memo) |
 //! | `stale.rs` | reads of values definitely overwritten before the read began, with ages |
 //! | `lost.rs` | acknowledged writes missing from the final read |
 //! | `session.rs` | read-your-writes and monotonic-read violations per session |
 //! | `availability.rs` | ok / fail / info per f, mode, phase |
 //! | `sources.rs` | the shared index: which writes a value could have come from |
+//! | `event.rs`, `parse.rs`, `history.rs` | the history format, reading it, validating it |
+//! | `report.rs`, `render.rs` | the report types and the readable summary |
 //!
 //! The exact definitions (what "older" means when values repeat and operations overlap) are
 //! in each file's docs and in `docs/decisions.md`.
