@@ -142,7 +142,7 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> LinearizabilityRe
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
-    .clamp(1, order.len().max(1));
+    .clamp(1, order.len().clamp(1, 256));
     let worker = || {
         let mut out = Vec::new();
         while let Some(&key) = order.get(next.fetch_add(1, Ordering::Relaxed)) {

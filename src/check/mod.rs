@@ -102,7 +102,7 @@ pub struct CheckArgs {
     /// Memory the linearizability search may hold, MiB; past it, keys are `unknown`.
     #[arg(long, default_value_t = 1024)]
     pub max_memory_mib: usize,
-    /// Threads for the linearizability search (0 = one per core).
+    /// Threads for the linearizability search (0 = one per core; at most one per key, 256).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
