@@ -1,0 +1,42 @@
+//! Writes a generated history (JSON Lines) to stdout, for trying `caplab check` on big
+//! inputs and for measuring its peak memory (see BENCHMARKS.md):
+//!
+//! ```text
+//! cargo run --release --example gen_history -- OPS KEYS PROCESSES [SEED] [corrupt] > h.jsonl
+//! ```
+//!
+//! The history comes from a real register under random concurrency
+//! (`caplab::check::generate`), with 1% `info` and 1% `fail` operations; `corrupt` changes
+//! one read to a value never written, so the history is not linearizable.
+
+use std::io::Write;
+
+use caplab::check::generate::{GenConfig, corrupt_read, generate, to_jsonl};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, default: u64| {
+        args.get(i)
+            .and_then(|a| a.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let cfg = GenConfig {
+        ops: num(0, 100_000) as usize,
+        keys: num(1, 1000) as usize,
+        processes: num(2, 32) as usize,
+        info_ratio: 0.01,
+        fail_ratio: 0.01,
+        seed: num(3, 1),
+        ..GenConfig::default()
+    };
+    let mut events = generate(&cfg);
+    if args.iter().any(|a| a == "corrupt") {
+        let n = events.len() / 3;
+        corrupt_read(&mut events, n, Some("never-written".into()));
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(to_jsonl(&events).as_bytes()) {
+        eprintln!("gen_history: {e}");
+        std::process::exit(2);
+    }
+}

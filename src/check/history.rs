@@ -1,0 +1,364 @@
+//! A validated history: events paired into operations ([`Op`]), with keys, values and labels
+//! interned to small integers so the checkers compare numbers, not strings.
+//!
+//! Where it sits: between parsing ([`super::parse`]) and the checkers. It enforces the rules of
+//! the history format (issue 2) and refuses the whole history when any is broken:
+//! - `index` strictly increasing and `time` never decreasing, line after line;
+//! - per `process`: an `invoke`, then exactly one `ok`, `fail` or `info` with the same `f` and
+//!   `key` (a write's completion, when it carries a value, carries the invoked one);
+//! - nothing from a process after its `info`;
+//! - a read's invoke has `"value": null`.
+//!
+//! An invoke still open when the history ends (the recorder stopped mid-flight) is not an
+//! error: it is treated as `info`, as Jepsen does for crashed clients, and counted in
+//! [`History::open_at_end`].
+
+use std::io::BufRead;
+
+use hashbrown::HashMap;
+
+use super::event::{Event, EventType, OpKind, RawEvent};
+use super::parse::{HistoryError, Problems, for_each_event};
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Took effect (a read: observed its value).
+    Ok,
+    /// Definitely did not take effect.
+    Fail,
+    /// Unknown (an `info` completion, or no completion before the history ended).
+    Info,
+}
+
+/// One operation: an invoke and its completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// The client process.
+    pub process: u64,
+    /// Read or write.
+    pub f: OpKind,
+    /// Interned key ([`History::key_name`]).
+    pub key: u32,
+    /// Interned value ([`History::value_name`]): what a write wrote, or what an `ok` read
+    /// returned; `None` = absent (and for reads that did not complete `ok`).
+    pub value: Option<u32>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Invoke time, ns.
+    pub invoke: u64,
+    /// Completion time, ns; `None` for `info` (its effect, if any, has no deadline).
+    pub complete: Option<u64>,
+    /// `index` of the invoke event.
+    pub index: u64,
+    /// 1-based line of the invoke event.
+    pub line: usize,
+    /// Interned labels ([`History::label`]): mode, session and phase come from the invoke
+    /// (else the completion); node from the completion (else the invoke).
+    pub mode: Option<u32>,
+    /// Read-your-writes session.
+    pub session: Option<u32>,
+    /// Scenario phase.
+    pub phase: Option<u32>,
+    /// Node that answered.
+    pub node: Option<u32>,
+}
+
+impl Op {
+    /// Completion time, with `info` at +infinity.
+    pub fn complete_or_max(&self) -> u64 {
+        self.complete.unwrap_or(u64::MAX)
+    }
+}
+
+/// Strings to dense ids.
+#[derive(Debug, Default, Clone)]
+struct Interner {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    fn intern_opt(&mut self, s: &Option<std::borrow::Cow<'_, str>>) -> Option<u32> {
+        s.as_deref().map(|s| self.intern(s))
+    }
+}
+
+/// A validated history, ready to check.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Operations in invoke order.
+    pub ops: Vec<Op>,
+    /// Number of events read.
+    pub events: usize,
+    /// Invokes that had no completion when the history ended (treated as `info`).
+    pub open_at_end: usize,
+    /// The phase of the last event that carried one (the default final phase).
+    pub last_phase: Option<u32>,
+    keys: Interner,
+    values: Interner,
+    labels: Interner,
+}
+
+enum ProcState {
+    Pending(usize),
+    Dead(usize),
+}
+
+/// Validates events one at a time into a [`History`].
+struct Builder {
+    h: History,
+    procs: HashMap<u64, ProcState>,
+    /// `(index, time)` of the previous event.
+    last: Option<(u64, u64)>,
+}
+
+impl History {
+    /// Reads and validates JSON Lines. Any malformed line refuses the whole history.
+    pub fn parse(reader: impl BufRead) -> Result<History, HistoryError> {
+        let mut problems = Problems::default();
+        let mut b = Builder::new();
+        for_each_event(reader, &mut problems, |line, e, problems| {
+            b.push(line, e, problems)
+        })?;
+        b.finish(problems)
+    }
+
+    /// Validates events already in memory (the scenario runner's path); problems are
+    /// reported with the 1-based position of the event as the "line".
+    pub fn from_events(events: &[Event]) -> Result<History, HistoryError> {
+        let mut problems = Problems::default();
+        let mut b = Builder::new();
+        for (i, e) in events.iter().enumerate() {
+            b.push(i + 1, RawEvent::from(e), &mut problems);
+        }
+        b.finish(problems)
+    }
+
+    /// The key's name.
+    pub fn key_name(&self, key: u32) -> &str {
+        self.keys
+            .names
+            .get(key as usize)
+            .map_or("?", String::as_str)
+    }
+
+    /// The value's text.
+    pub fn value_name(&self, value: u32) -> &str {
+        self.values
+            .names
+            .get(value as usize)
+            .map_or("?", String::as_str)
+    }
+
+    /// A label's text (mode, session, phase, node).
+    pub fn label(&self, label: u32) -> &str {
+        self.labels
+            .names
+            .get(label as usize)
+            .map_or("?", String::as_str)
+    }
+
+    /// The id of a label, if the history has it.
+    pub fn label_id(&self, name: &str) -> Option<u32> {
+        self.labels.ids.get(name).copied()
+    }
+
+    /// Number of distinct keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.names.len()
+    }
+
+    /// Number of distinct values.
+    pub fn value_count(&self) -> usize {
+        self.values.names.len()
+    }
+
+    /// The same history with only the operations `keep` accepts (names stay interned).
+    pub fn filtered(&self, keep: impl Fn(&Op) -> bool) -> History {
+        History {
+            ops: self.ops.iter().filter(|o| keep(o)).cloned().collect(),
+            ..self.clone_names()
+        }
+    }
+
+    fn clone_names(&self) -> History {
+        History {
+            ops: Vec::new(),
+            events: self.events,
+            open_at_end: self.open_at_end,
+            last_phase: self.last_phase,
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+
+    /// A value as `Some(text)`, or `None` for absent.
+    pub fn value_text(&self, value: Option<u32>) -> Option<String> {
+        value.map(|v| self.value_name(v).to_string())
+    }
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            h: History::default(),
+            procs: HashMap::new(),
+            last: None,
+        }
+    }
+
+    fn finish(self, problems: Problems) -> Result<History, HistoryError> {
+        if !problems.is_empty() {
+            return Err(problems.into_error());
+        }
+        let mut h = self.h;
+        h.open_at_end = self
+            .procs
+            .values()
+            .filter(|s| matches!(s, ProcState::Pending(_)))
+            .count();
+        Ok(h)
+    }
+
+    fn push(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        self.h.events += 1;
+        if let Some((index, time)) = self.last {
+            if e.index <= index {
+                problems.push(
+                    line,
+                    format!("index {} does not increase (previous {index})", e.index),
+                );
+            }
+            if e.time < time {
+                problems.push(line, format!("time {} goes back (previous {time}); events must be in the order they happened", e.time));
+            }
+        }
+        self.last = Some((e.index, e.time));
+        if let Some(phase) = self.h.labels.intern_opt(&e.phase) {
+            self.h.last_phase = Some(phase);
+        }
+        match e.kind {
+            EventType::Invoke => self.invoke(line, e, problems),
+            _ => self.complete(line, e, problems),
+        }
+    }
+    fn invoke(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        match self.procs.get(&e.process) {
+            Some(ProcState::Pending(op)) => {
+                let at = self.h.ops.get(*op).map_or(0, |o| o.line);
+                return problems.push(line, format!("process {} invokes again while its operation from line {at} is still outstanding", e.process));
+            }
+            Some(ProcState::Dead(at)) => {
+                return problems.push(line, format!("process {} issues an event after its info on line {at} (a client continues under a new process number)", e.process));
+            }
+            None => {}
+        }
+        if e.f == OpKind::Read && e.value.is_some() {
+            problems.push(line, "a read's invoke must have \"value\": null");
+        }
+        if e.f == OpKind::Write && e.value.is_none() {
+            problems.push(line, "a write's invoke must carry its value");
+        }
+        self.procs
+            .insert(e.process, ProcState::Pending(self.h.ops.len()));
+        let h = &mut self.h;
+        let value = match e.f {
+            OpKind::Write => h.values.intern_opt(&e.value),
+            OpKind::Read => None,
+        };
+        let op = Op {
+            process: e.process,
+            f: e.f,
+            key: h.keys.intern(&e.key),
+            value,
+            outcome: Outcome::Info,
+            invoke: e.time,
+            complete: None,
+            index: e.index,
+            line,
+            mode: h.labels.intern_opt(&e.mode),
+            session: h.labels.intern_opt(&e.session),
+            phase: h.labels.intern_opt(&e.phase),
+            node: h.labels.intern_opt(&e.node),
+        };
+        h.ops.push(op);
+    }
+
+    fn complete(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
+        let Some(ProcState::Pending(i)) = self.procs.get(&e.process) else {
+            let why = match self.procs.get(&e.process) {
+                Some(ProcState::Dead(at)) => format!("after its info on line {at}"),
+                _ => "with no outstanding invoke".to_string(),
+            };
+            let kind = serde_json::to_string(&e.kind).unwrap_or_default();
+            return problems.push(line, format!("{kind} for process {} {why}", e.process));
+        };
+        let i = *i;
+        let h = &mut self.h;
+        let key = h.keys.intern(&e.key);
+        let value = h.values.intern_opt(&e.value);
+        let (mode, session, phase, node) = (
+            h.labels.intern_opt(&e.mode),
+            h.labels.intern_opt(&e.session),
+            h.labels.intern_opt(&e.phase),
+            h.labels.intern_opt(&e.node),
+        );
+        let Some(op) = h.ops.get_mut(i) else {
+            return; // ok: Pending always holds an index pushed by `invoke`
+        };
+        if op.f != e.f || op.key != key {
+            problems.push(
+                line,
+                format!(
+                    "completion does not match the invoke on line {} (f or key differs)",
+                    op.line
+                ),
+            );
+        }
+        if op.f == OpKind::Write && value.is_some() && value != op.value {
+            problems.push(
+                line,
+                format!(
+                    "write completion carries a different value from its invoke on line {}",
+                    op.line
+                ),
+            );
+        }
+        op.mode = op.mode.or(mode);
+        op.session = op.session.or(session);
+        op.phase = op.phase.or(phase);
+        op.node = node.or(op.node);
+        match e.kind {
+            EventType::Ok => {
+                op.outcome = Outcome::Ok;
+                op.complete = Some(e.time);
+                if op.f == OpKind::Read {
+                    op.value = value;
+                }
+                self.procs.remove(&e.process);
+            }
+            EventType::Fail => {
+                op.outcome = Outcome::Fail;
+                op.complete = Some(e.time);
+                self.procs.remove(&e.process);
+            }
+            EventType::Info | EventType::Invoke => {
+                op.outcome = Outcome::Info;
+                self.procs.insert(e.process, ProcState::Dead(line));
+            }
+        }
+    }
+}
