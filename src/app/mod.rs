@@ -22,6 +22,10 @@ use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
 
+/// How long a start waits for its first connections (at least the network timeout): long
+/// enough for a loaded machine, short enough that a node that is down does not hold the start.
+const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub mod state;
 
 pub use state::{AppState, Shared};
@@ -142,9 +146,17 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
 
     // Give the first connections a moment, so the first requests do not fail fast for nothing;
     // a node that does not come stays down and the breakers take it from there.
-    let (up1, up2) = tokio::join!(
-        g1.wait_connected(config.network_timeout),
-        g2.wait_connected(config.network_timeout)
+    let first_wait = config.network_timeout.max(STARTUP_CONNECT_WAIT);
+    let pool_up = async {
+        match &pool {
+            Some(pool) => pool.wait_connected(first_wait).await,
+            None => true,
+        }
+    };
+    let (up1, up2, _) = tokio::join!(
+        g1.wait_connected(first_wait),
+        g2.wait_connected(first_wait),
+        pool_up
     );
     for (node, up) in [(&g1, up1), (&g2, up2)] {
         if !up {

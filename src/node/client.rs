@@ -171,11 +171,16 @@ impl Node {
 
     /// Waits up to `limit` for the first connection; false if it did not come.
     pub async fn wait_connected(&self, limit: Duration) -> bool {
-        self.is_connected()
-            || matches!(
-                tokio::time::timeout(limit, self.0.client.wait_for_connect()).await,
-                Ok(Ok(()))
-            )
+        // Polled rather than awaited on fred's connect notification, which is only sent for
+        // a connection attempt that ends after the subscription.
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Closes the connection.

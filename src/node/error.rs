@@ -33,10 +33,14 @@ pub enum NodeError {
         state: BreakerState,
     },
     /// The client has no connection to the node (refused, or reconnecting): nothing was sent.
-    #[error("{node} is not connected (connection refused or reconnecting); nothing was sent")]
+    #[error(
+        "{node} is not connected (connection refused or reconnecting); nothing was sent ({detail})"
+    )]
     NotConnected {
         /// The node.
         node: &'static str,
+        /// What fred said.
+        detail: String,
     },
     /// Every dedicated CP write connection stayed busy: nothing was sent.
     #[error(
@@ -87,7 +91,10 @@ impl NodeError {
     pub fn from_fred(node: &'static str, timeout: Duration, error: &FredError) -> NodeError {
         match error.kind() {
             // fred answers `Canceled` from its fail-fast check, before the command is queued.
-            ErrorKind::Canceled => NodeError::NotConnected { node },
+            ErrorKind::Canceled => NodeError::NotConnected {
+                node,
+                detail: error.details().to_string(),
+            },
             ErrorKind::Timeout => NodeError::Timeout { node, timeout },
             ErrorKind::IO => NodeError::ConnectionLost {
                 node,

@@ -111,6 +111,18 @@ impl WaitPool {
         }
     }
 
+    /// Waits up to `limit` for every dedicated connection; false if some did not come.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.connected() < self.all.len() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// How many dedicated connections are up.
     pub fn connected(&self) -> usize {
         self.all.iter().filter(|c| c.is_connected()).count()

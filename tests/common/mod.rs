@@ -4,4 +4,5 @@
 //! file does not use are allowed to be dead there.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod redis;
