@@ -20,7 +20,9 @@ async fn bad_input_gets_a_4xx_json_error_naming_the_problem() {
     let app = TestApp::start(config).await;
     let long_key = "k".repeat(17);
     let big = "v".repeat(33);
-    let cases: Vec<(&str, String, Option<Vec<u8>>, u16, &str)> = vec![
+    /// Method, path, body, expected status, what the error must say.
+    type Case<'a> = (&'a str, String, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("GET", "/read/".into(), None, 400, "key is empty"),
         ("POST", "/write//v".into(), None, 400, "key is empty"),
         ("POST", "/write/k/".into(), None, 400, "value is empty"),
