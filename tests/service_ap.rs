@@ -308,3 +308,67 @@ async fn a_full_queue_answers_503_and_shutdown_reports_what_it_could_not_drain()
     let report = app.shutdown().await;
     assert_eq!(report.undrained_writes, 2, "{report:?}");
 }
+
+#[tokio::test]
+async fn writes_report_the_primary_offset_and_replica_reads_report_theirs() {
+    // What read-your-writes tokens build on: the offset from ROLE right after a write, and
+    // the replica's processed offset asked before its data read.
+    let pair = streaming_pair().await;
+    let metrics = Metrics::new(Mode::Ap).unwrap();
+    let config = test_config(Mode::Ap, &pair);
+    let g1 = Node::connect(
+        NodeId::G1,
+        &pair.g1.url(),
+        config.network_timeout,
+        config.breaker,
+        &metrics,
+    )
+    .unwrap();
+    let g2 = Node::connect(
+        NodeId::G2,
+        &pair.g2.url(),
+        config.network_timeout,
+        config.breaker,
+        &metrics,
+    )
+    .unwrap();
+    assert!(
+        g1.wait_connected(Duration::from_secs(3)).await
+            && g2.wait_connected(Duration::from_secs(3)).await
+    );
+    let first = g1
+        .write(&WriteRequest::new("o".into(), "1".into()))
+        .await
+        .unwrap();
+    let second = g1
+        .write(&WriteRequest::new("o".into(), "2".into()))
+        .await
+        .unwrap();
+    assert!(
+        second.primary_offset > first.primary_offset,
+        "{first:?} {second:?}"
+    );
+    assert!(second.version > first.version && second.replicas_acked.is_none());
+    assert!(g1.role().await.unwrap().primary);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (record, role) = g2.read_record_with_offset("o").await.unwrap();
+        assert!(!role.primary);
+        if role.offset >= second.primary_offset {
+            assert_eq!(
+                record.unwrap().value,
+                "2",
+                "a replica past the write's offset holds the write"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "g2 never caught up: {role:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    g1.quit().await;
+    g2.quit().await;
+}

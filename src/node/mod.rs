@@ -3,7 +3,8 @@
 //! Data path: third layer, under the mode policies and over Redis. Each node (`g1`, `g2`) is a
 //! [`Node`]: a fred client with explicit timeouts, one attempt and fail-fast while
 //! disconnected, behind its own [`Breaker`]. Every failure becomes a [`NodeError`] marked
-//! definite or indefinite. [`record`] is the stored format and its Lua script; [`WaitPool`] is
+//! definite or indefinite. [`record`] is the stored format and its Lua script, [`write`] the
+//! write path that runs it; [`WaitPool`] is
 //! CP's set of dedicated write + `WAIT` connections; [`Role`] reads replication offsets.
 
 pub mod breaker;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod record;
 pub mod role;
 pub mod wait_pool;
+pub mod write;
 
 /// Which Redis node: the primary `g1` or the replica `g2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
