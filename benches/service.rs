@@ -56,9 +56,20 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 async fn run() -> Result<(), Failure> {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then it only checks that every scenario still works, in short rounds.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = env_number("BENCH_SECS", 3);
-    let rounds = env_number("BENCH_ROUNDS", 3);
-    let round = Duration::from_secs(secs);
+    let rounds = if smoke {
+        1
+    } else {
+        env_number("BENCH_ROUNDS", 3)
+    };
+    let round = if smoke {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(secs)
+    };
     let dir = tempfile::tempdir()?;
     let g1 = RedisNode::start(RedisNodeSpec::primary(
         "g1",
@@ -99,7 +110,13 @@ async fn run() -> Result<(), Failure> {
     }
 
     println!(
-        "caplab service benchmark: {CONNECTIONS} connections, {rounds} rounds of {secs} s each, CP WAIT pool {POOL}"
+        "caplab service benchmark{}: {CONNECTIONS} connections, {rounds} rounds of {:?} each, CP WAIT pool {POOL}",
+        if smoke {
+            " (smoke run: use cargo bench for figures)"
+        } else {
+            ""
+        },
+        round
     );
     let (read, write, design): (PathFn, PathFn, PathFn) = (read_path, write_path, design_path);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -426,7 +443,7 @@ async fn alternate(
     let mut sums = Vec::new();
     for (method, addr, path) in targets {
         // One short warm-up each, not counted.
-        load(method, *addr, *path, Duration::from_millis(500)).await?;
+        load(method, *addr, *path, round.min(Duration::from_millis(500))).await?;
         sums.push(Measured::new()?);
     }
     for _ in 0..rounds {
@@ -559,7 +576,13 @@ async fn breaker_open(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let read: PathFn = read_path;
-    load("GET", app.local_addr(), read, Duration::from_millis(500)).await?;
+    load(
+        "GET",
+        app.local_addr(),
+        read,
+        length.min(Duration::from_millis(500)),
+    )
+    .await?;
     let (fast0, all0) = server_side_reads(app.local_addr()).await?;
     let measured = load("GET", app.local_addr(), read, length).await?;
     let single = load_with("GET", app.local_addr(), read, length, 1).await?;
