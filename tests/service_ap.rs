@@ -126,7 +126,7 @@ async fn drain_counts_superseded_writes_and_never_applies_one_twice() {
         g1.clone(),
         g2,
         10,
-        Staleness::new(),
+        Staleness::new(config.heartbeat_interval),
         config.max_staleness,
         metrics.clone(),
     ));

@@ -110,7 +110,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     };
     let g1 = connect(NodeId::G1, &config.g1_url)?;
     let g2 = connect(NodeId::G2, &config.g2_url)?;
-    let staleness = Staleness::new();
+    let staleness = Staleness::new(config.heartbeat_interval);
 
     let (personality, ap, pool) = match config.mode {
         Mode::Cp => {

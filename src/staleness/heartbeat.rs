@@ -46,7 +46,7 @@ impl Heartbeat {
             ticks.tick().await;
             let now = unix_ms();
             if self.g1.set_heartbeat(&self.key, now).await.is_ok() {
-                self.staleness.observe(NodeId::G1, now);
+                self.staleness.observe(NodeId::G1, now, unix_ms());
             }
             self.export(NodeId::G1);
         }
@@ -59,7 +59,7 @@ impl Heartbeat {
         loop {
             ticks.tick().await;
             if let Ok(Some(beat)) = self.g2.get_heartbeat(&self.key).await {
-                self.staleness.observe(NodeId::G2, beat);
+                self.staleness.observe(NodeId::G2, beat, unix_ms());
             }
             self.export(NodeId::G2);
         }
