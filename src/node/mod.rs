@@ -3,7 +3,7 @@
 //! Data path: third layer, under the mode policies and over Redis. Each node (`g1`, `g2`) is a
 //! [`Node`]: a fred client with explicit timeouts, one attempt and fail-fast while
 //! disconnected, behind its own [`Breaker`]. Every failure becomes a [`NodeError`] marked
-//! definite or indefinite. [`record`] is the stored format and its Lua script, [`write`] the
+//! definite or indefinite. [`record`] is the stored format and its Lua script, [`mod@write`] the
 //! write path that runs it; [`WaitPool`] is
 //! CP's set of dedicated write + `WAIT` connections; [`Role`] reads replication offsets.
 
