@@ -196,9 +196,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     }
 
     let (stop, mut stopped) = watch::channel(false);
-    let router = crate::http::router(state.clone());
+    let service = crate::http::service(state.clone());
     let server = tokio::spawn(
-        axum::serve(listener, router)
+        axum::serve(listener, axum::ServiceExt::into_make_service(service))
             .with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })
