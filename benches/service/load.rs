@@ -78,7 +78,7 @@ pub fn design_path(i: u64) -> String {
     format!("/write-design/bench-{}/v{i}", i as usize % KEYS)
 }
 
-/// Runs the targets in alternating rounds (a, b, c, a, b, c, ...) and sums each one's rounds.
+/// Runs the targets in alternating rounds and sums each one's rounds.
 pub async fn alternate(
     rounds: u64,
     round: Duration,
@@ -90,9 +90,15 @@ pub async fn alternate(
         load(method, *addr, *path, round.min(Duration::from_millis(500))).await?;
         sums.push(Measured::new()?);
     }
-    for _ in 0..rounds {
-        for ((method, addr, path), sum) in targets.iter().zip(sums.iter_mut()) {
-            sum.add(&load(method, *addr, *path, round).await?)?;
+    for r in 0..rounds {
+        // a b c, then c b a, ...: whoever runs first in a round does not always run first.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (method, addr, path) = targets[i];
+            sums[i].add(&load(method, addr, path, round).await?)?;
         }
     }
     Ok(sums)

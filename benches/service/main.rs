@@ -8,10 +8,10 @@
 //!   pipeline on a pool of dedicated connections of the same size;
 //! - CP `GET /read/{key}` with g1 hung (SIGSTOP) and its breaker open: the fail-fast latency.
 //!
-//! Each pair runs in alternating rounds (bare, caplab, bare, caplab, ...) so the machine's noise
+//! Each comparison runs in alternating rounds (bare, caplab; then caplab, bare; ...) so the noise
 //! falls on both; throughput and p50/p99 come from every round together. Load: 32 keep-alive
 //! HTTP/1 connections, each sending its next request when the previous answer arrived.
-//! `BENCH_SECS` (per round, default 3) and `BENCH_ROUNDS` (default 3) change the length.
+//! `BENCH_SECS` (per round, default 2) and `BENCH_ROUNDS` (default 6) change the length.
 
 mod bare;
 mod load;
@@ -57,11 +57,11 @@ async fn run() -> Result<(), Failure> {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
     // and then it only checks that every scenario still works, in short rounds.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let secs = env_number("BENCH_SECS", 3);
+    let secs = env_number("BENCH_SECS", 2);
     let rounds = if smoke {
         1
     } else {
-        env_number("BENCH_ROUNDS", 3)
+        env_number("BENCH_ROUNDS", 6)
     };
     let round = if smoke {
         Duration::from_millis(300)

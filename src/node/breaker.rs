@@ -175,12 +175,12 @@ pub struct Rejected {
 /// nothing but frees the half-open trial.
 #[derive(Debug)]
 #[must_use = "report the call's result on the permit"]
-pub struct Permit {
-    breaker: Breaker,
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
     trial: bool,
 }
 
-impl Permit {
+impl Permit<'_> {
     /// The call reached the dependency and it answered.
     pub fn success(self) {
         self.breaker
@@ -200,7 +200,7 @@ impl Permit {
     }
 }
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if self.trial {
             self.breaker
@@ -267,7 +267,7 @@ impl Breaker {
 
     /// Asks to make one call. Fails at once while open, and while half-open with the trial call
     /// already under way.
-    pub fn permit(&self) -> Result<Permit, Rejected> {
+    pub fn permit(&self) -> Result<Permit<'_>, Rejected> {
         if !self.machine.is_call_permitted() {
             return Err(self.rejected());
         }
@@ -276,7 +276,7 @@ impl Breaker {
             return Err(self.rejected());
         }
         Ok(Permit {
-            breaker: self.clone(),
+            breaker: self,
             trial,
         })
     }
