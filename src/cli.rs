@@ -30,6 +30,8 @@ pub struct Cli {
 /// What `caplab` can do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run one personality (CP or AP) over the Redis pair until SIGTERM or Ctrl-C.
+    Serve(crate::config::ServeArgs),
     /// Check a recorded history (JSON Lines) for linearizability, stale reads, lost writes and
     /// session violations. Exit 0 valid, 1 invalid, 2 unknown or error.
     Check(crate::check::CheckArgs),

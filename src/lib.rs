@@ -20,6 +20,14 @@
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
 //! | [`lab`] | the local lab: `redis-server` processes, `caplab lab`, `caplab demo` |
 //! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
+//! | [`app`] | `caplab serve`: builds one personality, serves it, shuts it down gracefully |
+//! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
+//! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
+//! | [`mode`] | the CP and AP policies and AP's write-behind queue |
+//! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
+//! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
+//! | [`metrics`] | the Prometheus registry and every metric name |
+//! | [`time`] | Unix-millisecond wall clock shared by records, heartbeats and breakers |
 //!
 //! ## Data path
 //!
@@ -43,3 +51,12 @@ pub mod lab;
 pub mod logging;
 pub mod proxy;
 pub mod scenario;
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod mode;
+pub mod node;
+pub mod staleness;
+pub mod time;

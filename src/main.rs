@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     Ok(match command {
+        Command::Serve(args) => caplab::app::serve(args).await?,
         Command::Check(args) => caplab::check::run(args).await?,
         Command::Proxy(args) => caplab::proxy::run(args).await?,
         Command::Lab(args) => caplab::lab::run(args).await?,

@@ -5,5 +5,6 @@
 //! file does not use are allowed to be dead there.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod proxy;
 pub mod redis;

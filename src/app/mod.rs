@@ -1,0 +1,301 @@
+//! `caplab serve`: build one personality, serve it, and shut it down gracefully.
+//!
+//! Data path: the top. [`start`] validates the [`Config`], connects the node clients (in the
+//! background: a node that is down at start is a node that is down, not a crash), builds the
+//! shared state and the router, starts the background tasks (heartbeat writer and reader,
+//! replication poller, AP queue drain) and serves on the listener it is given, so tests and the
+//! lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
+//! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
+//! gives AP's queue a last chance to drain and reports how many writes it could not.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::{Config, ConfigError, Mode, ServeArgs};
+use crate::metrics::Metrics;
+use crate::mode::{Personality, ap::Ap, cp::Cp};
+use crate::node::{Breaker, Node, NodeId, WaitPool};
+use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
+
+/// How long a start waits for its first connections (at least the network timeout): long
+/// enough for a loaded machine, short enough that a node that is down does not hold the start.
+const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub mod state;
+
+pub use state::{AppState, Shared};
+
+/// Why the service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The metrics registry refused a metric (a duplicate name: a bug).
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// A Redis client could not be built from its URL.
+    #[error("cannot set up the Redis client for {node}: {source}")]
+    Redis {
+        /// `g1` or `g2`.
+        node: &'static str,
+        /// What fred said.
+        source: fred::error::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    /// Waiting for the termination signals failed.
+    #[error("cannot listen for SIGTERM: {0}")]
+    Signal(std::io::Error),
+}
+
+/// What a graceful shutdown left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// AP: queued writes that could not be drained to g1 (lost). CP: always 0.
+    pub undrained_writes: usize,
+    /// Whether in-flight requests were still running when the grace period ended.
+    pub cut_short: bool,
+}
+
+/// A personality serving on its listener.
+#[derive(Debug)]
+pub struct RunningApp {
+    addr: SocketAddr,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: JoinSet<()>,
+    ap: Option<Arc<Ap>>,
+    pool: Option<WaitPool>,
+}
+
+/// Binds the configured `host:port`.
+pub async fn bind(config: &Config) -> Result<TcpListener, AppError> {
+    let addr = format!("{}:{}", config.host, config.port);
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// Starts a personality on `listener` (port 0 is fine: see [`RunningApp::local_addr`]).
+pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, AppError> {
+    config.validate()?;
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: format!("{}:{}", config.host, config.port),
+        source,
+    })?;
+    let metrics = Metrics::new(config.mode)?;
+    let connect = |id: NodeId, url: &str| {
+        Node::connect(id, url, config.network_timeout, config.breaker, &metrics).map_err(|source| {
+            AppError::Redis {
+                node: id.as_str(),
+                source,
+            }
+        })
+    };
+    let g1 = connect(NodeId::G1, &config.g1_url)?;
+    let g2 = connect(NodeId::G2, &config.g2_url)?;
+    let staleness = Staleness::new(config.heartbeat_interval);
+
+    let (personality, ap, pool) = match config.mode {
+        Mode::Cp => {
+            let pool = WaitPool::connect(
+                &g1,
+                &config.g1_url,
+                config.cp_wait_pool_size,
+                config.cp_wait_timeout,
+            )
+            .map_err(|source| AppError::Redis { node: "g1", source })?;
+            let replication = Breaker::new("replication", config.breaker, &metrics);
+            let cp = Cp::new(
+                g1.clone(),
+                pool.clone(),
+                replication,
+                staleness.clone(),
+                metrics.clone(),
+            );
+            (Personality::Cp(cp), None, Some(pool))
+        }
+        Mode::Ap => {
+            let ap = Arc::new(Ap::new(
+                g1.clone(),
+                g2.clone(),
+                config.ap_queue_capacity,
+                staleness.clone(),
+                config.max_staleness,
+                metrics.clone(),
+            ));
+            (Personality::Ap(ap.clone()), Some(ap), None)
+        }
+    };
+
+    // Give the first connections a moment, so the first requests do not fail fast for nothing;
+    // a node that does not come stays down and the breakers take it from there.
+    let first_wait = config.network_timeout.max(STARTUP_CONNECT_WAIT);
+    let pool_up = async {
+        match &pool {
+            Some(pool) => pool.wait_connected(first_wait).await,
+            None => true,
+        }
+    };
+    let (up1, up2, _) = tokio::join!(
+        g1.wait_connected(first_wait),
+        g2.wait_connected(first_wait),
+        pool_up
+    );
+    for (node, up) in [(&g1, up1), (&g2, up2)] {
+        if !up {
+            tracing::warn!(
+                node = node.name(),
+                mode = config.mode.as_str(),
+                "DB_CONNECT_FAILURE: not connected at start; reconnecting in the background"
+            );
+        }
+    }
+
+    let replication = ReplicationStatus::default();
+    let state: AppState = Arc::new(Shared {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        g1: g1.clone(),
+        g2: g2.clone(),
+        personality,
+        staleness: staleness.clone(),
+        replication: replication.clone(),
+    });
+
+    let mut tasks = JoinSet::new();
+    let heartbeat = Heartbeat {
+        key: heartbeat_key(&config.instance_id),
+        interval: config.heartbeat_interval,
+        g1: g1.clone(),
+        g2: g2.clone(),
+        staleness,
+        metrics: metrics.clone(),
+    };
+    tasks.spawn(heartbeat.clone().run_writer());
+    tasks.spawn(heartbeat.run_reader());
+    tasks.spawn(replication.run_poller(g1, g2, metrics, config.replication_poll));
+    if let Some(ap) = &ap {
+        tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
+    }
+
+    let (stop, mut stopped) = watch::channel(false);
+    let service = crate::http::service(state.clone());
+    let server = tokio::spawn(
+        axum::serve(listener, axum::ServiceExt::into_make_service(service))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    tracing::info!(mode = config.mode.as_str(), %addr, instance_id = config.instance_id, "SERVE_START");
+    Ok(RunningApp {
+        addr,
+        state,
+        stop,
+        server,
+        tasks,
+        ap,
+        pool,
+    })
+}
+
+impl RunningApp {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared state (tests and the lab inspect breakers, staleness, the queue).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops gracefully: no new connections, in-flight requests finish (up to the grace
+    /// period), background tasks stop, AP drains what it can, connections close.
+    pub async fn shutdown(mut self) -> Result<ShutdownReport, AppError> {
+        let config = &self.state.config;
+        let grace = config.shutdown_grace;
+        let started = tokio::time::Instant::now();
+        let _ = self.stop.send(true);
+        let cut_short = match tokio::time::timeout(grace, &mut self.server).await {
+            Ok(Ok(Ok(()))) => false,
+            Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
+            Ok(Err(_join)) => false,
+            Err(_elapsed) => {
+                tracing::warn!(
+                    grace_sec = grace.as_secs_f64(),
+                    "in-flight requests still running after the grace period; closing"
+                );
+                self.server.abort();
+                true
+            }
+        };
+        self.tasks.shutdown().await;
+        let undrained_writes = match &self.ap {
+            Some(ap) => {
+                let left = grace.saturating_sub(started.elapsed());
+                ap.final_drain(left, config.heartbeat_interval).await
+            }
+            None => 0,
+        };
+        let limit = config.network_timeout;
+        let _ = tokio::time::timeout(limit, self.state.g1.quit()).await;
+        let _ = tokio::time::timeout(limit, self.state.g2.quit()).await;
+        if let Some(pool) = &self.pool {
+            let _ = tokio::time::timeout(limit, pool.quit()).await;
+        }
+        tracing::info!(
+            mode = config.mode.as_str(),
+            undrained_writes,
+            cut_short,
+            "SERVE_STOP"
+        );
+        Ok(ShutdownReport {
+            undrained_writes,
+            cut_short,
+        })
+    }
+}
+
+/// `caplab serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(args: ServeArgs) -> Result<ExitCode, AppError> {
+    let config = args.into_config()?;
+    let listener = bind(&config).await?;
+    let app = start(config, listener).await?;
+    wait_for_termination().await?;
+    // Undrained AP writes are logged (AP_QUEUE_UNDRAINED) and counted; the stop itself worked.
+    app.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_termination() -> Result<(), AppError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(AppError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The shared state every handler and background task sees: an `Arc` of cheap handles.
+//!
+//! Data path: the top. Built once by `app::start`; the HTTP handlers get it through axum's
+//! `State`, the background tasks (heartbeat, replication poller, AP drain) get clones of the
+//! handles they need. Nothing in it is locked across an `.await`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::mode::Personality;
+use crate::node::{BreakerSnapshot, Node};
+use crate::staleness::{ReplicationStatus, Staleness};
+
+/// Everything one running personality shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// The app's metrics and registry.
+    pub metrics: Metrics,
+    /// The primary.
+    pub g1: Node,
+    /// The replica.
+    pub g2: Node,
+    /// CP or AP.
+    pub personality: Personality,
+    /// Heartbeat staleness per node.
+    pub staleness: Staleness,
+    /// The latest replication poll.
+    pub replication: ReplicationStatus,
+}
+
+/// The handle handlers receive.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// Every breaker of this instance: `g1`, `g2`, and CP's `replication`.
+    pub fn breakers(&self) -> Vec<BreakerSnapshot> {
+        let mut all = vec![self.g1.breaker().snapshot(), self.g2.breaker().snapshot()];
+        if let Some(replication) = self.personality.replication_breaker() {
+            all.push(replication.snapshot());
+        }
+        all
+    }
+}

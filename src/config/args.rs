@@ -1,0 +1,311 @@
+//! The flags of `caplab serve`, each with its environment fallback, and their conversion into
+//! the validated [`Config`].
+//!
+//! This sits before the data path, in the command line. Every value name is the environment
+//! name, so even clap's own parse errors name the setting (`--port <PORT>`).
+
+use std::time::Duration;
+
+use super::{Config, ConfigError, Environment, Limits, Mode, SecretKey, invalid};
+use crate::node::BreakerSettings;
+
+/// `caplab serve`: run one personality (CP or AP) over the Redis pair.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Which personality to run.
+    #[arg(long, env = "MODE", value_enum, value_name = "MODE")]
+    pub mode: Mode,
+    /// TCP port to listen on [default: 5001 for cp, 5002 for ap].
+    #[arg(long, env = "PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Address to bind (0.0.0.0 in a container).
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The primary, g1 (in the lab: the `g1` proxy in front of it).
+    #[arg(
+        long,
+        env = "REDIS_G1_URL",
+        value_name = "REDIS_G1_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_g1_url: String,
+    /// The replica, g2 (in the lab: the `g2` proxy in front of it).
+    #[arg(
+        long,
+        env = "REDIS_G2_URL",
+        value_name = "REDIS_G2_URL",
+        default_value = "redis://127.0.0.1:6380"
+    )]
+    pub redis_g2_url: String,
+    /// Timeout of every Redis command, in seconds (fractions allowed).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "NETWORK_TIMEOUT_SEC",
+        value_name = "NETWORK_TIMEOUT_SEC",
+        default_value_t = 1.0
+    )]
+    pub network_timeout_sec: f64,
+    /// Staleness bound for AP reads, in ms: a staler g2 sends reads to g1.
+    #[arg(
+        long,
+        env = "MAX_STALENESS_MS",
+        value_name = "MAX_STALENESS_MS",
+        default_value_t = 1000
+    )]
+    pub max_staleness_ms: u64,
+    /// HMAC key of session tokens.
+    #[arg(
+        long,
+        env = "SECRET_KEY",
+        value_name = "SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+    /// `production` refuses a missing or placeholder SECRET_KEY.
+    #[arg(long, env = "ENVIRONMENT", value_name = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+    /// How often the heartbeat is written to g1 and read from g2, in ms.
+    #[arg(
+        long,
+        env = "HEARTBEAT_INTERVAL_MS",
+        value_name = "HEARTBEAT_INTERVAL_MS",
+        default_value_t = 100
+    )]
+    pub heartbeat_interval_ms: u64,
+    /// How often `INFO replication` is polled on both nodes, in ms.
+    #[arg(
+        long,
+        env = "REPLICATION_POLL_MS",
+        value_name = "REPLICATION_POLL_MS",
+        default_value_t = 500
+    )]
+    pub replication_poll_ms: u64,
+    /// Consecutive failures that open a circuit breaker.
+    #[arg(
+        long,
+        env = "BREAKER_FAILURE_THRESHOLD",
+        value_name = "BREAKER_FAILURE_THRESHOLD",
+        default_value_t = 5
+    )]
+    pub breaker_failure_threshold: u32,
+    /// First open interval of a breaker, in ms (doubles on each failed trial).
+    #[arg(
+        long,
+        env = "BREAKER_OPEN_MS",
+        value_name = "BREAKER_OPEN_MS",
+        default_value_t = 1000
+    )]
+    pub breaker_open_ms: u64,
+    /// Longest open interval of a breaker, in ms.
+    #[arg(
+        long,
+        env = "BREAKER_MAX_OPEN_MS",
+        value_name = "BREAKER_MAX_OPEN_MS",
+        default_value_t = 30_000
+    )]
+    pub breaker_max_open_ms: u64,
+    /// CP: how long `WAIT 1` waits for the replica, in ms (below the network timeout).
+    #[arg(
+        long,
+        env = "CP_WAIT_TIMEOUT_MS",
+        value_name = "CP_WAIT_TIMEOUT_MS",
+        default_value_t = 500
+    )]
+    pub cp_wait_timeout_ms: u64,
+    /// CP: dedicated g1 connections for write + WAIT (one write at a time each).
+    #[arg(
+        long,
+        env = "CP_WAIT_POOL_SIZE",
+        value_name = "CP_WAIT_POOL_SIZE",
+        default_value_t = 16
+    )]
+    pub cp_wait_pool_size: usize,
+    /// AP: writes the write-behind queue holds while g1 is away (then 503).
+    #[arg(
+        long,
+        env = "AP_QUEUE_CAPACITY",
+        value_name = "AP_QUEUE_CAPACITY",
+        default_value_t = 10_000
+    )]
+    pub ap_queue_capacity: usize,
+    /// Longest key accepted, in bytes.
+    #[arg(
+        long,
+        env = "MAX_KEY_BYTES",
+        value_name = "MAX_KEY_BYTES",
+        default_value_t = 512
+    )]
+    pub max_key_bytes: usize,
+    /// Longest value accepted, in bytes.
+    #[arg(
+        long,
+        env = "MAX_VALUE_BYTES",
+        value_name = "MAX_VALUE_BYTES",
+        default_value_t = 65_536
+    )]
+    pub max_value_bytes: usize,
+    /// Name of this instance in its heartbeat key [default: the mode and a random suffix].
+    #[arg(long, env = "INSTANCE_ID", value_name = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// On SIGTERM, how long in-flight requests and the AP queue drain may take, in seconds.
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_SEC",
+        value_name = "SHUTDOWN_GRACE_SEC",
+        default_value_t = 10.0
+    )]
+    pub shutdown_grace_sec: f64,
+}
+
+fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid(
+            setting,
+            format!("must be a positive number of seconds, got {value}"),
+        )
+    })
+}
+
+impl ServeArgs {
+    /// Turns the parsed flags into a validated [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let mut config = Config::new(self.mode, &self.redis_g1_url, &self.redis_g2_url);
+        config.host = self.host;
+        config.port = self.port.unwrap_or(self.mode.default_port());
+        config.network_timeout = seconds("NETWORK_TIMEOUT_SEC", self.network_timeout_sec)?;
+        config.max_staleness = Duration::from_millis(self.max_staleness_ms);
+        config.environment = self.environment;
+        config.secret_key = match self.secret_key {
+            Some(key) => SecretKey(key),
+            None if self.environment == Environment::Production => SecretKey(String::new()),
+            None => SecretKey::generate(),
+        };
+        config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
+        config.replication_poll = Duration::from_millis(self.replication_poll_ms);
+        config.breaker = BreakerSettings {
+            failure_threshold: self.breaker_failure_threshold,
+            open_interval: Duration::from_millis(self.breaker_open_ms),
+            max_open_interval: Duration::from_millis(self.breaker_max_open_ms),
+        };
+        config.cp_wait_timeout = Duration::from_millis(self.cp_wait_timeout_ms);
+        config.cp_wait_pool_size = self.cp_wait_pool_size;
+        config.ap_queue_capacity = self.ap_queue_capacity;
+        config.limits = Limits {
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+        };
+        if let Some(id) = self.instance_id {
+            config.instance_id = id;
+        }
+        config.shutdown_grace = seconds("SHUTDOWN_GRACE_SEC", self.shutdown_grace_sec)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["caplab"];
+        argv.extend_from_slice(args);
+        let wrapper = Wrapper::try_parse_from(argv).map_err(|e| e.to_string())?;
+        wrapper.serve.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let cp = parse(&["--mode", "cp"]).unwrap();
+        assert_eq!(cp.port, 5001);
+        assert_eq!(cp.heartbeat_interval, Duration::from_millis(100));
+        let ap = parse(&["--mode", "ap"]).unwrap();
+        assert_eq!(ap.port, 5002);
+        assert_ne!(cp.instance_id, ap.instance_id);
+    }
+
+    #[test]
+    fn fractional_network_timeout_is_accepted() {
+        let c = parse(&[
+            "--mode",
+            "cp",
+            "--network-timeout-sec",
+            "0.25",
+            "--cp-wait-timeout-ms",
+            "100",
+        ])
+        .unwrap();
+        assert_eq!(c.network_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--network-timeout-sec", "0"], "NETWORK_TIMEOUT_SEC"),
+            (&["--network-timeout-sec", "-1"], "NETWORK_TIMEOUT_SEC"),
+            (&["--network-timeout-sec", "abc"], "NETWORK_TIMEOUT_SEC"),
+            (&["--port", "70000"], "PORT"),
+            (&["--redis-g1-url", "http://x"], "REDIS_G1_URL"),
+            (&["--redis-g2-url", "redis://[::1"], "REDIS_G2_URL"),
+            (&["--max-staleness-ms", "0"], "MAX_STALENESS_MS"),
+            (&["--heartbeat-interval-ms", "1"], "HEARTBEAT_INTERVAL_MS"),
+            (
+                &["--breaker-failure-threshold", "0"],
+                "BREAKER_FAILURE_THRESHOLD",
+            ),
+            (
+                &["--breaker-open-ms", "5000", "--breaker-max-open-ms", "10"],
+                "BREAKER_MAX_OPEN_MS",
+            ),
+            (&["--cp-wait-timeout-ms", "5000"], "CP_WAIT_TIMEOUT_MS"),
+            (&["--cp-wait-pool-size", "0"], "CP_WAIT_POOL_SIZE"),
+            (&["--ap-queue-capacity", "0"], "AP_QUEUE_CAPACITY"),
+            (&["--max-key-bytes", "0"], "MAX_KEY_BYTES"),
+            (&["--max-value-bytes", "0"], "MAX_VALUE_BYTES"),
+            (&["--instance-id", "has space"], "INSTANCE_ID"),
+        ];
+        for (args, setting) in cases {
+            let mut all = vec!["--mode", "cp"];
+            all.extend_from_slice(args);
+            let err = parse(&all).expect_err(setting);
+            assert!(err.contains(setting), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_missing_placeholder_or_short_secret() {
+        let base = ["--mode", "ap", "--environment", "production"];
+        let err = parse(&base).unwrap_err();
+        assert!(
+            err.contains("SECRET_KEY") && err.contains("must be set"),
+            "{err}"
+        );
+        let mut args = base.to_vec();
+        args.extend(["--secret-key", "change-me"]);
+        assert!(parse(&args).unwrap_err().contains("placeholder"));
+        let mut args = base.to_vec();
+        args.extend(["--secret-key", "short"]);
+        assert!(parse(&args).unwrap_err().contains("at least 32 bytes"));
+        let mut args = base.to_vec();
+        let good = "0123456789abcdef0123456789abcdef";
+        args.extend(["--secret-key", good]);
+        assert_eq!(parse(&args).unwrap().secret_key.as_bytes(), good.as_bytes());
+    }
+
+    #[test]
+    fn development_generates_a_secret_and_never_prints_it() {
+        let c = parse(&["--mode", "cp"]).unwrap();
+        assert_eq!(c.secret_key.as_bytes().len(), 64);
+        let shown = format!("{:?}", c.secret_key);
+        assert!(shown.contains("redacted"));
+        assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes()).unwrap()));
+    }
+}

@@ -1,0 +1,140 @@
+//! The status handlers: `/health`, `/ready`, `/metrics`, `/circuit-breaker`, `/replication`.
+//!
+//! Data path: beside it. They read the shared state (breakers, staleness, the replication poll,
+//! the AP queue) and never call Redis themselves, so they answer at once even when every node
+//! is unreachable.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::config::Mode;
+use crate::node::{BreakerState, Node, NodeId};
+use crate::staleness::ReplicationSnapshot;
+
+/// `GET /health`: 200 while the process serves.
+pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "mode": state.config.mode.as_str(),
+        "instance_id": state.config.instance_id,
+    }))
+}
+
+#[derive(Serialize)]
+struct NodeReadiness {
+    connected: bool,
+    breaker: &'static str,
+    usable: bool,
+}
+
+fn readiness(node: &Node) -> NodeReadiness {
+    let state = node.breaker().state();
+    let connected = node.is_connected();
+    NodeReadiness {
+        connected,
+        breaker: state.as_str(),
+        usable: connected && state != BreakerState::Open,
+    }
+}
+
+/// `GET /ready`: per-node reachability and breaker states; 503 when this mode cannot serve
+/// (CP needs g1; AP needs g1 or g2).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let g1 = readiness(&state.g1);
+    let g2 = readiness(&state.g2);
+    let ready = match state.config.mode {
+        Mode::Cp => g1.usable,
+        Mode::Ap => g1.usable || g2.usable,
+    };
+    let body = json!({
+        "ready": ready,
+        "mode": state.config.mode.as_str(),
+        "nodes": { "g1": g1, "g2": g2 },
+        "replication_breaker": state.personality.replication_breaker().map(|b| b.state().as_str()),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text format, staleness refreshed at scrape time.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    for node in [NodeId::G1, NodeId::G2] {
+        state
+            .metrics
+            .set_staleness(node.as_str(), state.staleness.staleness_ms(node));
+    }
+    let text = state
+        .metrics
+        .encode()
+        .map_err(|e| ApiError::Internal(format!("cannot encode metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /circuit-breaker`: one entry per breaker.
+pub async fn circuit_breakers(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let breakers: serde_json::Map<String, serde_json::Value> = state
+        .breakers()
+        .into_iter()
+        .map(|b| (b.name.to_string(), json!(b)))
+        .collect();
+    Json(json!({ "mode": state.config.mode.as_str(), "breakers": breakers }))
+}
+
+/// The body of `GET /replication`.
+#[derive(Debug, Serialize)]
+pub struct ReplicationBody {
+    /// `cp` or `ap`.
+    pub mode: &'static str,
+    /// g2's `master_link_status` (`up`, `down`), or `unknown` when g2 did not answer.
+    pub link_status: String,
+    /// Primary offset minus replica offset, when both answered the last poll.
+    pub lag_bytes: Option<u64>,
+    /// Heartbeat staleness per node, ms.
+    pub staleness_ms: serde_json::Value,
+    /// The AP staleness bound.
+    pub max_staleness_ms: u128,
+    /// The heartbeat period.
+    pub heartbeat_interval_ms: u128,
+    /// Writes waiting in AP's queue (0 for CP).
+    pub ap_queue_depth: usize,
+    /// The raw last poll.
+    pub poll: ReplicationSnapshot,
+}
+
+/// `GET /replication`: link status, lag bytes, staleness per node, AP queue depth.
+pub async fn replication(State(state): State<AppState>) -> Json<ReplicationBody> {
+    let poll = state.replication.snapshot();
+    Json(ReplicationBody {
+        mode: state.config.mode.as_str(),
+        link_status: poll
+            .link_status
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string()),
+        lag_bytes: poll.lag_bytes,
+        staleness_ms: json!({
+            "g1": state.staleness.staleness_ms(NodeId::G1),
+            "g2": state.staleness.staleness_ms(NodeId::G2),
+        }),
+        max_staleness_ms: state.config.max_staleness.as_millis(),
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis(),
+        ap_queue_depth: state.personality.queue_depth(),
+        poll,
+    })
+}

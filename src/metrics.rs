@@ -1,0 +1,327 @@
+//! Prometheus metrics: one owned registry per app, every metric name defined once, here.
+//!
+//! This sits beside the whole data path: the HTTP layer counts requests and latencies, the
+//! node clients count connection failures, the breakers set their state and count transitions,
+//! the mode policies count write outcomes and stale reads, the heartbeat sets staleness and
+//! replication lag. The names and the first labels are fixed by DESIGN.md (the deployment
+//! guide's five plus the others). Labels carry only small closed sets (mode, node, operation,
+//! status, outcome, target state), never keys or values.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `app_requests_total` | counter | mode, operation, status |
+//! | `app_request_latency_seconds` | histogram | mode, operation |
+//! | `circuit_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | mode, node |
+//! | `circuit_breaker_transitions_total` | counter | mode, node, to |
+//! | `data_staleness_ms` | gauge | mode, node |
+//! | `db_connection_failures_total` | counter | mode, node |
+//! | `write_outcomes_total` | counter | mode, outcome |
+//! | `replication_lag_bytes` | gauge | mode |
+//! | `replication_link_up` | gauge (1 up, 0 down or unknown) | mode |
+//! | `ap_write_queue_depth` | gauge | mode |
+//! | `session_guarantee_violations_total` | counter | mode |
+//! | `stale_reads_total` | counter | mode, node |
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::config::Mode;
+
+/// `app_requests_total`
+pub const REQUESTS_TOTAL: &str = "app_requests_total";
+/// `app_request_latency_seconds`
+pub const REQUEST_LATENCY: &str = "app_request_latency_seconds";
+/// `circuit_breaker_state`
+pub const BREAKER_STATE: &str = "circuit_breaker_state";
+/// `circuit_breaker_transitions_total`
+pub const BREAKER_TRANSITIONS: &str = "circuit_breaker_transitions_total";
+/// `data_staleness_ms`
+pub const DATA_STALENESS: &str = "data_staleness_ms";
+/// `db_connection_failures_total`
+pub const DB_CONNECTION_FAILURES: &str = "db_connection_failures_total";
+/// `write_outcomes_total`
+pub const WRITE_OUTCOMES: &str = "write_outcomes_total";
+/// `replication_lag_bytes`
+pub const REPLICATION_LAG: &str = "replication_lag_bytes";
+/// `replication_link_up`
+pub const REPLICATION_LINK_UP: &str = "replication_link_up";
+/// `ap_write_queue_depth`
+pub const AP_QUEUE_DEPTH: &str = "ap_write_queue_depth";
+/// `session_guarantee_violations_total`
+pub const SESSION_VIOLATIONS: &str = "session_guarantee_violations_total";
+/// `stale_reads_total`
+pub const STALE_READS: &str = "stale_reads_total";
+
+/// Every metric name this module defines, in the order of the table above.
+pub const ALL_NAMES: &[&str] = &[
+    REQUESTS_TOTAL,
+    REQUEST_LATENCY,
+    BREAKER_STATE,
+    BREAKER_TRANSITIONS,
+    DATA_STALENESS,
+    DB_CONNECTION_FAILURES,
+    WRITE_OUTCOMES,
+    REPLICATION_LAG,
+    REPLICATION_LINK_UP,
+    AP_QUEUE_DEPTH,
+    SESSION_VIOLATIONS,
+    STALE_READS,
+];
+
+/// Latency buckets, in seconds: sub-millisecond resolution for fail-fast answers up to the
+/// network timeouts a partition produces.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The metrics of one app instance and the registry that owns them.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    mode: Mode,
+    /// `app_requests_total{mode,operation,status}`
+    pub requests: IntCounterVec,
+    /// `app_request_latency_seconds{mode,operation}`
+    pub latency: HistogramVec,
+    /// `circuit_breaker_state{mode,node}`
+    pub breaker_state: IntGaugeVec,
+    /// `circuit_breaker_transitions_total{mode,node,to}`
+    pub breaker_transitions: IntCounterVec,
+    /// `data_staleness_ms{mode,node}`
+    pub staleness: GaugeVec,
+    /// `db_connection_failures_total{mode,node}`
+    pub db_failures: IntCounterVec,
+    /// `write_outcomes_total{mode,outcome}`
+    pub write_outcomes: IntCounterVec,
+    /// `replication_lag_bytes{mode}`
+    pub replication_lag: IntGaugeVec,
+    /// `replication_link_up{mode}`
+    pub replication_link_up: IntGaugeVec,
+    /// `ap_write_queue_depth{mode}`
+    pub ap_queue_depth: IntGaugeVec,
+    /// `session_guarantee_violations_total{mode}`
+    pub session_violations: IntCounterVec,
+    /// `stale_reads_total{mode,node}`
+    pub stale_reads: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric for an app running `mode`.
+    pub fn new(mode: Mode) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let requests = counter(
+            REQUESTS_TOTAL,
+            "HTTP requests answered, by operation and status",
+            &["mode", "operation", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(REQUEST_LATENCY, "HTTP request latency in seconds")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["mode", "operation"],
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        let breaker_state = gauge(
+            BREAKER_STATE,
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            &["mode", "node"],
+        )?;
+        let breaker_transitions = counter(
+            BREAKER_TRANSITIONS,
+            "Circuit breaker state changes, by the state entered",
+            &["mode", "node", "to"],
+        )?;
+        let staleness = GaugeVec::new(
+            Opts::new(
+                DATA_STALENESS,
+                "Milliseconds since the newest heartbeat seen on the node",
+            ),
+            &["mode", "node"],
+        )?;
+        registry.register(Box::new(staleness.clone()))?;
+        let db_failures = counter(
+            DB_CONNECTION_FAILURES,
+            "Redis calls that timed out, lost or could not get a connection",
+            &["mode", "node"],
+        )?;
+        let write_outcomes = counter(
+            WRITE_OUTCOMES,
+            "Writes by outcome (ok, indeterminate, failed, queued, rejected, drained, superseded, lost_on_shutdown)",
+            &["mode", "outcome"],
+        )?;
+        let replication_lag = gauge(
+            REPLICATION_LAG,
+            "Primary replication offset minus the replica's, in bytes",
+            &["mode"],
+        )?;
+        let replication_link_up = gauge(
+            REPLICATION_LINK_UP,
+            "1 when g2 reports master_link_status:up",
+            &["mode"],
+        )?;
+        let ap_queue_depth = gauge(
+            AP_QUEUE_DEPTH,
+            "Writes waiting in the AP write-behind queue",
+            &["mode"],
+        )?;
+        let session_violations = counter(
+            SESSION_VIOLATIONS,
+            "Reads answered without the session's read-your-writes guarantee",
+            &["mode"],
+        )?;
+        let stale_reads = counter(
+            STALE_READS,
+            "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
+            &["mode", "node"],
+        )?;
+
+        let metrics = Metrics {
+            registry,
+            mode,
+            requests,
+            latency,
+            breaker_state,
+            breaker_transitions,
+            staleness,
+            db_failures,
+            write_outcomes,
+            replication_lag,
+            replication_link_up,
+            ap_queue_depth,
+            session_violations,
+            stale_reads,
+        };
+        metrics.touch_defaults();
+        Ok(metrics)
+    }
+
+    /// Creates the series every dashboard expects, so they are on `/metrics` before the first
+    /// event (a counter that never moved is still a zero, not an absence).
+    fn touch_defaults(&self) {
+        let m = self.mode.as_str();
+        self.replication_lag.with_label_values(&[m]).set(0);
+        self.replication_link_up.with_label_values(&[m]).set(0);
+        self.ap_queue_depth.with_label_values(&[m]).set(0);
+        self.session_violations.with_label_values(&[m]);
+        for node in ["g1", "g2"] {
+            self.db_failures.with_label_values(&[m, node]);
+            self.stale_reads.with_label_values(&[m, node]);
+        }
+    }
+
+    /// The mode label value.
+    pub fn mode(&self) -> &'static str {
+        self.mode.as_str()
+    }
+
+    /// Counts one write outcome.
+    pub fn write_outcome(&self, outcome: &str) {
+        self.write_outcomes
+            .with_label_values(&[self.mode(), outcome])
+            .inc();
+    }
+
+    /// Sets the measured staleness of a node.
+    pub fn set_staleness(&self, node: &str, ms: u64) {
+        self.staleness
+            .with_label_values(&[self.mode(), node])
+            .set(ms as f64);
+    }
+
+    /// Counts a failed call to a node.
+    pub fn db_failure(&self, node: &str) {
+        self.db_failures
+            .with_label_values(&[self.mode(), node])
+            .inc();
+    }
+
+    /// Counts one request and its latency.
+    pub fn observe_request(&self, operation: &str, status: u16, seconds: f64) {
+        let mode = self.mode();
+        self.requests
+            .with_label_values(&[mode, operation, status_label(status)])
+            .inc();
+        self.latency
+            .with_label_values(&[mode, operation])
+            .observe(seconds);
+    }
+
+    /// Everything registered, in the Prometheus text format.
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// A status code as a label without allocating for the common ones.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        202 => "202",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        503 => "503",
+        500 => "500",
+        s if s < 300 => "2xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_exported_once_with_its_mode() {
+        let metrics = Metrics::new(Mode::Ap).unwrap();
+        metrics.observe_request("read", 200, 0.001);
+        metrics.write_outcome("ok");
+        metrics.set_staleness("g2", 12);
+        metrics
+            .breaker_state
+            .with_label_values(&["ap", "g1"])
+            .set(0);
+        metrics
+            .breaker_transitions
+            .with_label_values(&["ap", "g1", "open"])
+            .inc();
+        let text = metrics.encode().unwrap();
+        for name in ALL_NAMES {
+            let help = format!("# HELP {name} ");
+            assert_eq!(text.matches(&help).count(), 1, "{name} in:\n{text}");
+        }
+        assert!(text.contains(r#"app_requests_total{mode="ap",operation="read",status="200"} 1"#));
+        assert!(text.contains(r#"data_staleness_ms{mode="ap",node="g2"} 12"#));
+    }
+
+    #[test]
+    fn two_apps_in_one_process_have_their_own_registries() {
+        let a = Metrics::new(Mode::Cp).unwrap();
+        let b = Metrics::new(Mode::Cp).unwrap();
+        a.write_outcome("ok");
+        assert!(
+            a.encode()
+                .unwrap()
+                .contains(r#"write_outcomes_total{mode="cp",outcome="ok"} 1"#)
+        );
+        assert!(!b.encode().unwrap().contains(r#"outcome="ok"} 1"#));
+    }
+}
