@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 
 use super::Staleness;
 use crate::metrics::Metrics;
@@ -52,9 +52,12 @@ impl Heartbeat {
         }
     }
 
-    /// Reads the beat back from g2 every interval, forever.
+    /// Reads the beat back from g2 every interval, forever, half an interval out of phase with
+    /// the writer: read in step with the writes, it would always find the newest beat a whole
+    /// interval old (the one being written has not replicated yet), so the measure would sit at
+    /// the top of the `delay .. delay + interval` band instead of in its middle.
     pub async fn run_reader(self) {
-        let mut ticks = interval(self.interval);
+        let mut ticks = interval_at(Instant::now() + self.interval / 2, self.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
