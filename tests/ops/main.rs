@@ -5,9 +5,9 @@
 //! These sit beside the data path, not on it: they read what caplab exports on `/metrics`.
 //! Every check that needs a parser uses the real one: `promtool` (Debian's `prometheus`
 //! package, installed by `./test.sh`); a missing one is a failure with the install command,
-//! never a skip; a real `prometheus` server loads the rules in `server.rs`. Not here yet, as
-//! they need a running lab: every `caplab` name of metric-names.txt is on the apps' /metrics,
-//! and Prometheus scraping the lab sees the breaker alert go pending during a partition.
+//! never a skip; a real `prometheus` server loads the rules in `server.rs`. Prometheus
+//! scraping live apps and seeing the breaker alert go pending during a partition is
+//! `tests/ops_prometheus_partition.rs`.
 
 mod dashboard;
 mod metric_names;

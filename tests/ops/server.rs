@@ -1,8 +1,8 @@
 //! A real Prometheus server (Debian's `prometheus`, beside promtool) loads the rule files with
 //! the lab's scrape config and evaluates them: every rule is healthy, and with no app answering
 //! on the scraped ports, `up` carries the `mode` the scrape config gives it and CaplabAppDown
-//! goes pending for cp and ap. The same run against a live lab (breaker alert pending during a
-//! partition) needs `caplab lab` and is not here yet.
+//! goes pending for cp and ap. The same server scraping live apps during a partition, with
+//! the breaker alert going pending, is `tests/ops_prometheus_partition.rs`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
