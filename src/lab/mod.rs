@@ -5,6 +5,9 @@
 
 use std::process::ExitCode;
 
+pub use node_action::{LabNode, NodeAction};
+
+pub mod node_action;
 pub mod ports;
 pub mod redis_node;
 
