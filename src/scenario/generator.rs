@@ -73,7 +73,7 @@ pub enum Op {
 /// the target and the client, so a run is reproducible.
 pub struct Chooser {
     rng: StdRng,
-    target: Target,
+    prefix: String,
     keys: u64,
     zipf: Option<Zipf<f64>>,
     read_ratio: f64,
@@ -82,8 +82,8 @@ pub struct Chooser {
 }
 
 impl Chooser {
-    /// The chooser of client `client` of `target`.
-    pub fn new(workload: &Workload, target: Target, client: usize) -> Chooser {
+    /// The chooser of client `client` of `target`; its keys are `<prefix>-k<n>`.
+    pub fn new(workload: &Workload, target: Target, client: usize, prefix: &str) -> Chooser {
         let salt = match target {
             Target::Cp => 0x0C9u64,
             Target::Ap => 0x0A9u64,
@@ -100,7 +100,7 @@ impl Chooser {
         };
         Chooser {
             rng: StdRng::seed_from_u64(seed),
-            target,
+            prefix: prefix.to_string(),
             keys: workload.keys,
             zipf,
             read_ratio: workload.read_ratio,
@@ -109,10 +109,16 @@ impl Chooser {
         }
     }
 
-    /// The name of key number `n` of `target`: each target has its own keys (`cp-k3`,
-    /// `ap-k3`), so each target's history can be checked alone.
-    pub fn key_name(target: Target, n: u64) -> String {
-        format!("{}-k{n}", target.as_str())
+    /// The key prefix of `target` in run `run`: each target has its own keys, so each
+    /// target's history can be checked alone, and each run its own, so every key starts
+    /// absent (the checker's assumption) even on a lab that has run scenarios before.
+    pub fn prefix(target: Target, run: &str) -> String {
+        format!("{}-{run}", target.as_str())
+    }
+
+    /// The name of key number `n` under `prefix`.
+    pub fn key_name(prefix: &str, n: u64) -> String {
+        format!("{prefix}-k{n}")
     }
 
     fn key(&mut self) -> String {
@@ -121,7 +127,7 @@ impl Chooser {
             Some(z) => (z.sample(&mut self.rng) as u64).clamp(1, self.keys) - 1,
             None => self.rng.random_range(0..self.keys),
         };
-        Chooser::key_name(self.target, n)
+        Chooser::key_name(&self.prefix, n)
     }
 
     /// The next operation of `process`; written values are unique (`<process>-<n>`, padded
@@ -191,17 +197,17 @@ mod tests {
     fn choices_are_reproducible_and_values_unique() {
         let w = workload(10.0, 1, 1);
         let a: Vec<Op> = {
-            let mut c = Chooser::new(&w, Target::Cp, 3);
+            let mut c = Chooser::new(&w, Target::Cp, 3, "cp-t");
             (0..50).map(|_| c.next_op(9)).collect()
         };
-        let mut c = Chooser::new(&w, Target::Cp, 3);
+        let mut c = Chooser::new(&w, Target::Cp, 3, "cp-t");
         let b: Vec<Op> = (0..50).map(|_| c.next_op(9)).collect();
         assert_eq!(a, b);
         let writes: Vec<&String> = a
             .iter()
             .filter_map(|o| match o {
                 Op::Write(k, v) => {
-                    assert!(k.starts_with("cp-k") && v.len() == 12);
+                    assert!(k.starts_with("cp-t-k") && v.len() == 12);
                     Some(v)
                 }
                 Op::Read(_) => None,
@@ -218,9 +224,9 @@ mod tests {
         w.keys = 100;
         w.read_ratio = 1.0;
         w.distribution = KeyDistribution::Zipf { exponent: 1.2 };
-        let mut c = Chooser::new(&w, Target::Ap, 0);
+        let mut c = Chooser::new(&w, Target::Ap, 0, "ap-t");
         let hot = (0..2000)
-            .filter(|_| c.next_op(1) == Op::Read("ap-k0".into()))
+            .filter(|_| c.next_op(1) == Op::Read("ap-t-k0".into()))
             .count();
         assert!(hot > 2000 / 10, "key 0 drawn {hot} times of 2000");
     }

@@ -200,6 +200,8 @@ struct Ctx {
     t0: Instant,
     next_process: AtomicU64,
     phase_names: Vec<String>,
+    /// Key prefix per target (index as in the scenario's targets).
+    prefixes: Vec<String>,
 }
 
 impl Ctx {
@@ -275,7 +277,7 @@ impl Ctx {
 async fn client_task(ctx: Arc<Ctx>, ti: usize, target: Target, client: usize) {
     let w = &ctx.scenario.workload;
     let end = ctx.t0 + w.duration;
-    let mut chooser = Chooser::new(w, target, client);
+    let mut chooser = Chooser::new(w, target, client, &ctx.prefixes[ti]);
     let mut process = ctx.new_process();
     let session = (client < w.session_clients).then(|| format!("{}-s{client}", target.as_str()));
     let mut token: Option<String> = None;
@@ -336,7 +338,7 @@ async fn final_reads(ctx: Arc<Ctx>) {
         .for_each_concurrent(16, |(ti, target, k)| {
             let ctx = ctx.clone();
             async move {
-                let op = Op::Read(Chooser::key_name(target, k));
+                let op = Op::Read(Chooser::key_name(&ctx.prefixes[ti], k));
                 let start = Instant::now();
                 let process = ctx.new_process();
                 let answer = ctx
@@ -385,6 +387,11 @@ async fn execute<L: LabControl>(
         t0,
         next_process: AtomicU64::new(0),
         phase_names: phase_names.clone(),
+        prefixes: scenario
+            .targets
+            .iter()
+            .map(|&t| Chooser::prefix(t, &run_tag(started_unix_ms)))
+            .collect(),
     });
     let mut set = tokio::task::JoinSet::new();
     for (ti, &target) in scenario.targets.iter().enumerate() {
@@ -564,6 +571,18 @@ async fn execute<L: LabControl>(
         .map_err(|(path, source)| RunError::Output { path, source })?;
     let _ = driver;
     Ok(RunOutcome { report, exit_code })
+}
+
+/// A short tag unique to a run (its start, Unix ms, in base 36).
+fn run_tag(mut ms: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    while ms > 0 {
+        out.push(DIGITS[(ms % 36) as usize]);
+        ms /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// How long phase `name` lasted within the load (for its throughput).
