@@ -187,6 +187,7 @@ pub fn markdown(r: &Report) -> String {
             t.achieved_rate
         );
     }
+    let healed = r.steps.iter().any(|st| st.heals && st.error.is_none());
     for t in &r.targets {
         let _ = writeln!(s, "\n## {} ({})\n", t.target.as_str().to_uppercase(), t.url);
         let _ = writeln!(
@@ -219,7 +220,7 @@ pub fn markdown(r: &Report) -> String {
         let c = &t.check;
         let _ = writeln!(
             s,
-            "\nChecker: linearizable **{}**; stale reads {} of {} ({}); lost acknowledged writes {}; session violations {} read-your-writes, {} monotonic; converged {} after the last heal.",
+            "\nChecker: linearizable **{}**; stale reads {} of {} ({}); lost acknowledged writes {}; session violations {} read-your-writes, {} monotonic; time to converge after the last heal: {}.",
             c.linearizability.valid.word(),
             c.stale_reads.count,
             c.stale_reads.reads,
@@ -227,8 +228,11 @@ pub fn markdown(r: &Report) -> String {
             c.lost_writes.writes_lost,
             c.sessions.read_your_writes,
             c.sessions.monotonic_reads,
-            t.converge_ms
-                .map_or("never (or no heal)".into(), |v| format!("{v:.0} ms"))
+            match (t.converge_ms, healed) {
+                (_, false) => "n/a (no healing step)".to_string(),
+                (None, true) => "never (still failing or stale at the end of the load)".into(),
+                (Some(v), true) => format!("{v:.0} ms"),
+            }
         );
     }
     let _ = writeln!(
