@@ -498,9 +498,13 @@ async fn execute<L: LabControl>(
     let mut results = Vec::new();
     for (ti, (&target, check)) in scenario.targets.iter().zip(checks).enumerate() {
         let s = &stats.targets[ti];
-        let converge_ms = heal
-            .and_then(|h| converge_after(h, s))
-            .map(|d| d.as_secs_f64() * 1000.0);
+        // Converged when operations are ok and fresh again and the replica has caught up.
+        let target_samples = samples.get(ti).map_or(&[][..], Vec::as_slice);
+        let converge_ms = heal.and_then(|h| {
+            let ops = converge_after(h, s)?.as_secs_f64() * 1000.0;
+            let replica = sampler::replica_caught_up(h.as_millis() as u64, target_samples)?;
+            Some(ops.max(replica as f64))
+        });
         let measured = Measured {
             phase_names: &phase_names,
             phases: &s.phases,

@@ -101,9 +101,50 @@ pub async fn run(
     }
 }
 
+/// g2 counts as caught up once its measured staleness is at most this.
+pub const CAUGHT_UP_MS: u64 = 500;
+
+/// Time from `heal_ms` until the sampled g2 staleness stayed at most [`CAUGHT_UP_MS`]: the
+/// first sample after the last one above it (0 when none after the heal was above it;
+/// `None` when the last sample is still above it). Missing samples are skipped.
+pub fn replica_caught_up(heal_ms: u64, samples: &[Sample]) -> Option<u64> {
+    let after: Vec<(u64, u64)> = samples
+        .iter()
+        .filter(|s| s.t_ms >= heal_ms)
+        .filter_map(|s| s.g2_staleness_ms.map(|v| (s.t_ms, v)))
+        .collect();
+    match after.iter().rposition(|(_, v)| *v > CAUGHT_UP_MS) {
+        None => Some(0),
+        Some(i) => after.get(i + 1).map(|(t, _)| t - heal_ms),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn s(t_ms: u64, g2: Option<u64>) -> Sample {
+        Sample {
+            t_ms,
+            breakers: BTreeMap::new(),
+            g2_staleness_ms: g2,
+        }
+    }
+
+    #[test]
+    fn replica_catch_up_is_the_first_fresh_sample_after_the_last_stale_one() {
+        let samples = [
+            s(900, Some(9000)),
+            s(1000, Some(9100)),
+            s(1250, Some(800)),
+            s(1500, None),
+            s(1750, Some(90)),
+            s(2000, Some(80)),
+        ];
+        assert_eq!(replica_caught_up(1000, &samples), Some(750));
+        assert_eq!(replica_caught_up(1500, &samples), Some(0));
+        assert_eq!(replica_caught_up(1000, &samples[..3]), None);
+    }
 
     #[test]
     fn breaker_states_use_the_metric_encoding() {

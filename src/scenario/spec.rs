@@ -232,7 +232,8 @@ pub enum Metric {
     LostWrites,
     /// Whether the target's history is linearizable (whole run).
     Linearizable,
-    /// Time from the last healing step until every operation is ok and fresh again, ms.
+    /// Time from the last healing step until every operation is ok and fresh again and the
+    /// replica has caught up (sampled g2 staleness at most 500 ms), ms.
     ConvergeMs,
 }
 
