@@ -39,7 +39,12 @@ fn cpu_time() -> Duration {
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the command: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let hz = 100; // USER_HZ on Linux
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
 }
@@ -74,8 +79,8 @@ fn start_bare() -> SocketAddr {
 }
 
 async fn closed_loop(base: &str, clients: usize, secs: f64) -> (u64, Duration, Duration) {
-    let http = caplab::scenario::client::http_client(Duration::from_secs(2), clients)
-        .expect("client");
+    let http =
+        caplab::scenario::client::http_client(Duration::from_secs(2), clients).expect("client");
     let done = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let cpu0 = cpu_time();
@@ -92,7 +97,10 @@ async fn closed_loop(base: &str, clients: usize, secs: f64) -> (u64, Duration, D
                     let r = if i % 2 == 0 {
                         http.get(format!("{base}/read/{key}")).send().await
                     } else {
-                        http.put(format!("{base}/kv/{key}")).body("value").send().await
+                        http.put(format!("{base}/kv/{key}"))
+                            .body("value")
+                            .send()
+                            .await
                     };
                     if let Ok(r) = r {
                         let _ = r.bytes().await;
@@ -106,7 +114,11 @@ async fn closed_loop(base: &str, clients: usize, secs: f64) -> (u64, Duration, D
     for t in tasks {
         let _ = t.await;
     }
-    (done.load(Ordering::Relaxed), start.elapsed(), cpu_time() - cpu0)
+    (
+        done.load(Ordering::Relaxed),
+        start.elapsed(),
+        cpu_time() - cpu0,
+    )
 }
 
 async fn run() -> Result<(), Failure> {
@@ -152,7 +164,10 @@ async fn run() -> Result<(), Failure> {
     let open_cpu_per_op = open_cpu.as_secs_f64() * 1e6 / t.sent.max(1) as f64;
     let closed_cpu_per_op = closed_cpu.as_secs_f64() * 1e6 / closed_ops.max(1) as f64;
     let closed_rate = closed_ops as f64 / closed_wall.as_secs_f64();
-    println!("generator benchmark ({clients} clients, {secs} s, bare axum handler{})", if smoke { ", smoke" } else { "" });
+    println!(
+        "generator benchmark ({clients} clients, {secs} s, bare axum handler{})",
+        if smoke { ", smoke" } else { "" }
+    );
     println!(
         "  open loop:   scheduled {} ({:.0}/s), sent {} ({:.0}/s = {:.3} of scheduled), late {} ({:.2}%), dropped {}, max late {:.1} ms, p50 {:.2} ms, p99 {:.2} ms, CPU {:.1} us/op",
         t.scheduled,

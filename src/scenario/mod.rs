@@ -25,6 +25,7 @@ pub mod client;
 pub mod file;
 pub mod generator;
 pub mod html;
+mod load;
 pub mod progress;
 pub mod recorder;
 pub mod report;
@@ -35,6 +36,8 @@ pub mod stats;
 pub mod thresholds;
 pub mod timeline;
 pub mod validate;
+mod validate_step;
+mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

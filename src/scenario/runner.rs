@@ -7,21 +7,21 @@
 //! (`super::run`), which drops this future (every client task is aborted with it) and resets.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::client::{self, Answer};
-use super::generator::{Chooser, Op, Schedule, scheduled_ops};
+use super::client;
+use super::generator::Chooser;
+use super::load::{Ctx, client_task, final_reads, run_tag};
 use super::progress::Progress;
-use super::recorder::{EventFields, Recorder};
-use super::report::{self, Report, TargetReport};
-use super::spec::{FINAL_PHASE, Scenario, Target};
-use super::stats::{Done, Stats, converge_after};
-use super::thresholds::{Measured, evaluate};
+use super::recorder::Recorder;
+use super::report::Report;
+use super::sampler;
+use super::spec::{FINAL_PHASE, Scenario, StepAction, Target};
+use super::stats::Stats;
 use super::timeline::{self, LabControl, StepFailed, StepRecord};
-use super::{sampler, spec::StepAction};
-use crate::check::{CheckOptions, EventType, History, OpKind, check_history};
+use super::verdict::{Recorded, conclude};
 use crate::faults::{FaultDriver, FaultError};
 
 /// Where the targets and Toxiproxy are.
@@ -190,174 +190,6 @@ pub async fn run_scenario<L: LabControl>(
     Ok(outcome)
 }
 
-/// Shared by the client tasks.
-struct Ctx {
-    scenario: Scenario,
-    endpoints: Endpoints,
-    http: reqwest::Client,
-    recorder: Recorder,
-    stats: Mutex<Stats>,
-    t0: Instant,
-    next_process: AtomicU64,
-    phase_names: Vec<String>,
-    /// Key prefix per target (index as in the scenario's targets).
-    prefixes: Vec<String>,
-}
-
-impl Ctx {
-    fn phase_index(&self, offset: Duration) -> usize {
-        let name = self.scenario.phase_at(offset);
-        self.phase_names.iter().position(|n| n == name).unwrap_or(0)
-    }
-
-    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
-        // A poisoned lock means a client task panicked; the counts are still usable.
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Sends one operation, recording its invoke and completion; returns the answer.
-    async fn operate(
-        &self,
-        target: Target,
-        process: u64,
-        op: &Op,
-        session: Option<&str>,
-        token: Option<&str>,
-        phase: usize,
-    ) -> Answer {
-        let (f, key, value) = match op {
-            Op::Read(k) => (OpKind::Read, k.as_str(), None),
-            Op::Write(k, v) => (OpKind::Write, k.as_str(), Some(v.as_str())),
-        };
-        let phase_name = self.phase_names.get(phase).map_or("run", String::as_str);
-        let mut fields = EventFields {
-            process,
-            kind: EventType::Invoke,
-            f,
-            key,
-            value,
-            mode: target.as_str(),
-            session,
-            node: None,
-            version: None,
-            staleness_ms: None,
-            phase: phase_name,
-        };
-        self.recorder.record(&fields);
-        let answer = client::send(
-            &self.http,
-            self.endpoints.base(target),
-            f,
-            key,
-            value,
-            token,
-        )
-        .await;
-        fields.kind = answer.event();
-        fields.node = answer.node.as_deref();
-        fields.version = answer.version;
-        fields.staleness_ms = answer.staleness_ms;
-        if f == OpKind::Read {
-            fields.value = if answer.event() == EventType::Ok {
-                answer.value.as_deref()
-            } else {
-                None
-            };
-        }
-        self.recorder.record(&fields);
-        answer
-    }
-
-    fn new_process(&self) -> u64 {
-        self.next_process.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// One client of one target: walks its schedule until the load ends.
-async fn client_task(ctx: Arc<Ctx>, ti: usize, target: Target, client: usize) {
-    let w = &ctx.scenario.workload;
-    let end = ctx.t0 + w.duration;
-    let mut chooser = Chooser::new(w, target, client, &ctx.prefixes[ti]);
-    let mut process = ctx.new_process();
-    let session = (client < w.session_clients).then(|| format!("{}-s{client}", target.as_str()));
-    let mut token: Option<String> = None;
-    for due in Schedule::new(w, client) {
-        let due_at = ctx.t0 + due;
-        let now = Instant::now();
-        if now < due_at {
-            tokio::time::sleep_until(due_at.into()).await;
-        } else if now >= end {
-            break; // behind at the end: the rest of the schedule is dropped, and reported
-        }
-        let op = chooser.next_op(process);
-        let sent = ctx.t0.elapsed();
-        let phase = ctx.phase_index(sent);
-        ctx.stats().sent(ti, sent.saturating_sub(due));
-        let answer = ctx
-            .operate(
-                target,
-                process,
-                &op,
-                session.as_deref(),
-                token.as_deref(),
-                phase,
-            )
-            .await;
-        let done = Done {
-            f: matches!(op, Op::Write(..))
-                .then_some(OpKind::Write)
-                .unwrap_or(OpKind::Read),
-            kind: answer.event(),
-            latency: due_at.elapsed(),
-            at: ctx.t0.elapsed(),
-            staleness_ms: answer.staleness_ms,
-            stale: answer.stale,
-        };
-        ctx.stats().add(ti, phase, true, &done);
-        if session.is_some() && answer.token.is_some() {
-            token = answer.token;
-        }
-        if done.kind == EventType::Info {
-            process = ctx.new_process(); // after an `info` a process issues nothing more
-        }
-    }
-}
-
-/// Reads every key of every target once, after the load (phase `final`).
-async fn final_reads(ctx: Arc<Ctx>) {
-    use futures::StreamExt;
-    let final_idx = ctx.phase_names.len().saturating_sub(1);
-    let reads: Vec<(usize, Target, u64)> = ctx
-        .scenario
-        .targets
-        .iter()
-        .enumerate()
-        .flat_map(|(ti, t)| (0..ctx.scenario.workload.keys).map(move |k| (ti, *t, k)))
-        .collect();
-    futures::stream::iter(reads)
-        .for_each_concurrent(16, |(ti, target, k)| {
-            let ctx = ctx.clone();
-            async move {
-                let op = Op::Read(Chooser::key_name(&ctx.prefixes[ti], k));
-                let start = Instant::now();
-                let process = ctx.new_process();
-                let answer = ctx
-                    .operate(target, process, &op, None, None, final_idx)
-                    .await;
-                let done = Done {
-                    f: OpKind::Read,
-                    kind: answer.event(),
-                    latency: start.elapsed(),
-                    at: ctx.t0.elapsed(),
-                    staleness_ms: answer.staleness_ms,
-                    stale: answer.stale,
-                };
-                ctx.stats().add(ti, final_idx, false, &done);
-            }
-        })
-        .await;
-}
-
 async fn execute<L: LabControl>(
     scenario: &Scenario,
     endpoints: &Endpoints,
@@ -454,147 +286,16 @@ async fn execute<L: LabControl>(
     progress.finish();
     recorder.finish().map_err(out_err(history_path.clone()))?;
 
-    // The check, one target at a time (each target has its own keys).
-    let check_opts = CheckOptions {
-        timeout: Some(opts.check_timeout),
-        final_phase: w.final_reads.then(|| FINAL_PHASE.to_string()),
-        ..CheckOptions::default()
-    };
-    let path = history_path.clone();
-    let modes: Vec<String> = scenario
-        .targets
-        .iter()
-        .map(|t| t.as_str().to_string())
-        .collect();
-    let checks = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        let history = History::parse(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            modes
-                .into_iter()
-                .map(|m| {
-                    check_history(
-                        &history,
-                        &CheckOptions {
-                            mode: Some(m),
-                            ..check_opts.clone()
-                        },
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )
-    })
-    .await
-    .map_err(|e| RunError::Internal(format!("the check did not finish: {e}")))?
-    .map_err(|e| RunError::Internal(format!("the recorded history cannot be checked: {e}")))?;
-
     let stats = ctx.stats().clone();
-    let heal = records
-        .iter()
-        .filter(|r| r.heals && r.error.is_none())
-        .map(|r| Duration::from_secs_f64(r.applied_ms / 1000.0))
-        .max();
-    let mut target_reports = Vec::new();
-    let mut results = Vec::new();
-    for (ti, (&target, check)) in scenario.targets.iter().zip(checks).enumerate() {
-        let s = &stats.targets[ti];
-        // Converged when operations are ok and fresh again and the replica has caught up.
-        let target_samples = samples.get(ti).map_or(&[][..], Vec::as_slice);
-        let converge_ms = heal.and_then(|h| {
-            let ops = converge_after(h, s)?.as_secs_f64() * 1000.0;
-            let replica = sampler::replica_caught_up(h.as_millis() as u64, target_samples)?;
-            Some(ops.max(replica as f64))
-        });
-        let measured = Measured {
-            phase_names: &phase_names,
-            phases: &s.phases,
-            whole: &s.whole,
-            check: &check,
-            converge_ms,
-            final_phase: w.final_reads.then_some(FINAL_PHASE),
-        };
-        results.extend(
-            scenario
-                .thresholds
-                .iter()
-                .filter(|t| t.target == target)
-                .map(|t| evaluate(t, &measured)),
-        );
-        let scheduled = scheduled_ops(w);
-        let load_s = w.duration.as_secs_f64();
-        target_reports.push(TargetReport {
-            target,
-            url: endpoints.base(target).to_string(),
-            scheduled,
-            sent: s.sent,
-            dropped: scheduled.saturating_sub(s.sent),
-            late: s.late,
-            max_late_ms: s.max_late.as_secs_f64() * 1000.0,
-            scheduled_rate: scheduled as f64 / load_s,
-            achieved_rate: s.sent as f64 / load_s,
-            whole: s.whole.summary("run", load_s),
-            phases: phase_names
-                .iter()
-                .zip(&s.phases)
-                .map(|(n, g)| {
-                    let secs = phase_seconds(scenario, n, w.duration);
-                    g.summary(n, secs)
-                })
-                .collect(),
-            converge_ms,
-            series: s
-                .seconds
-                .iter()
-                .enumerate()
-                .map(|(i, g)| g.summary(&i.to_string(), 1.0))
-                .collect(),
-            samples: samples.get(ti).cloned().unwrap_or_default(),
-            check,
-        });
-    }
-    let passed = results.iter().all(|r| r.passed);
-    let exit_code = u8::from(!passed);
-    let end_ms = w.duration.as_secs_f64() * 1000.0;
-    let report = Report {
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
+    let recorded = Recorded {
+        history_path: &history_path,
+        stats,
+        records,
+        samples,
+        phase_names,
         started_unix_ms,
+        t0,
         load_ms,
-        elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
-        endpoints: endpoints.clone(),
-        workload: w.clone(),
-        phases: scenario.phases.clone(),
-        fault_windows: timeline::fault_windows(&records, end_ms),
-        steps: records,
-        targets: target_reports,
-        thresholds: results,
-        passed,
-        exit_code,
     };
-    report::write_all(&report, &opts.out)
-        .map_err(|(path, source)| RunError::Output { path, source })?;
-    let _ = driver;
-    Ok(RunOutcome { report, exit_code })
-}
-
-/// A short tag unique to a run (its start, Unix ms, in base 36).
-fn run_tag(mut ms: u64) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    while ms > 0 {
-        out.push(DIGITS[(ms % 36) as usize]);
-        ms /= 36;
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// How long phase `name` lasted within the load (for its throughput).
-fn phase_seconds(scenario: &Scenario, name: &str, duration: Duration) -> f64 {
-    let Some(i) = scenario.phases.iter().position(|p| p.name == name) else {
-        return 0.0;
-    };
-    let start = scenario.phases[i].at;
-    let end = scenario.phases.get(i + 1).map_or(duration, |p| p.at);
-    end.saturating_sub(start).as_secs_f64()
+    conclude(scenario, endpoints, opts, recorded).await
 }
