@@ -14,28 +14,33 @@ use super::stats::Stats;
 pub struct Progress {
     bar: Option<ProgressBar>,
     targets: Vec<&'static str>,
+    total_s: f64,
 }
 
 impl Progress {
     /// A bar over the load's duration, in milliseconds.
     pub fn start(enabled: bool, scenario: &Scenario) -> Progress {
         let targets = scenario.targets.iter().map(|t| t.as_str()).collect();
+        let total_s = scenario.workload.duration.as_secs_f64();
         if !enabled {
-            return Progress { bar: None, targets };
+            return Progress {
+                bar: None,
+                targets,
+                total_s,
+            };
         }
         let bar = ProgressBar::with_draw_target(
             Some(scenario.workload.duration.as_millis() as u64),
             ProgressDrawTarget::stderr_with_hz(5),
         );
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:20}] {msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(scenario.name.clone());
         Progress {
             bar: Some(bar),
             targets,
+            total_s,
         }
     }
 
@@ -49,12 +54,17 @@ impl Progress {
             .zip(&stats.targets)
             .map(|(name, s)| {
                 format!(
-                    "{name}: {} ok {} fail {} info {} late",
+                    "{name} {}/{}/{} late {}",
                     s.whole.ok, s.whole.fail, s.whole.info, s.late
                 )
             })
             .collect();
-        bar.set_message(format!("{} | {events} events", parts.join(" | ")));
+        bar.set_message(format!(
+            "{:.0}/{:.0} s  ok/fail/info: {}  ({events} events)",
+            elapsed.as_secs_f64().min(self.total_s),
+            self.total_s,
+            parts.join("  ")
+        ));
     }
 
     /// Replaces the live counts with a message.
