@@ -312,7 +312,8 @@ pub fn render(r: &Report) -> String {
     for t in &r.targets {
         let _ = writeln!(
             h,
-            "<h2>{} <small>{}</small></h2>\n<p>{} scheduled, {} sent ({:.1}/s of {:.1}/s scheduled), {} dropped, {} late by more than 10 ms; availability {}; linearizable: {}; stale reads {} of {}; lost acknowledged writes {}.</p>",
+            "<h2 id=\"{}\">{} <small>{}</small></h2>\n<p>{} scheduled, {} sent ({:.1}/s of {:.1}/s scheduled), {} dropped, {} late by more than 10 ms; availability {}; linearizable: {}; stale reads {} of {}; lost acknowledged writes {}.</p>",
+            t.target.as_str(),
             t.target.as_str().to_uppercase(),
             escape(&t.url),
             t.scheduled,
