@@ -243,3 +243,20 @@ fn the_binary_validates_and_reports_exit_status() {
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
 }
+
+#[test]
+fn the_binary_lists_the_shipped_scenarios() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["scenario", "list"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() >= 8, "{text}");
+    assert!(!text.contains("INVALID"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("replica-crash")),
+        "{text}"
+    );
+}

@@ -451,3 +451,62 @@ lesson = "CP stays linearizable"
     assert!(steps.iter().all(|s| s.error.is_none()));
     topo.shutdown().await;
 }
+
+/// A lab whose every node action fails.
+struct BrokenLab;
+
+impl caplab::scenario::LabControl for BrokenLab {
+    async fn node_action(&mut self, node: LabNode, action: NodeAction) -> Result<(), String> {
+        Err(format!("no {node} to {action} here"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_stops_the_run_and_resets_the_proxies() {
+    let topo = Topology::start().await;
+    let scenario = validate_str(
+        "broken-step.toml",
+        r#"name = "broken-step"
+targets = ["cp"]
+[workload]
+rate = 20
+duration = "5s"
+keys = 4
+[[step]]
+at = "500ms"
+action = "down"
+proxy = "replication"
+[[step]]
+at = "1s"
+action = "kill"
+node = "g2"
+[[threshold]]
+target = "cp"
+metric = "availability"
+min = 0.0
+lesson = "never evaluated"
+"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: dir.path().to_path_buf(),
+        progress: false,
+        check_timeout: Duration::from_secs(5),
+    };
+    let started = Instant::now();
+    let err = run_scenario(&scenario, &topo.endpoints(), &mut BrokenLab, &opts)
+        .await
+        .expect_err("a failed step is an error");
+    let text = err.to_string();
+    assert!(
+        text.contains("line 12") && text.contains("no g2 to kill here"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the run stopped at the failed step"
+    );
+    assert_proxies_clean(&topo).await;
+    topo.shutdown().await;
+}
