@@ -93,6 +93,9 @@ pub struct RedisNodeSpec {
     pub replica_of: Option<(String, u16)>,
     /// Turn on the append-only file (the lab's g1 keeps its data across a restart).
     pub append_only: bool,
+    /// Start it in its own process group, so it outlives the command that started it and a
+    /// Ctrl-C in that terminal does not reach it (`caplab lab up`).
+    pub own_process_group: bool,
 }
 
 impl RedisNodeSpec {
@@ -104,6 +107,7 @@ impl RedisNodeSpec {
             dir: dir.to_path_buf(),
             replica_of: None,
             append_only: false,
+            own_process_group: false,
         }
     }
 
@@ -185,7 +189,11 @@ impl RedisNode {
             dir: spec.dir.clone(),
             source,
         })?;
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if spec.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command
             .args(spec.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -369,6 +377,37 @@ async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError
         Ok(Err(e)) => Err(probe_err(e.to_string())),
         Err(_) => Err(probe_err("connect timed out".to_string())),
     }
+}
+
+/// Waits until the primary at `url` streams to its replica: a `SET` of `key` followed by
+/// `WAIT 1 200` on the same connection answers 1. Right after a full sync the primary sends
+/// nothing until the replica's first `REPLCONF ACK` (up to a second later), so a CP write in
+/// that window would not be confirmed.
+pub async fn wait_streaming(url: &str, key: &str, timeout: Duration) -> Result<(), RedisNodeError> {
+    use fred::interfaces::{KeysInterface, ServerInterface};
+    let client = probe_client(url).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while tokio::time::Instant::now() < deadline {
+        let set: Result<(), _> = client.set(key, "1", None, None, false).await;
+        match set {
+            Ok(()) => match client.wait::<i64>(1, 200).await {
+                Ok(acked) if acked >= 1 => {
+                    let _ = client.quit().await;
+                    return Ok(());
+                }
+                Ok(acked) => last = format!("WAIT 1 counted {acked} replicas"),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = client.quit().await;
+    Err(RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason: format!("the primary did not stream to its replica within {timeout:?}: {last}"),
+    })
 }
 
 /// Sends PING and expects PONG.
