@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::error::LabError;
 use super::process::LabProcess;
-use crate::faults::FaultDriver;
+use super::record::LabRecord;
+use super::redis_node::{info_field, info_replication, ping};
+use crate::faults::{FaultDriver, LAB_PROXIES};
 
 /// An HTTP client for loopback probes: short timeouts, never through an HTTP proxy from the
 /// environment.
@@ -88,4 +90,116 @@ fn not_healthy(process: &LabProcess, reason: String) -> LabError {
         reason,
         log: process.record().log.clone(),
     }
+}
+
+/// One part's health, as `caplab lab status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The part (`redis g1`, `proxy g2`, `app_cp`...).
+    pub part: String,
+    /// Whether it is healthy.
+    pub ok: bool,
+    /// What the probe saw.
+    pub detail: String,
+}
+
+fn health(part: &str, ok: bool, detail: impl Into<String>) -> Health {
+    Health {
+        part: part.to_string(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Probes every part of a recorded lab through its own interface: the process (by pid and
+/// start time), Redis PING and replication role, the proxy API and each proxy, each app's
+/// `/health` and `/ready`.
+pub async fn probe_record(record: &LabRecord) -> Vec<Health> {
+    let mut out = Vec::new();
+    let running = |name: &str| {
+        record
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .is_none_or(|p| p.is_running())
+    };
+    let p = record.ports;
+    for (part, port, want) in [
+        ("redis g1", p.redis_g1, "master"),
+        ("redis g2", p.redis_g2, "slave"),
+    ] {
+        if !running(part) {
+            out.push(health(part, false, "process not running"));
+            continue;
+        }
+        let url = format!("redis://127.0.0.1:{port}");
+        let probe = match ping(&url).await {
+            Ok(()) => info_replication(&url).await,
+            Err(e) => Err(e),
+        };
+        out.push(match probe {
+            Ok(info) => {
+                let role = info_field(&info, "role").unwrap_or("?");
+                let link = info_field(&info, "master_link_status");
+                let ok = role == want && link.is_none_or(|l| l == "up");
+                let detail = match link {
+                    Some(link) => format!("PONG, role {role}, link {link}"),
+                    None => format!("PONG, role {role}"),
+                };
+                health(part, ok, detail)
+            }
+            Err(e) => health(part, false, e.to_string()),
+        });
+    }
+    match FaultDriver::new(&record.toxiproxy_url) {
+        Ok(faults) if running("proxy") => match faults.proxies().await {
+            Ok(proxies) => {
+                out.push(health(
+                    "proxy",
+                    true,
+                    format!("API answers, {} proxies", proxies.len()),
+                ));
+                for name in LAB_PROXIES {
+                    out.push(match proxies.get(name) {
+                        Some(proxy) if proxy.enabled => {
+                            let toxics = proxy.toxics.len();
+                            health(
+                                &format!("proxy {name}"),
+                                true,
+                                format!("enabled, {toxics} toxics"),
+                            )
+                        }
+                        Some(_) => health(&format!("proxy {name}"), false, "disabled"),
+                        None => health(&format!("proxy {name}"), false, "missing"),
+                    });
+                }
+            }
+            Err(e) => out.push(health("proxy", false, e.to_string())),
+        },
+        Ok(_) => out.push(health("proxy", false, "process not running")),
+        Err(e) => out.push(health("proxy", false, e.to_string())),
+    }
+    let client = probe_http();
+    for (part, url) in [("app_cp", record.cp_url()), ("app_ap", record.ap_url())] {
+        if !running(part) {
+            out.push(health(part, false, "process not running"));
+            continue;
+        }
+        let live = client.get(format!("{url}/health")).send().await;
+        let ready = client.get(format!("{url}/ready")).send().await;
+        out.push(match (live, ready) {
+            (Ok(l), Ok(r)) if l.status().is_success() => health(
+                part,
+                r.status().is_success(),
+                format!(
+                    "/health {}, /ready {}",
+                    l.status().as_u16(),
+                    r.status().as_u16()
+                ),
+            ),
+            (Ok(l), _) => health(part, false, format!("/health {}", l.status().as_u16())),
+            (Err(e), _) => health(part, false, e.to_string()),
+        });
+    }
+    out
 }

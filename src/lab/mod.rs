@@ -2,6 +2,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`command`] | `caplab lab up / status / down` |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
 //! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
@@ -26,12 +27,14 @@
 
 use std::process::ExitCode;
 
+pub use command::{LabArgs, run};
 pub use error::LabError;
 pub use node_action::{LabNode, NodeAction};
 pub use options::{LabOptions, LabPorts};
 pub use record::LabRecord;
 pub use topology::Lab;
 
+pub mod command;
 pub mod error;
 pub mod health;
 pub mod node_action;
@@ -42,25 +45,11 @@ pub mod record;
 pub mod redis_node;
 pub mod topology;
 
-/// `caplab lab ...`
-#[derive(Debug, clap::Args)]
-pub struct LabArgs {}
+/// Runs the demo.
+pub async fn demo(_args: DemoArgs) -> Result<ExitCode, LabError> {
+    Err(LabError::NotUp { dir: ".".into() })
+}
 
 /// `caplab demo`
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {}
-
-/// The lab commands are not built yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`caplab lab` and `caplab demo` are not built yet (issue 6)")]
-pub struct NotBuilt;
-
-/// Runs a lab subcommand.
-pub async fn run(_args: LabArgs) -> Result<ExitCode, NotBuilt> {
-    Err(NotBuilt)
-}
-
-/// Runs the demo.
-pub async fn demo(_args: DemoArgs) -> Result<ExitCode, NotBuilt> {
-    Err(NotBuilt)
-}

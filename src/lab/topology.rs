@@ -78,13 +78,16 @@ fn redis_installed() -> Result<(), LabError> {
 impl Lab {
     /// Starts the lab and waits until every part is healthy (each within
     /// `options.start_timeout`). On error, whatever was started is stopped again.
-    pub async fn up(options: LabOptions) -> Result<Lab, LabError> {
+    pub async fn up(mut options: LabOptions) -> Result<Lab, LabError> {
         redis_installed()?;
-        let dir = options.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| LabError::File {
-            path: dir.clone(),
+        let dir_err = |e: std::io::Error| LabError::File {
+            path: options.dir.clone(),
             reason: e.to_string(),
-        })?;
+        };
+        std::fs::create_dir_all(&options.dir).map_err(dir_err)?;
+        // redis-server changes into its --dir before it opens its log: paths must be absolute.
+        let dir = std::fs::canonicalize(&options.dir).map_err(dir_err)?;
+        options.dir = dir.clone();
         if let Some(record) = LabRecord::read(&dir)? {
             let running = record.running();
             if !running.is_empty() {
