@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`command`] | `caplab lab up / status / down` |
+//! | [`demo`] | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
 //! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
@@ -25,9 +26,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::process::ExitCode;
-
 pub use command::{LabArgs, run};
+pub use demo::{DemoArgs, DemoError, demo};
 pub use error::LabError;
 pub use node_action::{LabNode, NodeAction};
 pub use options::{LabOptions, LabPorts};
@@ -35,6 +35,7 @@ pub use record::LabRecord;
 pub use topology::Lab;
 
 pub mod command;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod node_action;
@@ -44,12 +45,3 @@ pub mod process;
 pub mod record;
 pub mod redis_node;
 pub mod topology;
-
-/// Runs the demo.
-pub async fn demo(_args: DemoArgs) -> Result<ExitCode, LabError> {
-    Err(LabError::NotUp { dir: ".".into() })
-}
-
-/// `caplab demo`
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
