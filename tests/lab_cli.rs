@@ -147,3 +147,72 @@ fn a_taken_port_is_named_and_nothing_runs_after() {
         ensure_free(what, port).expect("nothing was left listening");
     }
 }
+
+#[test]
+fn a_missing_redis_server_gives_the_install_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ports = LabPorts::free().expect("free ports");
+    let mut args = vec![
+        "lab".to_string(),
+        "up".into(),
+        "--dir".into(),
+        tmp.path().join("lab").display().to_string(),
+    ];
+    args.extend(port_args(&ports));
+    let output = Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(&args)
+        .env("PATH", tmp.path())
+        .output()
+        .expect("run caplab");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("sudo apt-get install -y redis-server"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn an_interrupted_up_leaves_nothing_running() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let ports = LabPorts::free().expect("free ports");
+    let _guard = DownOnDrop(&dir);
+    let mut args = vec![
+        "lab".to_string(),
+        "up".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(port_args(&ports));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Once g1's directory exists the lab is starting: interrupt it there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.join("g1").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the lab finished starting before the signal"
+    );
+    assert!(LabRecord::read(&dir).expect("read").is_none());
+    // redis-server exits on its own time after SIGKILL: give the kernel a moment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for (what, port) in ports.named() {
+        ensure_free(what, port).expect("nothing left listening");
+    }
+}

@@ -248,3 +248,70 @@ async fn a_taken_port_is_named_and_nothing_is_left_running() {
         ensure_free(what, port).expect("nothing started");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_toxiproxy_is_used_and_left_running() {
+    let toxiproxy = caplab::proxy::ProxyServer::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("proxy server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = options(dir.path());
+    options.toxiproxy_url = Some(toxiproxy.api_url());
+    let lab = Lab::up(options).await.expect("lab up");
+    let record = lab.record();
+    assert!(record.external_toxiproxy);
+    assert_eq!(record.toxiproxy_url, toxiproxy.api_url());
+    assert!(
+        record.processes.iter().all(|p| p.name != "proxy"),
+        "{record:?}"
+    );
+    assert_eq!(record.processes.len(), 4);
+
+    // The apps' traffic crosses the given Toxiproxy: disabling its g1 makes CP refuse.
+    let client = http();
+    let write = |client: reqwest::Client, url: String| async move {
+        client
+            .post(format!("{url}/write/ext/v"))
+            .send()
+            .await
+            .expect("write")
+            .status()
+    };
+    assert_eq!(write(client.clone(), lab.cp_url()).await, 200);
+    lab.faults()
+        .set_enabled("g1", false)
+        .await
+        .expect("disable g1");
+    assert_eq!(write(client.clone(), lab.cp_url()).await, 503);
+    lab.faults()
+        .set_enabled("g1", true)
+        .await
+        .expect("enable g1");
+
+    lab.down().await.expect("down");
+    // Not the lab's to stop: the external Toxiproxy still answers.
+    let faults = caplab::faults::FaultDriver::new(&toxiproxy.api_url()).expect("driver");
+    faults.version().await.expect("external Toxiproxy still up");
+    toxiproxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_does_not_come_up_is_named_with_its_log_and_the_rest_is_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = options(dir.path());
+    // Valid for clap, refused by the validated config: app_cp exits at once.
+    options.app_args = ["--cp-wait-timeout-ms", "5000"].map(String::from).to_vec();
+    let ports = options.ports;
+    let err = Lab::up(options).await.expect_err("app_cp cannot start");
+    let msg = err.to_string();
+    assert!(msg.contains("app_cp did not come up"), "{msg}");
+    assert!(msg.contains("app_cp.log"), "{msg}");
+    assert!(
+        msg.contains("CP_WAIT_TIMEOUT_MS"),
+        "the log's last line is quoted: {msg}"
+    );
+    for (what, port) in ports.named() {
+        ensure_free(what, port).expect("everything started was stopped");
+    }
+    assert!(LabRecord::read(dir.path()).expect("read").is_none());
+}

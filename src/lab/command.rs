@@ -99,15 +99,60 @@ pub fn current_bin() -> Result<PathBuf, LabError> {
     })
 }
 
+/// Ctrl-C and SIGTERM, listened for from creation on (so a signal that comes while the lab
+/// is starting is seen, and what was started is stopped).
+pub struct Interrupt {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    /// Starts listening.
+    pub fn listen() -> Interrupt {
+        use tokio::signal::unix::{SignalKind, signal};
+        Interrupt {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves on the first Ctrl-C or SIGTERM (never, if neither can be watched).
+    pub async fn recv(&mut self) {
+        async fn one(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(s) => {
+                    if s.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = one(&mut self.int) => {}
+            () = one(&mut self.term) => {}
+        }
+    }
+}
+
 /// Runs a lab subcommand.
 pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
     match args.command {
         LabCommand::Up(up) => {
+            let mut interrupt = Interrupt::listen();
             let mut options = LabOptions::new(&up.dir.dir, current_bin()?).with_ports(up.ports());
             options.toxiproxy_url = up.toxiproxy_url.clone();
             options.start_timeout = up.start_timeout;
             options.detached = true;
-            match Lab::up(options).await {
+            let started = tokio::select! {
+                started = Lab::up(options) => started,
+                () = interrupt.recv() => {
+                    // Dropping `Lab::up` stopped whatever it had started.
+                    eprintln!("interrupted: nothing is left running");
+                    return Ok(ExitCode::from(130));
+                }
+            };
+            match started {
                 Ok(lab) => {
                     let record = lab.detach();
                     println!("caplab lab is up in {}\n", record.dir.display());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::command::{current_bin, table as lab_table};
+use super::command::{Interrupt, current_bin, table as lab_table};
 use super::error::LabError;
 use super::health::probe_http;
 use super::options::{LabOptions, LabPorts};
@@ -69,6 +69,7 @@ pub enum DemoError {
 
 /// Runs the demo.
 pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
+    let mut interrupt = Interrupt::listen();
     wipe_old_data(&args.dir)?;
     let mut options = LabOptions::new(&args.dir, current_bin()?)
         .with_ports(LabPorts::free().map_err(DemoError::Ports)?);
@@ -84,12 +85,26 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
     .map(String::from)
     .to_vec();
     println!("caplab demo: starting the lab (two redis-server, the proxy, app_cp, app_ap)...");
-    let lab = Lab::up(options).await?;
+    let lab = tokio::select! {
+        lab = Lab::up(options) => lab?,
+        () = interrupt.recv() => {
+            eprintln!("interrupted: nothing is left running");
+            return Ok(ExitCode::from(130));
+        }
+    };
     print!("\n{}", lab_table(&lab.record(), None));
     let started = Instant::now();
-    let outcome = experiment(&lab, &args).await;
+    let outcome = tokio::select! {
+        outcome = experiment(&lab, &args) => Some(outcome),
+        () = interrupt.recv() => None,
+    };
     let reset = lab.faults().reset().await;
     let down = lab.down().await;
+    let Some(outcome) = outcome else {
+        eprintln!("interrupted: the lab is down again");
+        down?;
+        return Ok(ExitCode::from(130));
+    };
     let (ops, phases) = outcome?;
     reset?;
     down?;
