@@ -1,5 +1,6 @@
-//! Waiting for the lab's parts to become healthy, and probing them afterwards
-//! (`caplab lab status`): Redis PING and ROLE, the proxy API's version, an app's `/health`.
+//! Waiting for the lab's parts to become healthy (including g1 streaming to g2), and probing
+//! them afterwards (`caplab lab status`): Redis PING and role, the proxy API and each proxy,
+//! an app's `/health` and `/ready`.
 //!
 //! Beside the data path: each probe is short, has a timeout, and reports what it saw.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use super::error::LabError;
 use super::process::LabProcess;
 use super::record::LabRecord;
-use super::redis_node::{info_field, info_replication, ping};
+use super::redis_node::{RedisNodeError, info_field, info_replication, ping, probe_client};
 use crate::faults::{FaultDriver, LAB_PROXIES};
 
 /// An HTTP client for loopback probes: short timeouts, never through an HTTP proxy from the
@@ -202,4 +203,35 @@ pub async fn probe_record(record: &LabRecord) -> Vec<Health> {
         });
     }
     out
+}
+
+/// Waits until the primary at `url` streams to its replica: a `SET` of `key` followed by
+/// `WAIT 1 200` on the same connection answers 1. Right after a full sync the primary sends
+/// nothing until the replica's first `REPLCONF ACK` (up to a second later), so a CP write in
+/// that window would not be confirmed.
+pub async fn wait_streaming(url: &str, key: &str, timeout: Duration) -> Result<(), RedisNodeError> {
+    use fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
+    let client = probe_client(url).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while tokio::time::Instant::now() < deadline {
+        let set: Result<(), _> = client.set(key, "1", None, None, false).await;
+        match set {
+            Ok(()) => match client.wait::<i64>(1, 200).await {
+                Ok(acked) if acked >= 1 => {
+                    let _ = client.quit().await;
+                    return Ok(());
+                }
+                Ok(acked) => last = format!("WAIT 1 counted {acked} replicas"),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = client.quit().await;
+    Err(RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason: format!("the primary did not stream to its replica within {timeout:?}: {last}"),
+    })
 }

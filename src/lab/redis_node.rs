@@ -355,7 +355,7 @@ impl Drop for RedisNode {
 }
 
 /// A short-lived client for probes: one attempt, short timeouts, no reconnection.
-async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
+pub(crate) async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
     let probe_err = |reason: String| RedisNodeError::Probe {
         addr: url.to_string(),
         reason,
@@ -377,37 +377,6 @@ async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError
         Ok(Err(e)) => Err(probe_err(e.to_string())),
         Err(_) => Err(probe_err("connect timed out".to_string())),
     }
-}
-
-/// Waits until the primary at `url` streams to its replica: a `SET` of `key` followed by
-/// `WAIT 1 200` on the same connection answers 1. Right after a full sync the primary sends
-/// nothing until the replica's first `REPLCONF ACK` (up to a second later), so a CP write in
-/// that window would not be confirmed.
-pub async fn wait_streaming(url: &str, key: &str, timeout: Duration) -> Result<(), RedisNodeError> {
-    use fred::interfaces::{KeysInterface, ServerInterface};
-    let client = probe_client(url).await?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = String::from("no answer");
-    while tokio::time::Instant::now() < deadline {
-        let set: Result<(), _> = client.set(key, "1", None, None, false).await;
-        match set {
-            Ok(()) => match client.wait::<i64>(1, 200).await {
-                Ok(acked) if acked >= 1 => {
-                    let _ = client.quit().await;
-                    return Ok(());
-                }
-                Ok(acked) => last = format!("WAIT 1 counted {acked} replicas"),
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = client.quit().await;
-    Err(RedisNodeError::Probe {
-        addr: url.to_string(),
-        reason: format!("the primary did not stream to its replica within {timeout:?}: {last}"),
-    })
 }
 
 /// Sends PING and expects PONG.

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::LabError;
-use super::health::{wait_http_ok, wait_proxy};
+use super::health::{wait_http_ok, wait_proxy, wait_streaming};
 use super::options::LabOptions;
 use super::ports::ensure_free;
 use super::process::{LabProcess, ProcessRecord, proc_stat};
 use super::record::LabRecord;
-use super::redis_node::{RedisNode, RedisNodeError, RedisNodeSpec, wait_streaming};
+use super::redis_node::{RedisNode, RedisNodeError, RedisNodeSpec};
 use super::{LabNode, NodeAction};
 use crate::faults::{FaultDriver, G1, G2, ProxySpec, REPLICATION};
 
