@@ -99,9 +99,41 @@ fn up_status_down_and_up_twice() {
     assert!(out.contains("role slave, link up"), "{out}");
     assert!(!out.contains("DOWN"), "{out}");
 
+    // A part that dies is shown DOWN and status exits 1.
+    let ap = record
+        .processes
+        .iter()
+        .find(|p| p.name == "app_ap")
+        .expect("app_ap recorded");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ap.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill app_ap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ap.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app_ap survived SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    let out = text(&status);
+    assert_eq!(status.status.code(), Some(1), "{out}");
+    let ap_line = out
+        .lines()
+        .find(|l| l.starts_with("app_ap"))
+        .expect("app_ap line");
+    assert!(ap_line.contains("DOWN"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("DOWN")).count() == 1,
+        "{out}"
+    );
+
     let down = caplab(&["lab", "down", "--dir", &dir_arg]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(text(&down).contains("stopped 5 of 5"), "{}", text(&down));
+    assert!(text(&down).contains("stopped 4 of 5"), "{}", text(&down));
     for process in &record.processes {
         assert!(
             !process.is_running(),
