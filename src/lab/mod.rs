@@ -3,7 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`command`] | `caplab lab up / status / down` |
-//! | [`demo`] | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
+//! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
 //! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
