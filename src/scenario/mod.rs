@@ -19,7 +19,9 @@
 //! | [`runner`] | preflight, reset, run, check, report |
 //!
 //! Exit status of `run`: 0 every threshold holds, 1 one fails, 2 the run could not happen
-//! (invalid file, unreachable target or Toxiproxy, failed step, Ctrl-C).
+//! (invalid file, unreachable target or Toxiproxy, failed step, Ctrl-C). `run --lab` starts a
+//! private [`crate::lab::Lab`] for the run ([`LabControl`] is implemented for it) and takes it
+//! down afterwards.
 
 pub mod client;
 pub mod file;
@@ -75,7 +77,7 @@ pub enum ScenarioCommand {
 pub struct RunArgs {
     /// The scenario file.
     pub file: PathBuf,
-    /// Start the local lab, run against it, stop it.
+    /// Start a private local lab (free ports, in <out>/lab), run against it, stop it.
     #[arg(long, conflicts_with_all = ["cp", "ap", "toxiproxy"])]
     pub lab: bool,
     /// CP's base URL (default: the file's, else http://127.0.0.1:5001).
@@ -131,11 +133,9 @@ pub enum ScenarioError {
         /// What became of Toxiproxy.
         reset: String,
     },
-    /// `--lab` in a build without the lab.
-    #[error(
-        "--lab is not available in this build: the local lab (issue 6) is not built yet; start the topology yourself and pass --cp, --ap and --toxiproxy"
-    )]
-    LabUnavailable,
+    /// The local lab could not be started.
+    #[error("the local lab could not start: {0}")]
+    Lab(#[from] crate::lab::LabError),
     /// A directory could not be listed.
     #[error("cannot list {path}: {source}")]
     List {
@@ -178,10 +178,6 @@ pub fn resolve_endpoints(args: &RunArgs, scenario: &Scenario) -> Endpoints {
 
 async fn run_file(args: RunArgs) -> Result<ExitCode, ScenarioError> {
     let scenario = load(&args.file)?;
-    if args.lab {
-        return Err(ScenarioError::LabUnavailable);
-    }
-    let endpoints = resolve_endpoints(&args, &scenario);
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "{}-{}",
@@ -194,20 +190,59 @@ async fn run_file(args: RunArgs) -> Result<ExitCode, ScenarioError> {
         progress: !args.no_progress,
         check_timeout: args.check_timeout,
     };
+    let outcome = if args.lab {
+        let mut lab = start_lab(&out).await?;
+        let endpoints = Endpoints {
+            cp: lab.cp_url(),
+            ap: lab.ap_url(),
+            toxiproxy: lab.toxiproxy_url(),
+        };
+        let result = run_interruptible(&scenario, &endpoints, &mut lab, &opts).await;
+        let down = lab.down().await;
+        let outcome = result?;
+        if let Err(e) = down {
+            eprintln!("warning: the lab did not stop cleanly: {e}");
+        }
+        outcome
+    } else {
+        let endpoints = resolve_endpoints(&args, &scenario);
+        run_interruptible(&scenario, &endpoints, &mut NoLab, &opts).await?
+    };
+    print_outcome(&outcome, &out)?;
+    Ok(ExitCode::from(outcome.exit_code))
+}
+
+/// Starts a private lab for one run, on free ports, in `<out>/lab`. Its processes get their
+/// own process group, so a Ctrl-C in the terminal reaches only the runner, which then resets
+/// Toxiproxy and takes the lab down itself.
+async fn start_lab(out: &Path) -> Result<crate::lab::Lab, ScenarioError> {
+    let bin = std::env::current_exe().map_err(ScenarioError::Output)?;
+    let ports = crate::lab::LabPorts::free().map_err(ScenarioError::Output)?;
+    let mut options = crate::lab::LabOptions::new(out.join("lab"), bin).with_ports(ports);
+    options.detached = true;
+    eprintln!("starting a local lab in {}", options.dir.display());
+    Ok(crate::lab::Lab::up(options).await?)
+}
+
+/// Runs the scenario; on SIGINT or SIGTERM drops the run (aborting its tasks), resets
+/// Toxiproxy and returns [`ScenarioError::Interrupted`].
+async fn run_interruptible<L: LabControl>(
+    scenario: &Scenario,
+    endpoints: &Endpoints,
+    lab: &mut L,
+    opts: &RunOptions,
+) -> Result<RunOutcome, ScenarioError> {
     let driver = FaultDriver::new(&endpoints.toxiproxy).map_err(RunError::from)?;
-    let mut lab = NoLab;
-    let outcome = tokio::select! {
-        r = run_scenario(&scenario, &endpoints, &mut lab, &opts) => r?,
+    tokio::select! {
+        r = run_scenario(scenario, endpoints, lab, opts) => Ok(r?),
         signal = interrupted() => {
             let reset = match driver.reset().await {
                 Ok(()) => format!("Toxiproxy at {} was reset", driver.api()),
                 Err(e) => format!("Toxiproxy could NOT be reset: {e}"),
             };
-            return Err(ScenarioError::Interrupted { signal, reset });
+            Err(ScenarioError::Interrupted { signal, reset })
         }
-    };
-    print_outcome(&outcome, &out)?;
-    Ok(ExitCode::from(outcome.exit_code))
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -46,6 +46,15 @@ impl LabControl for NoLab {
     }
 }
 
+/// The local lab's Redis processes ([`crate::lab::Lab`]).
+impl LabControl for crate::lab::Lab {
+    async fn node_action(&mut self, node: LabNode, action: NodeAction) -> Result<(), String> {
+        crate::lab::Lab::node_action(self, node, action)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// One step as it happened.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepRecord {
