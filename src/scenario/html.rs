@@ -237,7 +237,7 @@ fn target_plots(out: &mut String, t: &TargetReport, x_max: f64, windows: &[Fault
         .iter()
         .enumerate()
         .map(|(i, name)| Line {
-            label: format!("{name} (0 closed, 1 half-open, 2 open)"),
+            label: format!("{name} breaker"),
             color: PALETTE[i % PALETTE.len()],
             points: t
                 .samples
@@ -256,7 +256,7 @@ fn target_plots(out: &mut String, t: &TargetReport, x_max: f64, windows: &[Fault
         "breakers",
         n,
         plot(
-            "Circuit breaker states",
+            "Circuit breaker states (0 closed, 1 half-open, 2 open)",
             "state",
             x_max,
             &breakers,
