@@ -35,6 +35,24 @@ const RED_: RGBColor = RGBColor(214, 39, 40);
 const PURPLE_: RGBColor = RGBColor(148, 103, 189);
 const PALETTE: [RGBColor; 5] = [BLUE_, RED_, GREEN_, ORANGE_, PURPLE_];
 
+/// Points further apart than this (seconds) are not joined by a line.
+const MAX_GAP_S: f64 = 1.5;
+
+/// `points` split where consecutive x values are more than `gap` apart.
+fn segments(points: &[(f64, f64)], gap: f64) -> Vec<&[(f64, f64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=points.len() {
+        if i == points.len() || points[i].0 - points[i - 1].0 > gap {
+            if i > start {
+                out.push(&points[start..i]);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
 /// Draws one plot as an SVG string.
 fn plot(
     title: &str,
@@ -85,16 +103,18 @@ fn plot(
             .map_err(|e| e.to_string())?;
         for l in lines {
             let color = l.color;
-            chart
-                .draw_series(LineSeries::new(
-                    l.points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(l.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+            // One series per run of points without a gap, so a missing second (no ok read
+            // that second, no sample) shows as a gap instead of a line drawn across it.
+            for (i, part) in segments(&l.points, MAX_GAP_S).into_iter().enumerate() {
+                let series = chart
+                    .draw_series(LineSeries::new(part.iter().copied(), color.stroke_width(2)))
+                    .map_err(|e| e.to_string())?;
+                if i == 0 {
+                    series.label(l.label.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                }
+            }
         }
         chart
             .configure_series_labels()
@@ -191,7 +211,7 @@ fn target_plots(out: &mut String, t: &TargetReport, x_max: f64, windows: &[Fault
             points: series(&|g| Some(g.fail as f64)),
         },
         Line {
-            label: "info/s (unknown)".into(),
+            label: "info/s (unknown: timeout, indeterminate, AP queued)".into(),
             color: PURPLE_,
             points: series(&|g| Some(g.info as f64)),
         },
@@ -334,4 +354,27 @@ pub fn render(r: &Report) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_break_at_gaps() {
+        let pts = [(0.5, 1.0), (1.5, 2.0), (4.5, 3.0), (5.5, 4.0), (9.5, 5.0)];
+        let parts = segments(&pts, MAX_GAP_S);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], &pts[..2]);
+        assert_eq!(parts[2], &pts[4..]);
+        assert!(segments(&[], MAX_GAP_S).is_empty());
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
 }
