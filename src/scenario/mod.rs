@@ -11,12 +11,12 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`file`], [`validate`], [`spec`] | the TOML format, its checks, the validated scenario |
+//! | [`file`], [`validate`] (+ `validate_step.rs`), [`spec`] | the TOML format, its checks, the validated scenario |
 //! | [`generator`], [`client`], [`recorder`] | schedules and choices, HTTP and outcome mapping, history.jsonl |
 //! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness samples, the bar |
 //! | [`timeline`] | steps at offsets, [`LabControl`], fault windows |
 //! | [`thresholds`], [`report`], [`html`] | verdicts, report.json / report.md / report.html |
-//! | [`runner`] | preflight, reset, run, check, report |
+//! | [`runner`] (+ `load.rs`, `verdict.rs`) | preflight, reset, the load and the final reads, check, thresholds, report |
 //!
 //! Exit status of `run`: 0 every threshold holds, 1 one fails, 2 the run could not happen
 //! (invalid file, unreachable target or Toxiproxy, failed step, Ctrl-C). `run --lab` starts a
