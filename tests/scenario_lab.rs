@@ -83,15 +83,24 @@ async fn lab_runs_node_steps_and_goes_down() {
     assert!(steps.iter().all(|s| s["error"].is_null()), "{steps:?}");
     // CP really lost its replica: writes refused while g2 was down.
     let cp = &report["targets"][0];
-    let down = cp["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "down")
-        .unwrap();
+    let phase = |name: &str| {
+        let p = cp["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        (
+            p["fail"].as_u64().unwrap() + p["info"].as_u64().unwrap(),
+            p.clone(),
+        )
+    };
+    let (errors_before, before) = phase("before");
+    assert_eq!(errors_before, 0, "CP refused before the fault: {before}");
+    let (errors_down, down) = phase("down");
     assert!(
-        down["fail"].as_u64().unwrap() + down["info"].as_u64().unwrap() > 0,
-        "{down}"
+        errors_down > 0,
+        "CP refused nothing without its replica: {down}"
     );
     // The lab is down: its record is gone and its apps no longer answer.
     assert!(!out.join("lab").join("lab.json").exists());
