@@ -26,7 +26,7 @@ keys = 8
 clients = 8
 session_clients = 2
 seed = 11
-timeout = "1s"
+timeout = "2s"
 settle = "500ms"
 
 [[phase]]

@@ -1,7 +1,8 @@
 //! The whole DESIGN.md topology in-process, for the scenario runner's tests: a real Redis
 //! primary and replica (g2 replicating through the embedded proxy's `replication` proxy),
 //! proxies `g1` and `g2` in front of them, and CP and AP apps on port 0 talking to the nodes
-//! through those proxies. Everything stops when the [`Topology`] is shut down or dropped.
+//! through those proxies, with [`test_config`]'s short breaker settings but a 400 ms WAIT and
+//! 800 ms network timeout. Everything stops when the [`Topology`] is shut down or dropped.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ impl Topology {
             let mut c = test_config(mode, &pair);
             c.g1_url = format!("redis://{g1}");
             c.g2_url = format!("redis://{g2}");
+            // Looser than test_config's: a loaded machine must not turn a healthy
+            // baseline write into an indeterminate one (the runs assert none before a fault).
+            c.cp_wait_timeout = Duration::from_millis(400);
+            c.network_timeout = Duration::from_millis(800);
             c
         };
         let cp = TestApp::start(app(Mode::Cp)).await;
