@@ -154,8 +154,10 @@ mod tests {
     use super::*;
     use crate::check::{Event, History};
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn the_borrowed_event_serialises_exactly_as_event() {
+    fn the_borrowed_event_serialises_exactly_as_event() -> TestResult {
         let mut owned = Event::new(
             3,
             7,
@@ -185,16 +187,17 @@ mod tests {
             phase: "partition",
         };
         assert_eq!(
-            serde_json::to_string(&borrowed).unwrap(),
-            serde_json::to_string(&owned).unwrap()
+            serde_json::to_string(&borrowed)?,
+            serde_json::to_string(&owned)?
         );
+        Ok(())
     }
 
     #[test]
-    fn writes_a_history_the_checker_reads() {
-        let dir = tempfile::tempdir().unwrap();
+    fn writes_a_history_the_checker_reads() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("h.jsonl");
-        let r = Recorder::create(&path, Instant::now()).unwrap();
+        let r = Recorder::create(&path, Instant::now())?;
         let mut e = EventFields {
             process: 1,
             kind: EventType::Invoke,
@@ -213,16 +216,17 @@ mod tests {
         e.node = Some("g1");
         let t2 = r.record(&e);
         assert!(t2 >= t1);
-        r.finish().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        r.finish()?;
+        let text = std::fs::read_to_string(&path)?;
         assert!(
             text.starts_with(
                 r#"{"index":0,"process":1,"type":"invoke","f":"write","key":"cp-k1","value":"1-1""#
             ),
             "{text}"
         );
-        let h = History::parse(text.as_bytes()).unwrap();
+        let h = History::parse(text.as_bytes())?;
         assert_eq!(h.ops.len(), 1);
         assert_eq!(r.events(), 2);
+        Ok(())
     }
 }
