@@ -25,4 +25,8 @@ ensure_test_deps() {
   # parses the dashboards' queries. On a machine with systemd the package also starts a
   # Prometheus service on :9090; the tests do not use it.
   command -v promtool >/dev/null 2>&1 || apt_install prometheus
+  # docker-compose (Debian's, v1): tests/compose.rs validates docker-compose.yml with
+  # `docker-compose config -q`. --no-install-recommends (apt_install) keeps it from pulling a
+  # whole Docker engine; no engine is needed to validate.
+  command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
 }

@@ -1,35 +1,47 @@
 //! The local lab (issue 6): the whole topology of DESIGN.md on one machine, no Docker.
 //!
-//! Built so far: [`redis_node`], which starts and controls real `redis-server` processes (the
-//! test harness uses it too), and [`ports`]. `caplab lab` and `caplab demo` are not built yet.
+//! | module | what |
+//! |---|---|
+//! | [`command`] | `caplab lab up / status / down` |
+//! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
+//! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
+//! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
+//! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
+//! | [`process`] | the lab's `caplab` child processes; stopping a recorded pid safely |
+//! | [`health`] | waiting for and probing the parts |
+//! | [`error`] | [`LabError`] |
+//! | [`redis_node`] | real `redis-server` processes (the test harness uses it too) |
+//! | [`ports`] | free ports, a taken port reported by name |
+//! | [`node_action`] | [`LabNode`], [`NodeAction`]: what a scenario's node steps do |
+//!
+//! ```no_run
+//! use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, NodeAction};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = LabOptions::new(".caplab-test", "target/debug/caplab").with_ports(LabPorts::free()?);
+//! let mut lab = Lab::up(options).await?;
+//! println!("CP at {}, AP at {}, Toxiproxy at {}", lab.cp_url(), lab.ap_url(), lab.toxiproxy_url());
+//! lab.node_action(LabNode::G2, NodeAction::Kill).await?;
+//! lab.node_action(LabNode::G2, NodeAction::Restart).await?;
+//! lab.down().await?;
+//! # Ok(()) }
+//! ```
 
-use std::process::ExitCode;
-
+pub use command::{LabArgs, run};
+pub use demo::{DemoArgs, DemoError, demo};
+pub use error::LabError;
 pub use node_action::{LabNode, NodeAction};
+pub use options::{LabOptions, LabPorts};
+pub use record::LabRecord;
+pub use topology::Lab;
 
+pub mod command;
+pub mod demo;
+pub mod error;
+pub mod health;
 pub mod node_action;
+pub mod options;
 pub mod ports;
+pub mod process;
+pub mod record;
 pub mod redis_node;
-
-/// `caplab lab ...`
-#[derive(Debug, clap::Args)]
-pub struct LabArgs {}
-
-/// `caplab demo`
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
-
-/// The lab commands are not built yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`caplab lab` and `caplab demo` are not built yet (issue 6)")]
-pub struct NotBuilt;
-
-/// Runs a lab subcommand.
-pub async fn run(_args: LabArgs) -> Result<ExitCode, NotBuilt> {
-    Err(NotBuilt)
-}
-
-/// Runs the demo.
-pub async fn demo(_args: DemoArgs) -> Result<ExitCode, NotBuilt> {
-    Err(NotBuilt)
-}
+pub mod topology;

@@ -93,6 +93,9 @@ pub struct RedisNodeSpec {
     pub replica_of: Option<(String, u16)>,
     /// Turn on the append-only file (the lab's g1 keeps its data across a restart).
     pub append_only: bool,
+    /// Start it in its own process group, so it outlives the command that started it and a
+    /// Ctrl-C in that terminal does not reach it (`caplab lab up`).
+    pub own_process_group: bool,
 }
 
 impl RedisNodeSpec {
@@ -104,6 +107,7 @@ impl RedisNodeSpec {
             dir: dir.to_path_buf(),
             replica_of: None,
             append_only: false,
+            own_process_group: false,
         }
     }
 
@@ -185,7 +189,11 @@ impl RedisNode {
             dir: spec.dir.clone(),
             source,
         })?;
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if spec.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command
             .args(spec.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -347,7 +355,7 @@ impl Drop for RedisNode {
 }
 
 /// A short-lived client for probes: one attempt, short timeouts, no reconnection.
-async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
+pub(crate) async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
     let probe_err = |reason: String| RedisNodeError::Probe {
         addr: url.to_string(),
         reason,

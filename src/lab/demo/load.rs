@@ -1,0 +1,249 @@
+//! The demo's load: a few concurrent client loops per personality, each reading and writing a
+//! handful of keys over HTTP, and a recorder that keeps what each operation saw.
+//!
+//! Client side of the data path: it talks to app_cp and app_ap exactly as a user would. A
+//! read is *stale* when it returns an older version than a write of the same key that was
+//! acknowledged (200) before the read began; its age is how long before the read the first
+//! such newer write was acknowledged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which personality an operation went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// app_cp.
+    Cp,
+    /// app_ap.
+    Ap,
+}
+
+impl Target {
+    /// `cp` or `ap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Cp => "cp",
+            Target::Ap => "ap",
+        }
+    }
+}
+
+/// What one operation saw.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Where it went.
+    pub target: Target,
+    /// A write (else a read).
+    pub write: bool,
+    /// When it was sent.
+    pub invoked: Instant,
+    /// How long the answer took.
+    pub latency: Duration,
+    /// Answered with success: 200 (or 404 for a read, 202 for a queued AP write).
+    pub ok: bool,
+    /// For a stale read: how long before the read the first newer write was acknowledged.
+    pub stale_age: Option<Duration>,
+    /// For a successful read: the `staleness_ms` the answer reported.
+    pub reported_staleness_ms: Option<u64>,
+}
+
+/// Acknowledged versions per key, in acknowledgement order.
+type Acked = HashMap<String, Vec<(u64, Instant)>>;
+
+/// Everything the load recorded. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    ops: Arc<Mutex<Vec<Op>>>,
+    acked: Arc<Mutex<Acked>>,
+}
+
+impl Recorder {
+    /// Every operation so far.
+    pub fn ops(&self) -> Vec<Op> {
+        self.ops.lock().map(|ops| ops.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, op: Op) {
+        if let Ok(mut ops) = self.ops.lock() {
+            ops.push(op);
+        }
+    }
+
+    fn ack(&self, key: &str, version: u64, at: Instant) {
+        if let Ok(mut acked) = self.acked.lock() {
+            acked
+                .entry(key.to_string())
+                .or_default()
+                .push((version, at));
+        }
+    }
+
+    /// The age of a read of `key` that began at `invoked` and saw `version` (0 = missing),
+    /// if a newer write had been acknowledged before it began.
+    fn stale_age(&self, key: &str, version: u64, invoked: Instant) -> Option<Duration> {
+        let acked = self.acked.lock().ok()?;
+        let first_newer = acked
+            .get(key)?
+            .iter()
+            .filter(|(v, at)| *v > version && *at < invoked)
+            .map(|(_, at)| *at)
+            .min()?;
+        Some(invoked - first_newer)
+    }
+}
+
+/// The load's shape.
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    /// Client loops per personality.
+    pub workers: usize,
+    /// Keys per personality.
+    pub keys: usize,
+    /// Pause between two operations of one loop.
+    pub pause: Duration,
+}
+
+/// Starts `shape.workers` loops against `url`; they run until `stop` is set.
+pub fn spawn_load(
+    target: Target,
+    url: String,
+    shape: &LoadShape,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        // ok: building fails only if the TLS backend cannot start.
+        .unwrap_or_default();
+    let counter = Arc::new(AtomicU64::new(0));
+    (0..shape.workers)
+        .map(|_| {
+            let (client, url, recorder, stop, counter) = (
+                client.clone(),
+                url.clone(),
+                recorder.clone(),
+                stop.clone(),
+                counter.clone(),
+            );
+            let (keys, pause) = (shape.keys.max(1), shape.pause);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("demo-{}-{}", target.name(), rand::random_range(0..keys));
+                    let op = if rand::random_bool(0.5) {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        write(&client, &url, target, &key, n, &recorder).await
+                    } else {
+                        read(&client, &url, target, &key, &recorder).await
+                    };
+                    recorder.push(op);
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn write(
+    client: &reqwest::Client,
+    url: &str,
+    target: Target,
+    key: &str,
+    n: u64,
+    recorder: &Recorder,
+) -> Op {
+    let invoked = Instant::now();
+    let resp = client.post(format!("{url}/write/{key}/v{n}")).send().await;
+    let (status, body) = match resp {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().await.ok(),
+        ),
+        Err(_) => (0, None),
+    };
+    let latency = invoked.elapsed();
+    if status == 200 {
+        if let Some(version) = body.as_ref().and_then(|b| b["version"].as_u64()) {
+            recorder.ack(key, version, Instant::now());
+        }
+    }
+    Op {
+        target,
+        write: true,
+        invoked,
+        latency,
+        ok: status == 200 || status == 202,
+        stale_age: None,
+        reported_staleness_ms: None,
+    }
+}
+
+async fn read(
+    client: &reqwest::Client,
+    url: &str,
+    target: Target,
+    key: &str,
+    recorder: &Recorder,
+) -> Op {
+    let invoked = Instant::now();
+    let resp = client.get(format!("{url}/read/{key}")).send().await;
+    let (status, body) = match resp {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().await.ok(),
+        ),
+        Err(_) => (0, None),
+    };
+    let latency = invoked.elapsed();
+    let seen = match status {
+        200 => body.as_ref().and_then(|b| b["version"].as_u64()),
+        404 => Some(0),
+        _ => None,
+    };
+    Op {
+        target,
+        write: false,
+        invoked,
+        latency,
+        ok: seen.is_some(),
+        stale_age: seen.and_then(|v| recorder.stale_age(key, v, invoked)),
+        reported_staleness_ms: body.as_ref().and_then(|b| b["staleness_ms"].as_u64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_older_than_an_earlier_ack_is_stale_by_the_first_newer_ack() {
+        let recorder = Recorder::default();
+        let t0 = Instant::now();
+        recorder.ack("k", 1, t0);
+        recorder.ack("k", 2, t0 + Duration::from_millis(10));
+        recorder.ack("k", 3, t0 + Duration::from_millis(30));
+        let read_at = t0 + Duration::from_millis(50);
+        assert_eq!(recorder.stale_age("k", 3, read_at), None);
+        assert_eq!(
+            recorder.stale_age("k", 2, read_at),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(
+            recorder.stale_age("k", 1, read_at),
+            Some(Duration::from_millis(40))
+        );
+        assert_eq!(
+            recorder.stale_age("k", 0, read_at),
+            Some(Duration::from_millis(50))
+        );
+        // A write acknowledged after the read began does not make it stale.
+        assert_eq!(
+            recorder.stale_age("k", 2, t0 + Duration::from_millis(20)),
+            None
+        );
+        assert_eq!(recorder.stale_age("other", 0, read_at), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! `caplab demo`: lab up on free ports, a short partition experiment against CP and AP at
+//! once, a side-by-side table, lab down.
+//!
+//! The experiment: a small concurrent load on both personalities ([`load`]) while the
+//! `replication` link is cut and healed, then the apps' link to `g2`; each phase lasts
+//! `--phase`. Every figure in the table ([`table`]) is measured in this run: availability,
+//! stale reads and their age from what the load saw, `staleness_ms` from the answers, p99
+//! latency, breaker transitions from each app's `/metrics`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::command::{Interrupt, current_bin, table as lab_table};
+use super::error::LabError;
+use super::health::probe_http;
+use super::options::{LabOptions, LabPorts};
+use super::record::LabRecord;
+use super::topology::Lab;
+use crate::faults::{FaultDriver, FaultError, G2, REPLICATION};
+use crate::metrics::BREAKER_TRANSITIONS;
+
+pub mod load;
+pub mod table;
+
+use load::{LoadShape, Recorder, Target, spawn_load};
+use table::{Phase, render, summarize};
+
+/// `caplab demo`
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo's lab keeps its data and logs (its Redis data is wiped at start).
+    #[arg(long, default_value = ".caplab-demo")]
+    pub dir: PathBuf,
+    /// Use this Toxiproxy (`http://host:port`, on this machine) instead of `caplab proxy`.
+    #[arg(long, value_name = "URL")]
+    pub toxiproxy_url: Option<String>,
+    /// How long each phase lasts (before, cut, healed, cut, healed).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub phase: Duration,
+    /// Client loops per personality.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The lab failed.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// No free ports could be found.
+    #[error("cannot find free ports for the demo's lab: {0}")]
+    Ports(std::io::Error),
+    /// A fault could not be applied or undone.
+    #[error("the proxy: {0}")]
+    Faults(#[from] FaultError),
+    /// An app's `/metrics` could not be read.
+    #[error("cannot read {url}: {reason}")]
+    Metrics {
+        /// Where.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Runs the demo.
+pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
+    let mut interrupt = Interrupt::listen();
+    wipe_old_data(&args.dir)?;
+    let mut options = LabOptions::new(&args.dir, current_bin()?)
+        .with_ports(LabPorts::free().map_err(DemoError::Ports)?);
+    options.toxiproxy_url = args.toxiproxy_url.clone();
+    options.app_args = [
+        "--network-timeout-sec",
+        "0.5",
+        "--cp-wait-timeout-ms",
+        "200",
+        "--max-staleness-ms",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    println!("caplab demo: starting the lab (two redis-server, the proxy, app_cp, app_ap)...");
+    let lab = tokio::select! {
+        lab = Lab::up(options) => lab?,
+        () = interrupt.recv() => {
+            eprintln!("interrupted: nothing is left running");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    print!("\n{}", lab_table(&lab.record(), None));
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        outcome = experiment(&lab, &args) => Some(outcome),
+        () = interrupt.recv() => None,
+    };
+    let reset = lab.faults().reset().await;
+    let down = lab.down().await;
+    let Some(outcome) = outcome else {
+        eprintln!("interrupted: the lab is down again");
+        down?;
+        return Ok(ExitCode::from(130));
+    };
+    let (ops, phases) = outcome?;
+    reset?;
+    down?;
+    let rows = summarize(&ops, &phases);
+    println!(
+        "\nCP and AP side by side ({} operations in {:.1} s, {} client loops each; the lab is down again)\n",
+        ops.len(),
+        started.elapsed().as_secs_f64(),
+        args.workers
+    );
+    print!("{}", render(&rows));
+    println!("{LEGEND}");
+    Ok(ExitCode::SUCCESS)
+}
+
+const LEGEND: &str = "
+availability: operations answered 200 (a read's 404 and AP's 202 queued write count too).
+stale reads: reads that returned an older version than a write acknowledged before the read
+  began / successful reads; max stale age: how long before the read that newer write was
+  acknowledged. max staleness_ms: the largest staleness the answers themselves reported.
+CP refuses writes it cannot get confirmed by g2 while replication is cut; AP keeps answering
+and serves stale reads from g2 until its staleness passes MAX_STALENESS_MS (1000 ms here).";
+
+/// A previous demo's Redis data would mix old keys into this run: remove it, unless a lab
+/// recorded in `dir` still runs (then `Lab::up` says so).
+fn wipe_old_data(dir: &std::path::Path) -> Result<(), LabError> {
+    if let Some(record) = LabRecord::read(dir)? {
+        if !record.running().is_empty() {
+            return Ok(());
+        }
+    }
+    for node in ["g1", "g2"] {
+        let path = dir.join(node);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| LabError::File {
+                path,
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The fault steps: a name, and which proxy to enable or disable at its start.
+const STEPS: [(&str, Option<(&str, bool)>); 5] = [
+    ("before", None),
+    ("replication cut", Some((REPLICATION, false))),
+    ("replication healed", Some((REPLICATION, true))),
+    ("g2 cut", Some((G2, false))),
+    ("g2 healed", Some((G2, true))),
+];
+
+async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<(Vec<load::Op>, Vec<Phase>), DemoError> {
+    let recorder = Recorder::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let shape = LoadShape {
+        workers: args.workers.max(1),
+        keys: 8,
+        pause: Duration::from_millis(20),
+    };
+    let mut tasks = spawn_load(
+        Target::Cp,
+        lab.cp_url(),
+        &shape,
+        recorder.clone(),
+        stop.clone(),
+    );
+    tasks.extend(spawn_load(
+        Target::Ap,
+        lab.ap_url(),
+        &shape,
+        recorder.clone(),
+        stop.clone(),
+    ));
+    let phases = run_phases(lab.faults(), [lab.cp_url(), lab.ap_url()], args.phase).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    Ok((recorder.ops(), phases?))
+}
+
+async fn run_phases(
+    faults: &FaultDriver,
+    apps: [String; 2],
+    length: Duration,
+) -> Result<Vec<Phase>, DemoError> {
+    let mut phases = Vec::new();
+    let mut counted = [transitions(&apps[0]).await?, transitions(&apps[1]).await?];
+    for (name, change) in STEPS {
+        if let Some((proxy, enabled)) = change {
+            faults.set_enabled(proxy, enabled).await?;
+        }
+        println!("  {name:<20} for {length:?}");
+        let start = Instant::now();
+        tokio::time::sleep(length).await;
+        let end = Instant::now();
+        let now = [transitions(&apps[0]).await?, transitions(&apps[1]).await?];
+        phases.push(Phase {
+            name: name.to_string(),
+            start,
+            end,
+            transitions: [
+                now[0].saturating_sub(counted[0]),
+                now[1].saturating_sub(counted[1]),
+            ],
+        });
+        counted = now;
+    }
+    Ok(phases)
+}
+
+/// The sum of an app's `circuit_breaker_transitions_total` series.
+async fn transitions(app: &str) -> Result<u64, DemoError> {
+    let url = format!("{app}/metrics");
+    let fail = |reason: String| DemoError::Metrics {
+        url: url.clone(),
+        reason,
+    };
+    let text = probe_http()
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .text()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(sum_counter(&text, BREAKER_TRANSITIONS))
+}
+
+/// Sums every sample of `name` in Prometheus text.
+fn sum_counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_every_series_of_one_counter_only() {
+        let text = "# HELP circuit_breaker_transitions_total x\n\
+            circuit_breaker_transitions_total{mode=\"cp\",node=\"g1\",to=\"open\"} 2\n\
+            circuit_breaker_transitions_total{mode=\"cp\",node=\"g1\",to=\"closed\"} 1\n\
+            circuit_breaker_transitions_total_other 9\n";
+        assert_eq!(sum_counter(text, BREAKER_TRANSITIONS), 3);
+    }
+}

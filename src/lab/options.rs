@@ -1,0 +1,171 @@
+//! What a lab is asked to be: its ports, its directory, which Toxiproxy, how long to wait.
+//!
+//! Sits before everything the lab starts: [`super::Lab::up`] reads a [`LabOptions`]. The
+//! default ports are the documented ones (apps on 5001 and 5002, the proxy API on 8474, the
+//! Redis nodes and proxies on 16379/16380 and 26379-26381, out of the way of a system Redis on
+//! 6379); [`LabPorts::free`] picks free loopback ports for tests and the demo.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ports::free_port;
+
+/// Every port the lab listens on (all on 127.0.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LabPorts {
+    /// `redis-server` of g1 (the primary).
+    pub redis_g1: u16,
+    /// `redis-server` of g2 (the replica).
+    pub redis_g2: u16,
+    /// Proxy `g1`: the apps to g1.
+    pub proxy_g1: u16,
+    /// Proxy `g2`: the apps to g2.
+    pub proxy_g2: u16,
+    /// Proxy `replication`: g2 to g1.
+    pub proxy_replication: u16,
+    /// app_cp.
+    pub app_cp: u16,
+    /// app_ap.
+    pub app_ap: u16,
+    /// The Toxiproxy API of the embedded `caplab proxy` (unused with an external Toxiproxy).
+    pub proxy_api: u16,
+}
+
+/// Default port of g1's `redis-server` in the lab.
+pub const DEFAULT_REDIS_G1_PORT: u16 = 16379;
+/// Default port of g2's `redis-server` in the lab.
+pub const DEFAULT_REDIS_G2_PORT: u16 = 16380;
+/// Default listen port of proxy `g1` (also in `toxiproxy/proxies.json`).
+pub const DEFAULT_PROXY_G1_PORT: u16 = 26379;
+/// Default listen port of proxy `g2`.
+pub const DEFAULT_PROXY_G2_PORT: u16 = 26380;
+/// Default listen port of proxy `replication`.
+pub const DEFAULT_PROXY_REPLICATION_PORT: u16 = 26381;
+/// app_cp's port (DESIGN.md).
+pub const DEFAULT_APP_CP_PORT: u16 = 5001;
+/// app_ap's port (DESIGN.md).
+pub const DEFAULT_APP_AP_PORT: u16 = 5002;
+/// Toxiproxy's API port (DESIGN.md).
+pub const DEFAULT_PROXY_API_PORT: u16 = 8474;
+
+impl Default for LabPorts {
+    fn default() -> Self {
+        LabPorts {
+            redis_g1: DEFAULT_REDIS_G1_PORT,
+            redis_g2: DEFAULT_REDIS_G2_PORT,
+            proxy_g1: DEFAULT_PROXY_G1_PORT,
+            proxy_g2: DEFAULT_PROXY_G2_PORT,
+            proxy_replication: DEFAULT_PROXY_REPLICATION_PORT,
+            app_cp: DEFAULT_APP_CP_PORT,
+            app_ap: DEFAULT_APP_AP_PORT,
+            proxy_api: DEFAULT_PROXY_API_PORT,
+        }
+    }
+}
+
+impl LabPorts {
+    /// Eight distinct free loopback ports. Another process may take one before the lab binds
+    /// it; the lab then reports that port by name.
+    pub fn free() -> std::io::Result<LabPorts> {
+        let mut taken = Vec::with_capacity(8);
+        while taken.len() < 8 {
+            let port = free_port()?;
+            if !taken.contains(&port) {
+                taken.push(port);
+            }
+        }
+        Ok(LabPorts {
+            redis_g1: taken[0],
+            redis_g2: taken[1],
+            proxy_g1: taken[2],
+            proxy_g2: taken[3],
+            proxy_replication: taken[4],
+            app_cp: taken[5],
+            app_ap: taken[6],
+            proxy_api: taken[7],
+        })
+    }
+
+    /// Each port with the name of what listens there, in start order.
+    pub fn named(&self) -> [(&'static str, u16); 8] {
+        [
+            ("redis g1", self.redis_g1),
+            ("proxy API", self.proxy_api),
+            ("proxy g1", self.proxy_g1),
+            ("proxy g2", self.proxy_g2),
+            ("proxy replication", self.proxy_replication),
+            ("redis g2", self.redis_g2),
+            ("app_cp", self.app_cp),
+            ("app_ap", self.app_ap),
+        ]
+    }
+}
+
+/// Everything [`super::Lab::up`] needs.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Where the lab keeps its data, logs and `lab.json`.
+    pub dir: PathBuf,
+    /// The `caplab` binary to run `caplab proxy` and `caplab serve` from.
+    pub caplab_bin: PathBuf,
+    /// The ports.
+    pub ports: LabPorts,
+    /// An external Toxiproxy API (`http://host:port`); `None` starts `caplab proxy`.
+    pub toxiproxy_url: Option<String>,
+    /// How long each part may take to become healthy.
+    pub start_timeout: Duration,
+    /// Extra `caplab serve` flags given to both apps (such as `--network-timeout-sec 0.5`).
+    pub app_args: Vec<String>,
+    /// Start the processes in their own process group, so they outlive the command that
+    /// started them (`caplab lab up`) and a Ctrl-C in its terminal does not reach them.
+    pub detached: bool,
+}
+
+impl LabOptions {
+    /// A lab in `dir` on the default ports, with the embedded proxy, a 20 s start timeout.
+    pub fn new(dir: impl Into<PathBuf>, caplab_bin: impl Into<PathBuf>) -> LabOptions {
+        LabOptions {
+            dir: dir.into(),
+            caplab_bin: caplab_bin.into(),
+            ports: LabPorts::default(),
+            toxiproxy_url: None,
+            start_timeout: Duration::from_secs(20),
+            app_args: Vec::new(),
+            detached: false,
+        }
+    }
+
+    /// The same options on other ports.
+    pub fn with_ports(mut self, ports: LabPorts) -> LabOptions {
+        self.ports = ports;
+        self
+    }
+
+    /// The record of a lab started in `dir`.
+    pub fn record_path(dir: &Path) -> PathBuf {
+        dir.join("lab.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = LabPorts::free().unwrap();
+        let mut all: Vec<u16> = ports.named().iter().map(|(_, p)| *p).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn default_ports_follow_the_design() {
+        let ports = LabPorts::default();
+        assert_eq!(
+            (ports.app_cp, ports.app_ap, ports.proxy_api),
+            (5001, 5002, 8474)
+        );
+    }
+}

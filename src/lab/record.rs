@@ -1,0 +1,93 @@
+//! `<dir>/lab.json`: what a lab started and where it listens, written by `up` and read by
+//! `status` and `down` (which may run in another process, later).
+//!
+//! Beside the data path: bookkeeping. The record is written when the lab is healthy and
+//! removed when it is stopped; a record whose processes are all gone is stale and ignored.
+
+use std::path::{Path, PathBuf};
+
+use super::error::LabError;
+use super::options::{LabOptions, LabPorts};
+use super::process::ProcessRecord;
+
+/// What runs in a lab.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LabRecord {
+    /// The lab's directory.
+    pub dir: PathBuf,
+    /// Its ports.
+    pub ports: LabPorts,
+    /// The Toxiproxy API it uses, `http://host:port`.
+    pub toxiproxy_url: String,
+    /// Whether that Toxiproxy was given (and so is not the lab's to stop).
+    pub external_toxiproxy: bool,
+    /// The processes it started, in start order.
+    pub processes: Vec<ProcessRecord>,
+}
+
+impl LabRecord {
+    /// Reads the record in `dir`; `Ok(None)` when there is none.
+    pub fn read(dir: &Path) -> Result<Option<LabRecord>, LabError> {
+        let path = LabOptions::record_path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(LabError::File {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| LabError::File {
+                path,
+                reason: format!("not a lab record: {e}"),
+            })
+    }
+
+    /// Writes it to `<dir>/lab.json` (through a temporary file, so a reader never sees half).
+    pub fn write(&self) -> Result<(), LabError> {
+        let path = LabOptions::record_path(&self.dir);
+        let tmp = self.dir.join("lab.json.tmp");
+        let fail = |e: std::io::Error| LabError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&tmp, text).map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)
+    }
+
+    /// Removes `<dir>/lab.json`; a missing one is fine.
+    pub fn remove(dir: &Path) -> Result<(), LabError> {
+        let path = LabOptions::record_path(dir);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LabError::File {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The recorded processes that still run.
+    pub fn running(&self) -> Vec<&ProcessRecord> {
+        self.processes.iter().filter(|p| p.is_running()).collect()
+    }
+
+    /// `http://127.0.0.1:<port>` of app_cp.
+    pub fn cp_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.app_cp)
+    }
+
+    /// `http://127.0.0.1:<port>` of app_ap.
+    pub fn ap_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.app_ap)
+    }
+}

@@ -1,0 +1,253 @@
+//! The Docker topology agrees with the lab: `docker-compose config -q` accepts the compose
+//! file, and its service names, ports, proxy names and replica settings are the ones
+//! `caplab lab` uses (DESIGN.md). `toxiproxy/proxies.json` is checked without Docker.
+//!
+//! Without `docker-compose` on PATH the compose checks are skipped with a note, unless `CI`
+//! is set (CI installs it through scripts/deps.sh).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use caplab::faults::LAB_PROXIES;
+use caplab::lab::LabPorts;
+use yaml_rust2::{Yaml, YamlLoader};
+
+const SERVICES: [&str; 7] = [
+    "db_g1",
+    "db_g2",
+    "toxiproxy",
+    "app_cp",
+    "app_ap",
+    "prometheus",
+    "grafana",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+}
+
+/// `docker-compose config` (merged and normalised), or `None` when docker-compose is missing
+/// outside CI.
+fn compose_config(quiet: bool) -> Option<std::process::Output> {
+    let mut command = Command::new("docker-compose");
+    command
+        .current_dir(root())
+        .args(["-f", "docker-compose.yml", "config"])
+        .env("SECRET_KEY", "test-secret-key-of-at-least-32-bytes!!");
+    if quiet {
+        command.arg("-q");
+    }
+    match command.output() {
+        Ok(output) => Some(output),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            println!(
+                "note: docker-compose is not installed; skipping (scripts/deps.sh installs it)"
+            );
+            None
+        }
+        Err(e) => panic!("cannot run docker-compose: {e}"),
+    }
+}
+
+#[test]
+fn compose_file_is_valid() {
+    let Some(output) = compose_config(true) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "docker-compose config -q: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Without a SECRET_KEY the apps refuse to start: compose says so.
+    let refused = Command::new("docker-compose")
+        .current_dir(root())
+        .args(["-f", "docker-compose.yml", "config", "-q"])
+        .env_remove("SECRET_KEY")
+        .output()
+        .expect("docker-compose");
+    assert!(
+        !refused.status.success(),
+        "a compose file without SECRET_KEY was accepted"
+    );
+}
+
+/// `(published, target)` of each port of a service, from either form docker-compose prints
+/// (`{published, target}`, or `ip:published:target/proto`).
+fn published(service: &Yaml) -> Vec<(String, i64)> {
+    let ports = service["ports"].as_vec().cloned().unwrap_or_default();
+    ports
+        .iter()
+        .map(|p| match p {
+            Yaml::String(short) => {
+                let short = short.split('/').next().unwrap_or(short);
+                let mut parts = short.rsplit(':');
+                let target = parts
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .expect("target port");
+                (parts.next().expect("published port").to_string(), target)
+            }
+            long => {
+                let published = match &long["published"] {
+                    Yaml::Integer(n) => n.to_string(),
+                    Yaml::String(s) => s.clone(),
+                    other => panic!("published port {other:?}"),
+                };
+                (published, long["target"].as_i64().expect("target port"))
+            }
+        })
+        .collect()
+}
+
+fn strings(yaml: &Yaml) -> Vec<String> {
+    yaml.as_vec()
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn compose_services_ports_and_proxies_match_the_lab() {
+    let Some(output) = compose_config(false) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let doc = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
+    let services = &doc["services"];
+    let names: Vec<&str> = services
+        .as_hash()
+        .expect("services")
+        .keys()
+        .filter_map(Yaml::as_str)
+        .collect();
+    for name in SERVICES {
+        assert!(names.contains(&name), "no service {name} in {names:?}");
+        let service = &services[name];
+        assert_eq!(
+            service["restart"].as_str(),
+            Some("unless-stopped"),
+            "{name}"
+        );
+        assert!(
+            !service["healthcheck"]["test"].is_badvalue(),
+            "{name} has no healthcheck"
+        );
+        assert!(
+            !service["deploy"]["resources"]["limits"]["memory"].is_badvalue(),
+            "{name} has no memory limit"
+        );
+    }
+    let ports = LabPorts::default();
+    assert_eq!(
+        services["toxiproxy"]["image"].as_str(),
+        Some("ghcr.io/shopify/toxiproxy:2.9.0")
+    );
+    assert_eq!(
+        published(&services["toxiproxy"]),
+        vec![(ports.proxy_api.to_string(), i64::from(ports.proxy_api))]
+    );
+    assert_eq!(
+        published(&services["app_cp"]),
+        vec![(ports.app_cp.to_string(), i64::from(ports.app_cp))]
+    );
+    let ap = published(&services["app_ap"]);
+    assert_eq!(ap.len(), 1);
+    assert_eq!(ap[0].1, i64::from(ports.app_ap));
+    assert!(
+        ap[0].0.starts_with(&format!("{}-", ports.app_ap)),
+        "app_ap ports {ap:?}: a range for --scale"
+    );
+
+    // The apps reach the nodes only through the proxies g1 and g2.
+    for (app, mode, port) in [
+        ("app_cp", "cp", ports.app_cp),
+        ("app_ap", "ap", ports.app_ap),
+    ] {
+        let env = &services[app]["environment"];
+        assert_eq!(env["MODE"].as_str(), Some(mode));
+        assert_eq!(env["PORT"].as_str(), Some(port.to_string().as_str()));
+        assert_eq!(
+            env["REDIS_G1_URL"].as_str(),
+            Some(format!("redis://toxiproxy:{}", ports.proxy_g1).as_str())
+        );
+        assert_eq!(
+            env["REDIS_G2_URL"].as_str(),
+            Some(format!("redis://toxiproxy:{}", ports.proxy_g2).as_str())
+        );
+        assert!(env["SECRET_KEY"].as_str().is_some_and(|k| !k.is_empty()));
+    }
+    // db_g2 replicates through the `replication` proxy with the design's settings; g1 has AOF.
+    let g2 = strings(&services["db_g2"]["command"]).join(" ");
+    for needle in [
+        format!("--replicaof toxiproxy {}", ports.proxy_replication),
+        "--repl-timeout 5".into(),
+        "--repl-ping-replica-period 1".into(),
+        "--replica-serve-stale-data yes".into(),
+        "--repl-diskless-sync-delay 0".into(),
+        "--hz 100".into(),
+    ] {
+        assert!(g2.contains(&needle), "db_g2 command lacks {needle}: {g2}");
+    }
+    assert!(
+        strings(&services["db_g1"]["command"])
+            .join(" ")
+            .contains("--appendonly yes")
+    );
+    for volume in ["db_g1_data", "db_g2_data"] {
+        assert!(!doc["volumes"][volume].is_badvalue(), "no volume {volume}");
+    }
+}
+
+#[test]
+fn toxiproxy_populate_file_has_the_lab_proxies_on_the_lab_ports() {
+    let proxies: serde_json::Value =
+        serde_json::from_str(&read("toxiproxy/proxies.json")).expect("JSON");
+    let proxies = proxies.as_array().expect("an array of proxies");
+    let names: Vec<&str> = proxies.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, LAB_PROXIES);
+    let ports = LabPorts::default();
+    let expect = [
+        ("g1", ports.proxy_g1, "db_g1:6379"),
+        ("g2", ports.proxy_g2, "db_g2:6379"),
+        ("replication", ports.proxy_replication, "db_g1:6379"),
+    ];
+    for (proxy, (name, port, upstream)) in proxies.iter().zip(expect) {
+        assert_eq!(proxy["name"], name);
+        assert_eq!(proxy["listen"], format!("0.0.0.0:{port}"), "{name}");
+        assert_eq!(proxy["upstream"], upstream, "{name}");
+        assert_eq!(proxy["enabled"], true, "{name}");
+    }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_and_runs_as_a_user() {
+    let dockerfile = read("Dockerfile");
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert!(stages >= 2, "not multi-stage");
+    let user = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .next_back()
+        .expect("a USER line");
+    assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
+    // What the image copies must exist (and the manifest's benches with it).
+    for copied in ["Cargo.toml", "Cargo.lock", "src", "benches"] {
+        assert!(root().join(copied).exists(), "{copied} missing");
+    }
+}

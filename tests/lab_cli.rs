@@ -1,0 +1,250 @@
+//! The `caplab lab` commands as a user runs them: `up` (left running, in the background),
+//! `up` again (already up), `status`, `down` (nothing left), and a taken port named.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use caplab::lab::ports::ensure_free;
+use caplab::lab::{LabPorts, LabRecord};
+
+fn caplab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(args)
+        .output()
+        .expect("run caplab")
+}
+
+fn port_args(ports: &LabPorts) -> Vec<String> {
+    [
+        ("--redis-g1-port", ports.redis_g1),
+        ("--redis-g2-port", ports.redis_g2),
+        ("--proxy-g1-port", ports.proxy_g1),
+        ("--proxy-g2-port", ports.proxy_g2),
+        ("--replication-port", ports.proxy_replication),
+        ("--cp-port", ports.app_cp),
+        ("--ap-port", ports.app_ap),
+        ("--proxy-api-port", ports.proxy_api),
+    ]
+    .iter()
+    .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
+    .collect()
+}
+
+fn up(dir: &Path, ports: &LabPorts) -> Output {
+    let mut args = vec![
+        "lab".to_string(),
+        "up".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(port_args(ports));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    caplab(&args)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `caplab lab down` when the test ends, pass or fail, so a failed assertion does not
+/// leave a lab running.
+struct DownOnDrop<'a>(&'a Path);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = caplab(&["lab", "down", "--dir", &self.0.display().to_string()]);
+    }
+}
+
+#[test]
+fn up_status_down_and_up_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let dir_arg = dir.display().to_string();
+    let ports = LabPorts::free().expect("free ports");
+    let _guard = DownOnDrop(&dir);
+
+    let first = up(&dir, &ports);
+    assert!(first.status.success(), "{}", text(&first));
+    let out = text(&first);
+    for part in [
+        "redis g1",
+        "redis g2",
+        "proxy replication",
+        "app_cp",
+        "app_ap",
+    ] {
+        assert!(out.contains(part), "table lacks {part}:\n{out}");
+    }
+    assert!(
+        out.contains(&format!("http://127.0.0.1:{}", ports.app_cp)),
+        "{out}"
+    );
+    let record = LabRecord::read(&dir).expect("read").expect("lab.json");
+    assert_eq!(record.processes.len(), 5);
+    assert!(record.processes.iter().all(|p| p.is_running()));
+
+    let again = up(&dir, &ports);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("already up"), "{}", text(&again));
+    assert_eq!(LabRecord::read(&dir).expect("read"), Some(record.clone()));
+
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    let out = text(&status);
+    assert!(status.status.success(), "{out}");
+    assert!(out.contains("role slave, link up"), "{out}");
+    assert!(!out.contains("DOWN"), "{out}");
+
+    // A part that dies is shown DOWN and status exits 1.
+    let ap = record
+        .processes
+        .iter()
+        .find(|p| p.name == "app_ap")
+        .expect("app_ap recorded");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ap.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill app_ap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ap.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app_ap survived SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    let out = text(&status);
+    assert_eq!(status.status.code(), Some(1), "{out}");
+    let ap_line = out
+        .lines()
+        .find(|l| l.starts_with("app_ap"))
+        .expect("app_ap line");
+    assert!(ap_line.contains("DOWN"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("DOWN")).count() == 1,
+        "{out}"
+    );
+
+    let down = caplab(&["lab", "down", "--dir", &dir_arg]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(text(&down).contains("stopped 4 of 5"), "{}", text(&down));
+    for process in &record.processes {
+        assert!(
+            !process.is_running(),
+            "{} (pid {}) still runs",
+            process.name,
+            process.pid
+        );
+    }
+    for (what, port) in ports.named() {
+        ensure_free(what, port).expect("port free after down");
+    }
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    assert!(
+        !status.status.success(),
+        "status of a stopped lab succeeded"
+    );
+    assert!(
+        text(&status).contains("no lab is recorded"),
+        "{}",
+        text(&status)
+    );
+}
+
+#[test]
+fn a_taken_port_is_named_and_nothing_runs_after() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let ports = LabPorts::free().expect("free ports");
+    let _guard = DownOnDrop(&dir);
+    let held = std::net::TcpListener::bind(("127.0.0.1", ports.proxy_replication)).expect("hold");
+
+    let out = up(&dir, &ports);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("proxy replication") && msg.contains(&ports.proxy_replication.to_string()),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+    drop(held);
+    assert!(LabRecord::read(&dir).expect("read").is_none());
+    for (what, port) in ports.named() {
+        ensure_free(what, port).expect("nothing was left listening");
+    }
+}
+
+#[test]
+fn a_missing_redis_server_gives_the_install_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ports = LabPorts::free().expect("free ports");
+    let mut args = vec![
+        "lab".to_string(),
+        "up".into(),
+        "--dir".into(),
+        tmp.path().join("lab").display().to_string(),
+    ];
+    args.extend(port_args(&ports));
+    let output = Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(&args)
+        .env("PATH", tmp.path())
+        .output()
+        .expect("run caplab");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("sudo apt-get install -y redis-server"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn an_interrupted_up_leaves_nothing_running() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let ports = LabPorts::free().expect("free ports");
+    let _guard = DownOnDrop(&dir);
+    let mut args = vec![
+        "lab".to_string(),
+        "up".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(port_args(&ports));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Once g1's directory exists the lab is starting: interrupt it there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.join("g1").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the lab finished starting before the signal"
+    );
+    assert!(LabRecord::read(&dir).expect("read").is_none());
+    // redis-server exits on its own time after SIGKILL: give the kernel a moment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for (what, port) in ports.named() {
+        ensure_free(what, port).expect("nothing left listening");
+    }
+}
