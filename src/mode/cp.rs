@@ -18,10 +18,10 @@ use super::{ReadAnswer, ServiceError, Written, audit_write};
 /// The CP policy.
 #[derive(Debug)]
 pub struct Cp {
-    g1: Node,
+    pub(super) g1: Node,
     pool: WaitPool,
     replication: Breaker,
-    staleness: Staleness,
+    pub(super) staleness: Staleness,
     metrics: Metrics,
 }
 
@@ -121,6 +121,8 @@ impl Cp {
                 node: "g1",
                 staleness_ms: self.staleness.staleness_ms(NodeId::G1),
                 stale: false,
+                queued: false,
+                session: None,
             }),
             Err(e) => Err(ServiceError::ReadUnavailable(format!(
                 "CP reads only from g1, and {e}"
