@@ -233,6 +233,27 @@ impl Metrics {
             self.db_failures.with_label_values(&[m, node]);
             self.stale_reads.with_label_values(&[m, node]);
         }
+        // The request series the dashboard and the alerts rate(), and each outcome this mode
+        // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        for operation in ["read", "write"] {
+            self.requests.with_label_values(&[m, operation, "200"]);
+            self.latency.with_label_values(&[m, operation]);
+        }
+        let outcomes: &[&str] = match self.mode {
+            Mode::Cp => &["ok", "indeterminate", "failed"],
+            Mode::Ap => &[
+                "ok",
+                "failed",
+                "queued",
+                "rejected",
+                "drained",
+                "superseded",
+                "lost_on_shutdown",
+            ],
+        };
+        for outcome in outcomes {
+            self.write_outcomes.with_label_values(&[m, outcome]);
+        }
     }
 
     /// The mode label value.

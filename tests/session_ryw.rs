@@ -145,7 +145,11 @@ async fn reads_stay_monotonic_across_two_ap_instances() {
         let seen = a
             .get_with("/read/mono", &[("x-session-token", token.as_str())])
             .await;
-        assert_eq!(seen.json["value"].as_str(), Some(value.as_str()), "{seen:?}");
+        assert_eq!(
+            seen.json["value"].as_str(),
+            Some(value.as_str()),
+            "{seen:?}"
+        );
         assert_eq!(seen.json["node"].as_str(), Some("g1"), "{seen:?}");
         let raised = token_of(&seen);
         assert!(decode(&raised).min_offset > decode(&token).min_offset);
@@ -197,7 +201,10 @@ async fn with_g1_gone_and_g2_behind_ap_answers_without_the_guarantee() {
     let header = [("x-session-token", token.as_str())];
     let r = app.get_with("/read/gone", &header).await;
     assert_eq!(
-        (r.json["value"].as_str(), r.json["session_guarantee"].as_bool()),
+        (
+            r.json["value"].as_str(),
+            r.json["session_guarantee"].as_bool()
+        ),
         (Some("new"), Some(true)),
         "g1 still answers: {r:?}"
     );
