@@ -6,7 +6,8 @@
 //! stale answers from g2 (so the lag was real); a session's reads never go back across two AP
 //! instances sharing `SECRET_KEY`; and with g1 gone and g2 behind, AP still answers, says
 //! `session_guarantee: false` and counts it, while a write of the session still in the queue
-//! is served from the queue.
+//! is served from the queue; and a primary restarted without its data is noticed (its offset
+//! is below the session's) and reported the same way, in both modes.
 
 mod common;
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use caplab::config::{Mode, SecretKey};
 use caplab::session::{Keyring, SessionToken};
 use caplab::time::unix_ms;
-use common::app::{Reply, TestApp, test_config};
+use common::app::{Reply, TestApp, streaming_pair, test_config};
 use common::proxy::TestProxy;
 use common::redis::RedisPair;
 use serde_json::json;
@@ -259,4 +260,80 @@ async fn with_g1_gone_and_g2_behind_ap_answers_without_the_guarantee() {
         "shutdown with g1 gone took {:?}: {report:?}",
         started.elapsed()
     );
+}
+
+/// Polls a session read until `done` holds (or panics after 10 s).
+async fn session_read_until(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    done: impl Fn(&Reply) -> bool,
+) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.get_with(path, &[("x-session-token", token)]).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_restarted_without_its_data_is_reported_in_both_modes() {
+    let mut pair = streaming_pair().await;
+    let ap = TestApp::start(ap_config(&pair, Duration::from_secs(5))).await;
+    let mut cp_config = test_config(Mode::Cp, &pair);
+    cp_config.secret_key = SecretKey::from(KEY);
+    let cp = TestApp::start(cp_config).await;
+    // Large writes move g1's offset far past what it reaches again within this test.
+    let big = vec![b'x'; 60_000];
+    for i in 0..3 {
+        assert_eq!(ap.put(&format!("/kv/big-{i}"), &big).await.status, 200);
+    }
+    let w = ap.post("/write/lost/v").await;
+    let token = token_of(&w);
+    assert!(decode(&token).min_offset > 180_000);
+    for app in [&ap, &cp] {
+        let r = session_read_until(app, "/read/lost", &token, |r| r.status == 200).await;
+        assert_eq!(r.json["session_guarantee"].as_bool(), Some(true), "{r:?}");
+    }
+
+    // g1 restarts empty (no persistence); g2 resyncs from it and empties too.
+    pair.g1.restart().await.expect("restart g1");
+    pair.g2
+        .wait_link_up(Duration::from_secs(10))
+        .await
+        .expect("g2 back");
+    let r = session_read_until(&ap, "/read/lost", &token, |r| r.json["node"] == "g1").await;
+    assert_eq!(
+        (r.status, r.json["session_guarantee"].as_bool()),
+        (404, Some(false)),
+        "AP: the write the session saw is gone, and the answer says so: {r:?}"
+    );
+    let r = session_read_until(&cp, "/read/lost", &token, |r| r.status != 503).await;
+    assert_eq!(
+        (r.status, r.json["session_guarantee"].as_bool()),
+        (404, Some(false)),
+        "CP: {r:?}"
+    );
+    for (app, mode) in [(&ap, "ap"), (&cp, "cp")] {
+        let metrics = app.get("/metrics").await.text;
+        let series = format!(r#"session_guarantee_violations_total{{mode="{mode}"}}"#);
+        assert!(metric(&metrics, &series) >= 1, "{mode}");
+    }
+    // A new session on the new history is honoured again.
+    let fresh = token_of(&ap.post("/write/lost/again").await);
+    let r = session_read_until(&ap, "/read/lost", &fresh, |r| r.status == 200).await;
+    assert_eq!(
+        (
+            r.json["value"].as_str(),
+            r.json["session_guarantee"].as_bool()
+        ),
+        (Some("again"), Some(true)),
+        "{r:?}"
+    );
+    ap.shutdown().await;
+    cp.shutdown().await;
 }

@@ -22,7 +22,7 @@ pub struct Cp {
     pool: WaitPool,
     replication: Breaker,
     pub(super) staleness: Staleness,
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
 }
 
 impl Cp {

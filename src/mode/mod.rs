@@ -110,7 +110,7 @@ impl Personality {
         session: SessionRead,
     ) -> Result<ReadAnswer, ServiceError> {
         match self {
-            Personality::Cp(cp) => cp.read_in(key).await,
+            Personality::Cp(cp) => cp.read_in(key, session).await,
             Personality::Ap(ap) => ap.read_in(key, session).await,
         }
     }

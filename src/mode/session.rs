@@ -5,12 +5,14 @@
 //! - **AP** asks the nodes in the usual order (g2, or g1 first when g2 is too stale), but a
 //!   replica answer counts only if g2's offset, taken with `ROLE` before the data read in the
 //!   same pipeline, has reached the token's: otherwise the read goes to g1
-//!   (`session_ryw_fallbacks_total`). If g1 cannot answer either, the replica's answer is still
+//!   (`session_ryw_fallbacks_total`). If g1 cannot answer either (or is itself behind), the replica's answer is still
 //!   served (availability wins) with `session_guarantee: false`, counted in
 //!   `session_guarantee_violations_total`. A key this session wrote that still waits in the
 //!   queue is served from the queue, unless a node holds a newer write of it (by writer
 //!   timestamp, the drain's rule).
-//! - **CP** reads g1 as always; the guarantee holds whenever it answers.
+//! - **CP** reads g1 as always; the guarantee holds whenever it answers, unless g1's own
+//!   offset is below the token's (g1 lost history the session saw: a restart without
+//!   persistence), which both modes report as `session_guarantee: false`.
 //!
 //! Either way the answer carries the serving node's offset taken after the read, which the
 //! handler folds into the token: the next read of the session, on any instance, needs a node
@@ -62,36 +64,43 @@ impl Ap {
         Ok(answer)
     }
 
-    /// Asks the nodes in order; a replica that has not processed `min_offset` is kept only as
-    /// the answer of last resort.
+    /// Asks the nodes in order. A node that has not reached `min_offset` (g2: its offset
+    /// before the read; g1: after it, lower only when g1 lost part of its history, e.g. a
+    /// restart without persistence) is kept only as the answer of last resort, g1's first.
     async fn route(&self, key: &str, min_offset: u64) -> Result<Routed, ServiceError> {
-        let mut behind: Option<ObservedRead> = None;
+        let mut behind: Option<(&crate::node::Node, ObservedRead)> = None;
         let mut failures = Vec::with_capacity(2);
         for (i, node) in self.order().into_iter().enumerate() {
             let replica = node.id() == NodeId::G2;
             match node.read_observed(key, replica).await {
-                Ok(read) if replica && read.offset_before.unwrap_or(0) < min_offset => {
-                    if i == 0 {
+                Ok(read) => {
+                    let reached = match read.offset_before {
+                        Some(before) => before,
+                        None => read.offset_after,
+                    };
+                    if reached >= min_offset {
+                        return Ok(Routed {
+                            answer: self.answer(node, read.record),
+                            guarantee: true,
+                            observed: read.offset_after,
+                        });
+                    }
+                    if replica && i == 0 {
                         self.metrics
                             .session_ryw_fallbacks
                             .with_label_values(&[self.metrics.mode()])
                             .inc();
                     }
-                    behind = Some(read);
-                }
-                Ok(read) => {
-                    return Ok(Routed {
-                        answer: self.answer(node, read.record),
-                        guarantee: true,
-                        observed: read.offset_after,
-                    });
+                    if behind.is_none() || !replica {
+                        behind = Some((node, read));
+                    }
                 }
                 Err(e) => failures.push(e.to_string()),
             }
         }
         match behind {
-            Some(read) => Ok(Routed {
-                answer: self.answer(&self.g2, read.record),
+            Some((node, read)) => Ok(Routed {
+                answer: self.answer(node, read.record),
                 guarantee: false,
                 observed: read.offset_after,
             }),
@@ -123,21 +132,36 @@ fn from_queue(write: WriteRequest) -> ReadAnswer {
 }
 
 impl Cp {
-    /// Reads `key` from g1 with its offset after the read; the guarantee holds whenever CP
-    /// answers at all.
-    pub async fn read_in(&self, key: &str) -> Result<ReadAnswer, ServiceError> {
+    /// Reads `key` from g1 with its offset after the read. The guarantee holds whenever CP
+    /// answers, unless g1's offset is below the token's: g1 lost part of the history the
+    /// session saw (a restart without persistence). CP still answers what g1 holds (refusing
+    /// would not bring the data back), says `session_guarantee: false` and counts it.
+    pub async fn read_in(
+        &self,
+        key: &str,
+        session: SessionRead,
+    ) -> Result<ReadAnswer, ServiceError> {
         match self.g1.read_observed(key, false).await {
-            Ok(read) => Ok(ReadAnswer {
-                record: read.record,
-                node: "g1",
-                staleness_ms: self.staleness.staleness_ms(NodeId::G1),
-                stale: false,
-                queued: false,
-                session: Some(SessionOutcome {
-                    guarantee: true,
-                    observed_offset: Some(read.offset_after),
-                }),
-            }),
+            Ok(read) => {
+                let guarantee = read.offset_after >= session.min_offset;
+                if !guarantee {
+                    self.metrics
+                        .session_violations
+                        .with_label_values(&[self.metrics.mode()])
+                        .inc();
+                }
+                Ok(ReadAnswer {
+                    record: read.record,
+                    node: "g1",
+                    staleness_ms: self.staleness.staleness_ms(NodeId::G1),
+                    stale: false,
+                    queued: false,
+                    session: Some(SessionOutcome {
+                        guarantee,
+                        observed_offset: Some(read.offset_after),
+                    }),
+                })
+            }
             Err(e) => Err(ServiceError::ReadUnavailable(format!(
                 "CP reads only from g1, and {e}"
             ))),
