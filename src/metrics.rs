@@ -20,6 +20,7 @@
 //! | `replication_link_up` | gauge (1 up, 0 down or unknown) | mode |
 //! | `ap_write_queue_depth` | gauge | mode |
 //! | `session_guarantee_violations_total` | counter | mode |
+//! | `session_ryw_fallbacks_total` | counter | mode |
 //! | `stale_reads_total` | counter | mode, node |
 
 use prometheus::{
@@ -51,6 +52,8 @@ pub const REPLICATION_LINK_UP: &str = "replication_link_up";
 pub const AP_QUEUE_DEPTH: &str = "ap_write_queue_depth";
 /// `session_guarantee_violations_total`
 pub const SESSION_VIOLATIONS: &str = "session_guarantee_violations_total";
+/// `session_ryw_fallbacks_total`
+pub const SESSION_RYW_FALLBACKS: &str = "session_ryw_fallbacks_total";
 /// `stale_reads_total`
 pub const STALE_READS: &str = "stale_reads_total";
 
@@ -67,6 +70,7 @@ pub const ALL_NAMES: &[&str] = &[
     REPLICATION_LINK_UP,
     AP_QUEUE_DEPTH,
     SESSION_VIOLATIONS,
+    SESSION_RYW_FALLBACKS,
     STALE_READS,
 ];
 
@@ -103,6 +107,8 @@ pub struct Metrics {
     pub ap_queue_depth: IntGaugeVec,
     /// `session_guarantee_violations_total{mode}`
     pub session_violations: IntCounterVec,
+    /// `session_ryw_fallbacks_total{mode}`
+    pub session_ryw_fallbacks: IntCounterVec,
     /// `stale_reads_total{mode,node}`
     pub stale_reads: IntCounterVec,
 }
@@ -182,6 +188,11 @@ impl Metrics {
             "Reads answered without the session's read-your-writes guarantee",
             &["mode"],
         )?;
+        let session_ryw_fallbacks = counter(
+            SESSION_RYW_FALLBACKS,
+            "AP session reads sent to g1 because g2 had not processed the session's offset",
+            &["mode"],
+        )?;
         let stale_reads = counter(
             STALE_READS,
             "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
@@ -202,6 +213,7 @@ impl Metrics {
             replication_link_up,
             ap_queue_depth,
             session_violations,
+            session_ryw_fallbacks,
             stale_reads,
         };
         metrics.touch_defaults();
@@ -216,9 +228,31 @@ impl Metrics {
         self.replication_link_up.with_label_values(&[m]).set(0);
         self.ap_queue_depth.with_label_values(&[m]).set(0);
         self.session_violations.with_label_values(&[m]);
+        self.session_ryw_fallbacks.with_label_values(&[m]);
         for node in ["g1", "g2"] {
             self.db_failures.with_label_values(&[m, node]);
             self.stale_reads.with_label_values(&[m, node]);
+        }
+        // The request series the dashboard and the alerts rate(), and each outcome this mode
+        // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        for operation in ["read", "write"] {
+            self.requests.with_label_values(&[m, operation, "200"]);
+            self.latency.with_label_values(&[m, operation]);
+        }
+        let outcomes: &[&str] = match self.mode {
+            Mode::Cp => &["ok", "indeterminate", "failed"],
+            Mode::Ap => &[
+                "ok",
+                "failed",
+                "queued",
+                "rejected",
+                "drained",
+                "superseded",
+                "lost_on_shutdown",
+            ],
+        };
+        for outcome in outcomes {
+            self.write_outcomes.with_label_values(&[m, outcome]);
         }
     }
 

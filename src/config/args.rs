@@ -62,6 +62,22 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub secret_key: Option<String>,
+    /// The key before the last rotation: tokens it signed are still accepted (empty = none).
+    #[arg(
+        long,
+        env = "SECRET_KEY_PREVIOUS",
+        value_name = "SECRET_KEY_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub secret_key_previous: Option<String>,
+    /// How long a session token is accepted after the answer that issued it, in seconds.
+    #[arg(
+        long,
+        env = "SESSION_TOKEN_TTL_SEC",
+        value_name = "SESSION_TOKEN_TTL_SEC",
+        default_value_t = super::DEFAULT_SESSION_TOKEN_TTL_SEC
+    )]
+    pub session_token_ttl_sec: u64,
     /// `production` refuses a missing or placeholder SECRET_KEY.
     #[arg(long, env = "ENVIRONMENT", value_name = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
     pub environment: Environment,
@@ -181,6 +197,12 @@ impl ServeArgs {
             None if self.environment == Environment::Production => SecretKey(String::new()),
             None => SecretKey::generate(),
         };
+        // An empty SECRET_KEY_PREVIOUS (`${SECRET_KEY_PREVIOUS:-}` in compose) means none.
+        config.secret_key_previous = self
+            .secret_key_previous
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretKey);
+        config.session_token_ttl = Duration::from_secs(self.session_token_ttl_sec);
         config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
         config.replication_poll = Duration::from_millis(self.replication_poll_ms);
         config.breaker = BreakerSettings {
@@ -271,6 +293,7 @@ mod tests {
             (&["--max-key-bytes", "0"], "MAX_KEY_BYTES"),
             (&["--max-value-bytes", "0"], "MAX_VALUE_BYTES"),
             (&["--instance-id", "has space"], "INSTANCE_ID"),
+            (&["--session-token-ttl-sec", "0"], "SESSION_TOKEN_TTL_SEC"),
         ];
         for (args, setting) in cases {
             let mut all = vec!["--mode", "cp"];
@@ -298,6 +321,26 @@ mod tests {
         let good = "0123456789abcdef0123456789abcdef";
         args.extend(["--secret-key", good]);
         assert_eq!(parse(&args).unwrap().secret_key.as_bytes(), good.as_bytes());
+    }
+
+    #[test]
+    fn session_settings_default_and_parse() {
+        let c = parse(&["--mode", "ap"]).unwrap();
+        assert_eq!(c.session_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.secret_key_previous, None);
+        let c = parse(&[
+            "--mode",
+            "ap",
+            "--secret-key-previous",
+            "old",
+            "--session-token-ttl-sec",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(c.secret_key_previous, Some(SecretKey::from("old")));
+        assert_eq!(c.session_token_ttl, Duration::from_secs(60));
+        let c = parse(&["--mode", "ap", "--secret-key-previous", " "]).unwrap();
+        assert_eq!(c.secret_key_previous, None);
     }
 
     #[test]
