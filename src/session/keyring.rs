@@ -52,8 +52,8 @@ impl std::fmt::Debug for Keyring {
 }
 
 fn mac_for(key: &SecretKey) -> HmacSha256 {
-    // ok: HMAC takes keys of any length (a long key is hashed first); this never fails.
-    HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length")
+    // HMAC takes keys of any length (a long key is hashed first), so this never fails.
+    HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length") // ok: any length
 }
 
 impl Keyring {
