@@ -323,9 +323,11 @@ fn status_label(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn every_name_is_exported_once_with_its_mode() {
-        let metrics = Metrics::new(Mode::Ap).unwrap();
+    fn every_name_is_exported_once_with_its_mode() -> TestResult {
+        let metrics = Metrics::new(Mode::Ap)?;
         metrics.observe_request("read", 200, 0.001);
         metrics.write_outcome("ok");
         metrics.set_staleness("g2", 12);
@@ -337,25 +339,26 @@ mod tests {
             .breaker_transitions
             .with_label_values(&["ap", "g1", "open"])
             .inc();
-        let text = metrics.encode().unwrap();
+        let text = metrics.encode()?;
         for name in ALL_NAMES {
             let help = format!("# HELP {name} ");
             assert_eq!(text.matches(&help).count(), 1, "{name} in:\n{text}");
         }
         assert!(text.contains(r#"app_requests_total{mode="ap",operation="read",status="200"} 1"#));
         assert!(text.contains(r#"data_staleness_ms{mode="ap",node="g2"} 12"#));
+        Ok(())
     }
 
     #[test]
-    fn two_apps_in_one_process_have_their_own_registries() {
-        let a = Metrics::new(Mode::Cp).unwrap();
-        let b = Metrics::new(Mode::Cp).unwrap();
+    fn two_apps_in_one_process_have_their_own_registries() -> TestResult {
+        let a = Metrics::new(Mode::Cp)?;
+        let b = Metrics::new(Mode::Cp)?;
         a.write_outcome("ok");
         assert!(
-            a.encode()
-                .unwrap()
+            a.encode()?
                 .contains(r#"write_outcomes_total{mode="cp",outcome="ok"} 1"#)
         );
-        assert!(!b.encode().unwrap().contains(r#"outcome="ok"} 1"#));
+        assert!(!b.encode()?.contains(r#"outcome="ok"} 1"#));
+        Ok(())
     }
 }

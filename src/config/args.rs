@@ -244,18 +244,21 @@ mod tests {
         wrapper.serve.into_config().map_err(|e| e.to_string())
     }
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn defaults_follow_the_design() {
-        let cp = parse(&["--mode", "cp"]).unwrap();
+    fn defaults_follow_the_design() -> TestResult {
+        let cp = parse(&["--mode", "cp"])?;
         assert_eq!(cp.port, 5001);
         assert_eq!(cp.heartbeat_interval, Duration::from_millis(100));
-        let ap = parse(&["--mode", "ap"]).unwrap();
+        let ap = parse(&["--mode", "ap"])?;
         assert_eq!(ap.port, 5002);
         assert_ne!(cp.instance_id, ap.instance_id);
+        Ok(())
     }
 
     #[test]
-    fn fractional_network_timeout_is_accepted() {
+    fn fractional_network_timeout_is_accepted() -> TestResult {
         let c = parse(&[
             "--mode",
             "cp",
@@ -263,13 +266,13 @@ mod tests {
             "0.25",
             "--cp-wait-timeout-ms",
             "100",
-        ])
-        .unwrap();
+        ])?;
         assert_eq!(c.network_timeout, Duration::from_millis(250));
+        Ok(())
     }
 
     #[test]
-    fn each_invalid_value_names_its_setting() {
+    fn each_invalid_value_names_its_setting() -> TestResult {
         let cases: &[(&[&str], &str)] = &[
             (&["--network-timeout-sec", "0"], "NETWORK_TIMEOUT_SEC"),
             (&["--network-timeout-sec", "-1"], "NETWORK_TIMEOUT_SEC"),
@@ -298,34 +301,46 @@ mod tests {
         for (args, setting) in cases {
             let mut all = vec!["--mode", "cp"];
             all.extend_from_slice(args);
-            let err = parse(&all).expect_err(setting);
+            let Err(err) = parse(&all) else {
+                return Err(format!("{setting}: expected an error").into());
+            };
             assert!(err.contains(setting), "{args:?}: {err}");
         }
+        Ok(())
     }
 
     #[test]
-    fn production_refuses_missing_placeholder_or_short_secret() {
+    fn production_refuses_missing_placeholder_or_short_secret() -> TestResult {
         let base = ["--mode", "ap", "--environment", "production"];
-        let err = parse(&base).unwrap_err();
+        let Err(err) = parse(&base) else {
+            return Err("expected a missing secret to be refused".into());
+        };
         assert!(
             err.contains("SECRET_KEY") && err.contains("must be set"),
             "{err}"
         );
         let mut args = base.to_vec();
         args.extend(["--secret-key", "change-me"]);
-        assert!(parse(&args).unwrap_err().contains("placeholder"));
+        let Err(err) = parse(&args) else {
+            return Err("expected the placeholder secret to be refused".into());
+        };
+        assert!(err.contains("placeholder"));
         let mut args = base.to_vec();
         args.extend(["--secret-key", "short"]);
-        assert!(parse(&args).unwrap_err().contains("at least 32 bytes"));
+        let Err(err) = parse(&args) else {
+            return Err("expected a short secret to be refused".into());
+        };
+        assert!(err.contains("at least 32 bytes"));
         let mut args = base.to_vec();
         let good = "0123456789abcdef0123456789abcdef";
         args.extend(["--secret-key", good]);
-        assert_eq!(parse(&args).unwrap().secret_key.as_bytes(), good.as_bytes());
+        assert_eq!(parse(&args)?.secret_key.as_bytes(), good.as_bytes());
+        Ok(())
     }
 
     #[test]
-    fn session_settings_default_and_parse() {
-        let c = parse(&["--mode", "ap"]).unwrap();
+    fn session_settings_default_and_parse() -> TestResult {
+        let c = parse(&["--mode", "ap"])?;
         assert_eq!(c.session_token_ttl, Duration::from_secs(3600));
         assert_eq!(c.secret_key_previous, None);
         let c = parse(&[
@@ -335,20 +350,21 @@ mod tests {
             "old",
             "--session-token-ttl-sec",
             "60",
-        ])
-        .unwrap();
+        ])?;
         assert_eq!(c.secret_key_previous, Some(SecretKey::from("old")));
         assert_eq!(c.session_token_ttl, Duration::from_secs(60));
-        let c = parse(&["--mode", "ap", "--secret-key-previous", " "]).unwrap();
+        let c = parse(&["--mode", "ap", "--secret-key-previous", " "])?;
         assert_eq!(c.secret_key_previous, None);
+        Ok(())
     }
 
     #[test]
-    fn development_generates_a_secret_and_never_prints_it() {
-        let c = parse(&["--mode", "cp"]).unwrap();
+    fn development_generates_a_secret_and_never_prints_it() -> TestResult {
+        let c = parse(&["--mode", "cp"])?;
         assert_eq!(c.secret_key.as_bytes().len(), 64);
         let shown = format!("{:?}", c.secret_key);
         assert!(shown.contains("redacted"));
-        assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes()).unwrap()));
+        assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes())?));
+        Ok(())
     }
 }

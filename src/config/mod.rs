@@ -355,6 +355,8 @@ pub(crate) fn default_instance_id(mode: Mode) -> String {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn with_secret(key: &str) -> Config {
         let mut c = Config::new(Mode::Ap, "redis://127.0.0.1:1", "redis://127.0.0.1:2");
         c.environment = Environment::Production;
@@ -364,20 +366,14 @@ mod tests {
 
     #[test]
     fn production_checks_the_secret_itself() {
-        assert!(
-            with_secret("")
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("must be set")
-        );
-        assert!(
-            with_secret("CHANGE-ME")
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("placeholder")
-        );
+        assert!(matches!(
+            with_secret("").validate(),
+            Err(e) if e.to_string().contains("must be set")
+        ));
+        assert!(matches!(
+            with_secret("CHANGE-ME").validate(),
+            Err(e) if e.to_string().contains("placeholder")
+        ));
         assert!(
             with_secret("0123456789abcdef0123456789abcdef")
                 .validate()
@@ -386,25 +382,33 @@ mod tests {
     }
 
     #[test]
-    fn production_checks_the_previous_key_too_and_the_ttl_is_bounded() {
+    fn production_checks_the_previous_key_too_and_the_ttl_is_bounded() -> TestResult {
         let mut c = with_secret("0123456789abcdef0123456789abcdef");
         c.secret_key_previous = Some(SecretKey::from("change-me"));
-        let err = c.validate().unwrap_err();
+        let Err(err) = c.validate() else {
+            return Err("expected a placeholder previous key to be refused".into());
+        };
         assert_eq!(err.setting, "SECRET_KEY_PREVIOUS", "{err}");
         c.secret_key_previous = Some(SecretKey::from("fedcba9876543210fedcba9876543210"));
         assert!(c.validate().is_ok());
         c.session_token_ttl = Duration::ZERO;
-        assert_eq!(c.validate().unwrap_err().setting, "SESSION_TOKEN_TTL_SEC");
+        let Err(err) = c.validate() else {
+            return Err("expected a zero ttl to be refused".into());
+        };
+        assert_eq!(err.setting, "SESSION_TOKEN_TTL_SEC");
         c.session_token_ttl = Duration::from_secs(31 * 24 * 3600);
-        assert_eq!(c.validate().unwrap_err().setting, "SESSION_TOKEN_TTL_SEC");
+        let Err(err) = c.validate() else {
+            return Err("expected a 31-day ttl to be refused".into());
+        };
+        assert_eq!(err.setting, "SESSION_TOKEN_TTL_SEC");
+        Ok(())
     }
 
     #[test]
-    fn the_library_defaults_are_valid() {
+    fn the_library_defaults_are_valid() -> TestResult {
         for mode in [Mode::Cp, Mode::Ap] {
-            Config::new(mode, "redis://127.0.0.1:6379", "redis://127.0.0.1:6380")
-                .validate()
-                .unwrap();
+            Config::new(mode, "redis://127.0.0.1:6379", "redis://127.0.0.1:6380").validate()?;
         }
+        Ok(())
     }
 }

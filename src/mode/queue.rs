@@ -145,13 +145,15 @@ impl WriteQueue {
 mod tests {
     use super::*;
 
-    fn queue(capacity: usize) -> WriteQueue {
-        WriteQueue::new(capacity, IntGauge::new("depth", "test").unwrap())
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn queue(capacity: usize) -> Result<WriteQueue, prometheus::Error> {
+        Ok(WriteQueue::new(capacity, IntGauge::new("depth", "test")?))
     }
 
     #[test]
-    fn bounded_fifo_with_lookup_by_key() {
-        let q = queue(2);
+    fn bounded_fifo_with_lookup_by_key() -> TestResult {
+        let q = queue(2)?;
         let a = WriteRequest::new("k".into(), "1".into());
         let b = WriteRequest::new("k".into(), "2".into());
         assert_eq!(q.push(a.clone()), Ok(1));
@@ -160,30 +162,41 @@ mod tests {
             q.push(WriteRequest::new("x".into(), "3".into())),
             Err(QueueFull { capacity: 2 })
         );
-        assert_eq!(q.lookup("k").unwrap().value, "2", "newest write of the key");
+        assert_eq!(
+            q.lookup("k").ok_or("no queued write for k")?.value,
+            "2",
+            "newest write of the key"
+        );
         assert_eq!(q.lookup("x"), None);
         assert_eq!(q.depth.get(), 2);
         assert!(!q.pop_if(&b.write_id), "only the front can be popped");
         assert!(q.pop_if(&a.write_id));
-        assert_eq!(q.front().unwrap().write_id, b.write_id);
+        assert_eq!(
+            q.front().ok_or("the queue has no front")?.write_id,
+            b.write_id
+        );
         assert!(q.pop_if(&b.write_id));
         assert!(q.is_empty());
         assert_eq!(q.depth.get(), 0);
+        Ok(())
     }
 
     #[test]
-    fn a_session_finds_the_newest_write_to_a_key_it_wrote() {
-        let q = queue(10);
+    fn a_session_finds_the_newest_write_to_a_key_it_wrote() -> TestResult {
+        let q = queue(10)?;
         let (me, other) = (SessionId([1; 16]), SessionId([2; 16]));
-        q.push_for(WriteRequest::new("k".into(), "mine".into()), Some(me))
-            .unwrap();
-        q.push_for(WriteRequest::new("k".into(), "theirs".into()), Some(other))
-            .unwrap();
-        q.push(WriteRequest::new("j".into(), "anon".into()))
-            .unwrap();
-        assert_eq!(q.lookup_for("k", me).unwrap().value, "theirs");
+        q.push_for(WriteRequest::new("k".into(), "mine".into()), Some(me))?;
+        q.push_for(WriteRequest::new("k".into(), "theirs".into()), Some(other))?;
+        q.push(WriteRequest::new("j".into(), "anon".into()))?;
+        assert_eq!(
+            q.lookup_for("k", me)
+                .ok_or("no write to k by this session")?
+                .value,
+            "theirs"
+        );
         assert_eq!(q.lookup_for("j", me), None, "not written by this session");
         assert_eq!(q.lookup_for("k", SessionId([3; 16])), None);
-        assert_eq!(q.lookup("j").unwrap().value, "anon");
+        assert_eq!(q.lookup("j").ok_or("no queued write for j")?.value, "anon");
+        Ok(())
     }
 }

@@ -124,6 +124,8 @@ mod tests {
     use super::*;
     use crate::session::SessionId;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     const NOW: u64 = 1_800_000_000_000;
 
     fn token() -> SessionToken {
@@ -153,16 +155,16 @@ mod tests {
     }
 
     #[test]
-    fn any_changed_byte_is_refused() {
+    fn any_changed_byte_is_refused() -> TestResult {
         let k = ring("k1");
         let text = k.sign(&token());
-        let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(&text)?;
         for i in 0..bytes.len() {
             let mut tampered = bytes.clone();
             tampered[i] ^= 0x01;
-            let err = k
-                .verify(&URL_SAFE_NO_PAD.encode(&tampered), NOW)
-                .unwrap_err();
+            let Err(err) = k.verify(&URL_SAFE_NO_PAD.encode(&tampered), NOW) else {
+                return Err(format!("byte {i}: expected the tampered token to be refused").into());
+            };
             let expected = if i == 0 {
                 "unsupported_version"
             } else {
@@ -170,6 +172,7 @@ mod tests {
             };
             assert_eq!(err.reason(), expected, "byte {i}");
         }
+        Ok(())
     }
 
     #[test]
@@ -209,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_input_is_named() {
+    fn malformed_input_is_named() -> TestResult {
         let k = ring("k1");
         let text = k.sign(&token());
         for bad in [
@@ -221,14 +224,20 @@ mod tests {
             &"A".repeat(1000),
             "aGVsbG8=",
         ] {
-            let err = k.verify(bad, NOW).unwrap_err();
+            let Err(err) = k.verify(bad, NOW) else {
+                return Err(format!("{bad:?}: expected malformed input to be refused").into());
+            };
             assert_eq!(err.reason(), "malformed", "{bad:?}: {err:?}");
         }
-        assert_eq!(k.verify("", NOW).unwrap_err().reason(), "malformed");
-        assert_eq!(
-            k.verify(&text[..40], NOW).unwrap_err().reason(),
-            "malformed"
-        );
+        let Err(err) = k.verify("", NOW) else {
+            return Err("expected empty input to be refused".into());
+        };
+        assert_eq!(err.reason(), "malformed");
+        let Err(err) = k.verify(&text[..40], NOW) else {
+            return Err("expected a truncated token to be refused".into());
+        };
+        assert_eq!(err.reason(), "malformed");
+        Ok(())
     }
 
     #[test]

@@ -113,6 +113,8 @@ mod tests {
     use super::*;
     use crate::config::SecretKey;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn sessions() -> Sessions {
         Sessions::new(
             Keyring::new(&SecretKey::from("k"), None),
@@ -121,20 +123,26 @@ mod tests {
     }
 
     #[test]
-    fn issued_tokens_check_and_carry_their_fields() {
+    fn issued_tokens_check_and_carry_their_fields() -> TestResult {
         let s = sessions();
         assert_eq!(s.check(None), Ok(None));
         let id = SessionId::random();
         let text = s.issue(id, 10);
-        let t = s.check(Some(text.as_bytes())).unwrap().unwrap();
+        let t = s
+            .check(Some(text.as_bytes()))?
+            .ok_or("a present header checked as no token")?;
         assert_eq!((t.session, t.min_offset), (id, 10));
         assert!(t.expires_at_ms > unix_ms() + 59_000);
         assert!(t.expires_at_ms <= unix_ms() + 60_000);
+        Ok(())
     }
 
     #[test]
-    fn a_header_that_is_not_text_is_malformed() {
-        let err = sessions().check(Some(&[0xff, 0xfe])).unwrap_err();
+    fn a_header_that_is_not_text_is_malformed() -> TestResult {
+        let Err(err) = sessions().check(Some(&[0xff, 0xfe])) else {
+            return Err("expected a non-text header to be refused".into());
+        };
         assert_eq!(err.reason(), "malformed");
+        Ok(())
     }
 }

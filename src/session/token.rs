@@ -103,8 +103,10 @@ impl SessionToken {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn payload_round_trips() {
+    fn payload_round_trips() -> TestResult {
         let t = SessionToken {
             session: SessionId([7; 16]),
             min_offset: u64::MAX - 3,
@@ -112,7 +114,7 @@ mod tests {
         };
         let bytes = t.payload();
         assert_eq!(bytes[0], TOKEN_VERSION);
-        assert_eq!(SessionToken::from_payload(&bytes).unwrap(), t);
+        assert_eq!(SessionToken::from_payload(&bytes)?, t);
         assert_eq!(
             SessionToken::from_payload(&bytes[..20]),
             Err(TokenError::Malformed(
@@ -125,6 +127,7 @@ mod tests {
             SessionToken::from_payload(&other),
             Err(TokenError::UnsupportedVersion(2))
         );
+        Ok(())
     }
 
     #[test]
