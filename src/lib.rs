@@ -23,6 +23,7 @@
 //! | [`app`] | `caplab serve`: builds one personality, serves it, shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
 //! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
+//! | [`session`] | read-your-writes session tokens: HMAC signing, key rotation, refusals |
 //! | [`mode`] | the CP and AP policies and AP's write-behind queue |
 //! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
 //! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
@@ -33,7 +34,8 @@
 //!
 //! A request to a personality goes, top to bottom:
 //!
-//! 1. **HTTP handler**: parses and validates the key and value, picks the operation.
+//! 1. **HTTP handler**: parses and validates the key and value, picks the operation, and
+//!    checks the `X-Session-Token` a request carries ([`session`]; a bad one is a 401).
 //! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means.
 //! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
 //!    fred client with explicit timeouts and a single attempt.
@@ -58,5 +60,6 @@ pub mod http;
 pub mod metrics;
 pub mod mode;
 pub mod node;
+pub mod session;
 pub mod staleness;
 pub mod time;

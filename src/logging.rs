@@ -79,20 +79,27 @@ pub fn init(level: &LogLevel, format: LogFormat) {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn guide_level_names_are_accepted() {
-        assert_eq!(LogLevel::from_str("WARNING").unwrap().directive(), "warn");
-        assert_eq!(LogLevel::from_str("ERROR").unwrap().directive(), "error");
-        assert_eq!(LogLevel::from_str("critical").unwrap().directive(), "error");
+    fn guide_level_names_are_accepted() -> TestResult {
+        assert_eq!(LogLevel::from_str("WARNING")?.directive(), "warn");
+        assert_eq!(LogLevel::from_str("ERROR")?.directive(), "error");
+        assert_eq!(LogLevel::from_str("critical")?.directive(), "error");
         assert_eq!(
-            LogLevel::from_str("info,caplab=debug").unwrap().directive(),
+            LogLevel::from_str("info,caplab=debug")?.directive(),
             "info,caplab=debug"
         );
+        Ok(())
     }
 
     #[test]
-    fn nonsense_is_refused_with_the_setting_named() {
-        let err = LogLevel::from_str("loud=[[[").unwrap_err().to_string();
+    fn nonsense_is_refused_with_the_setting_named() -> TestResult {
+        let Err(err) = LogLevel::from_str("loud=[[[") else {
+            return Err("expected a nonsense level to be refused".into());
+        };
+        let err = err.to_string();
         assert!(err.contains("LOG_LEVEL"), "{err}");
+        Ok(())
     }
 }

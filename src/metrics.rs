@@ -20,6 +20,7 @@
 //! | `replication_link_up` | gauge (1 up, 0 down or unknown) | mode |
 //! | `ap_write_queue_depth` | gauge | mode |
 //! | `session_guarantee_violations_total` | counter | mode |
+//! | `session_ryw_fallbacks_total` | counter | mode |
 //! | `stale_reads_total` | counter | mode, node |
 
 use prometheus::{
@@ -51,6 +52,8 @@ pub const REPLICATION_LINK_UP: &str = "replication_link_up";
 pub const AP_QUEUE_DEPTH: &str = "ap_write_queue_depth";
 /// `session_guarantee_violations_total`
 pub const SESSION_VIOLATIONS: &str = "session_guarantee_violations_total";
+/// `session_ryw_fallbacks_total`
+pub const SESSION_RYW_FALLBACKS: &str = "session_ryw_fallbacks_total";
 /// `stale_reads_total`
 pub const STALE_READS: &str = "stale_reads_total";
 
@@ -67,6 +70,7 @@ pub const ALL_NAMES: &[&str] = &[
     REPLICATION_LINK_UP,
     AP_QUEUE_DEPTH,
     SESSION_VIOLATIONS,
+    SESSION_RYW_FALLBACKS,
     STALE_READS,
 ];
 
@@ -103,6 +107,8 @@ pub struct Metrics {
     pub ap_queue_depth: IntGaugeVec,
     /// `session_guarantee_violations_total{mode}`
     pub session_violations: IntCounterVec,
+    /// `session_ryw_fallbacks_total{mode}`
+    pub session_ryw_fallbacks: IntCounterVec,
     /// `stale_reads_total{mode,node}`
     pub stale_reads: IntCounterVec,
 }
@@ -182,6 +188,11 @@ impl Metrics {
             "Reads answered without the session's read-your-writes guarantee",
             &["mode"],
         )?;
+        let session_ryw_fallbacks = counter(
+            SESSION_RYW_FALLBACKS,
+            "AP session reads sent to g1 because g2 had not processed the session's offset",
+            &["mode"],
+        )?;
         let stale_reads = counter(
             STALE_READS,
             "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
@@ -202,6 +213,7 @@ impl Metrics {
             replication_link_up,
             ap_queue_depth,
             session_violations,
+            session_ryw_fallbacks,
             stale_reads,
         };
         metrics.touch_defaults();
@@ -216,9 +228,31 @@ impl Metrics {
         self.replication_link_up.with_label_values(&[m]).set(0);
         self.ap_queue_depth.with_label_values(&[m]).set(0);
         self.session_violations.with_label_values(&[m]);
+        self.session_ryw_fallbacks.with_label_values(&[m]);
         for node in ["g1", "g2"] {
             self.db_failures.with_label_values(&[m, node]);
             self.stale_reads.with_label_values(&[m, node]);
+        }
+        // The request series the dashboard and the alerts rate(), and each outcome this mode
+        // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        for operation in ["read", "write"] {
+            self.requests.with_label_values(&[m, operation, "200"]);
+            self.latency.with_label_values(&[m, operation]);
+        }
+        let outcomes: &[&str] = match self.mode {
+            Mode::Cp => &["ok", "indeterminate", "failed"],
+            Mode::Ap => &[
+                "ok",
+                "failed",
+                "queued",
+                "rejected",
+                "drained",
+                "superseded",
+                "lost_on_shutdown",
+            ],
+        };
+        for outcome in outcomes {
+            self.write_outcomes.with_label_values(&[m, outcome]);
         }
     }
 
@@ -289,9 +323,11 @@ fn status_label(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn every_name_is_exported_once_with_its_mode() {
-        let metrics = Metrics::new(Mode::Ap).unwrap();
+    fn every_name_is_exported_once_with_its_mode() -> TestResult {
+        let metrics = Metrics::new(Mode::Ap)?;
         metrics.observe_request("read", 200, 0.001);
         metrics.write_outcome("ok");
         metrics.set_staleness("g2", 12);
@@ -303,25 +339,26 @@ mod tests {
             .breaker_transitions
             .with_label_values(&["ap", "g1", "open"])
             .inc();
-        let text = metrics.encode().unwrap();
+        let text = metrics.encode()?;
         for name in ALL_NAMES {
             let help = format!("# HELP {name} ");
             assert_eq!(text.matches(&help).count(), 1, "{name} in:\n{text}");
         }
         assert!(text.contains(r#"app_requests_total{mode="ap",operation="read",status="200"} 1"#));
         assert!(text.contains(r#"data_staleness_ms{mode="ap",node="g2"} 12"#));
+        Ok(())
     }
 
     #[test]
-    fn two_apps_in_one_process_have_their_own_registries() {
-        let a = Metrics::new(Mode::Cp).unwrap();
-        let b = Metrics::new(Mode::Cp).unwrap();
+    fn two_apps_in_one_process_have_their_own_registries() -> TestResult {
+        let a = Metrics::new(Mode::Cp)?;
+        let b = Metrics::new(Mode::Cp)?;
         a.write_outcome("ok");
         assert!(
-            a.encode()
-                .unwrap()
+            a.encode()?
                 .contains(r#"write_outcomes_total{mode="cp",outcome="ok"} 1"#)
         );
-        assert!(!b.encode().unwrap().contains(r#"outcome="ok"} 1"#));
+        assert!(!b.encode()?.contains(r#"outcome="ok"} 1"#));
+        Ok(())
     }
 }

@@ -350,14 +350,19 @@ async fn writes_report_the_primary_offset_and_replica_reads_report_theirs() {
     );
     assert!(second.version > first.version && second.replicas_acked.is_none());
     assert!(g1.role().await.unwrap().primary);
+    let on_g1 = g1.read_observed("o", false).await.unwrap();
+    assert_eq!(on_g1.offset_before, None, "no ROLE before a primary read");
+    assert!(on_g1.offset_after >= second.primary_offset, "{on_g1:?}");
+    assert_eq!(on_g1.record.unwrap().value, "2");
 
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (record, role) = g2.read_record_with_offset("o").await.unwrap();
-        assert!(!role.primary);
-        if role.offset >= second.primary_offset {
+        let read = g2.read_observed("o", true).await.unwrap();
+        let before = read.offset_before.unwrap();
+        assert!(read.offset_after >= before, "{read:?}");
+        if before >= second.primary_offset {
             assert_eq!(
-                record.unwrap().value,
+                read.record.unwrap().value,
                 "2",
                 "a replica past the write's offset holds the write"
             );
@@ -365,7 +370,7 @@ async fn writes_report_the_primary_offset_and_replica_reads_report_theirs() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "g2 never caught up: {role:?}"
+            "g2 never caught up: {read:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -177,6 +177,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         personality,
         staleness: staleness.clone(),
         replication: replication.clone(),
+        sessions: crate::session::Sessions::from_config(&config),
     });
 
     let mut tasks = JoinSet::new();

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mode::Personality;
 use crate::node::{BreakerSnapshot, Node};
+use crate::session::Sessions;
 use crate::staleness::{ReplicationStatus, Staleness};
 
 /// Everything one running personality shares.
@@ -29,6 +30,8 @@ pub struct Shared {
     pub staleness: Staleness,
     /// The latest replication poll.
     pub replication: ReplicationStatus,
+    /// Session token checking and issuing (`SECRET_KEY`, `SECRET_KEY_PREVIOUS`).
+    pub sessions: Sessions,
 }
 
 /// The handle handlers receive.

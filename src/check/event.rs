@@ -179,8 +179,10 @@ impl<'a> From<&'a Event> for RawEvent<'a> {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn serialises_to_the_issue_format_exactly() {
+    fn serialises_to_the_issue_format_exactly() -> TestResult {
         let e = Event::new(
             0,
             3,
@@ -190,29 +192,27 @@ mod tests {
             Some("v-3-41".into()),
             1200345,
         );
-        let json = serde_json::to_string(&e).unwrap();
+        let json = serde_json::to_string(&e)?;
         assert_eq!(
             json,
             r#"{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}"#
         );
         let read = Event::new(1, 4, EventType::Invoke, OpKind::Read, "k7", None, 5);
-        assert!(
-            serde_json::to_string(&read)
-                .unwrap()
-                .contains(r#""value":null"#)
-        );
+        assert!(serde_json::to_string(&read)?.contains(r#""value":null"#));
+        Ok(())
     }
 
     #[test]
-    fn optional_fields_round_trip_and_unknown_fields_are_ignored() {
+    fn optional_fields_round_trip_and_unknown_fields_are_ignored() -> TestResult {
         let line = r#"{"index": 2, "process": 1, "type": "ok", "f": "read", "key": "a", "value": "x",
             "time": 9, "mode": "ap", "session": "s1", "node": "g2", "version": 4,
             "staleness_ms": 120, "phase": "partition", "extra": [1, 2]}"#;
-        let e: Event = serde_json::from_str(line).unwrap();
+        let e: Event = serde_json::from_str(line)?;
         assert_eq!(e.mode.as_deref(), Some("ap"));
         assert_eq!(e.staleness_ms, Some(120));
         assert_eq!(e.phase.as_deref(), Some("partition"));
-        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e)?)?;
         assert_eq!(back, e);
+        Ok(())
     }
 }

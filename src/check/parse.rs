@@ -142,8 +142,10 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn reports_each_bad_line_with_its_number_and_skips_blank_lines() {
+    fn reports_each_bad_line_with_its_number_and_skips_blank_lines() -> TestResult {
         let text = concat!(
             r#"{"index":0,"process":1,"type":"invoke","f":"read","key":"a","value":null,"time":1}"#,
             "\n\n",
@@ -157,8 +159,7 @@ mod tests {
         let mut lines = Vec::new();
         for_each_event(text.as_bytes(), &mut problems, |line, _, _| {
             lines.push(line)
-        })
-        .unwrap();
+        })?;
         assert_eq!(lines, vec![1]);
         let HistoryError::Malformed { problems, more } = problems.into_error() else {
             panic!("expected malformed");
@@ -174,16 +175,18 @@ mod tests {
             problems[2].problem.contains("missing field `key`"),
             "{problems:?}"
         );
+        Ok(())
     }
 
     #[test]
-    fn lists_at_most_max_problems_and_counts_the_rest() {
+    fn lists_at_most_max_problems_and_counts_the_rest() -> TestResult {
         let text = "x\n".repeat(MAX_PROBLEMS + 5);
         let mut problems = Problems::default();
-        for_each_event(text.as_bytes(), &mut problems, |_, _, _| {}).unwrap();
+        for_each_event(text.as_bytes(), &mut problems, |_, _, _| {})?;
         let err = problems.into_error();
         let msg = err.to_string();
         assert!(msg.contains("25 problems"), "{msg}");
         assert!(msg.contains("... and 5 more"), "{msg}");
+        Ok(())
     }
 }

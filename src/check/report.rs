@@ -226,17 +226,17 @@ impl CheckReport {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn validity_serialises_like_jepsen_and_combines() {
-        assert_eq!(serde_json::to_string(&Validity::Valid).unwrap(), "true");
-        assert_eq!(serde_json::to_string(&Validity::Invalid).unwrap(), "false");
-        assert_eq!(
-            serde_json::to_string(&Validity::Unknown).unwrap(),
-            "\"unknown\""
-        );
+    fn validity_serialises_like_jepsen_and_combines() -> TestResult {
+        assert_eq!(serde_json::to_string(&Validity::Valid)?, "true");
+        assert_eq!(serde_json::to_string(&Validity::Invalid)?, "false");
+        assert_eq!(serde_json::to_string(&Validity::Unknown)?, "\"unknown\"");
         assert_eq!(Validity::Unknown.and(Validity::Invalid), Validity::Invalid);
         assert_eq!(Validity::Valid.and(Validity::Unknown), Validity::Unknown);
         assert_eq!(Validity::Valid.and(Validity::Valid), Validity::Valid);
+        Ok(())
     }
 
     #[test]

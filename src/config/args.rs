@@ -62,6 +62,22 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub secret_key: Option<String>,
+    /// The key before the last rotation: tokens it signed are still accepted (empty = none).
+    #[arg(
+        long,
+        env = "SECRET_KEY_PREVIOUS",
+        value_name = "SECRET_KEY_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub secret_key_previous: Option<String>,
+    /// How long a session token is accepted after the answer that issued it, in seconds.
+    #[arg(
+        long,
+        env = "SESSION_TOKEN_TTL_SEC",
+        value_name = "SESSION_TOKEN_TTL_SEC",
+        default_value_t = super::DEFAULT_SESSION_TOKEN_TTL_SEC
+    )]
+    pub session_token_ttl_sec: u64,
     /// `production` refuses a missing or placeholder SECRET_KEY.
     #[arg(long, env = "ENVIRONMENT", value_name = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
     pub environment: Environment,
@@ -181,6 +197,12 @@ impl ServeArgs {
             None if self.environment == Environment::Production => SecretKey(String::new()),
             None => SecretKey::generate(),
         };
+        // An empty SECRET_KEY_PREVIOUS (`${SECRET_KEY_PREVIOUS:-}` in compose) means none.
+        config.secret_key_previous = self
+            .secret_key_previous
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretKey);
+        config.session_token_ttl = Duration::from_secs(self.session_token_ttl_sec);
         config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
         config.replication_poll = Duration::from_millis(self.replication_poll_ms);
         config.breaker = BreakerSettings {
@@ -222,18 +244,21 @@ mod tests {
         wrapper.serve.into_config().map_err(|e| e.to_string())
     }
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn defaults_follow_the_design() {
-        let cp = parse(&["--mode", "cp"]).unwrap();
+    fn defaults_follow_the_design() -> TestResult {
+        let cp = parse(&["--mode", "cp"])?;
         assert_eq!(cp.port, 5001);
         assert_eq!(cp.heartbeat_interval, Duration::from_millis(100));
-        let ap = parse(&["--mode", "ap"]).unwrap();
+        let ap = parse(&["--mode", "ap"])?;
         assert_eq!(ap.port, 5002);
         assert_ne!(cp.instance_id, ap.instance_id);
+        Ok(())
     }
 
     #[test]
-    fn fractional_network_timeout_is_accepted() {
+    fn fractional_network_timeout_is_accepted() -> TestResult {
         let c = parse(&[
             "--mode",
             "cp",
@@ -241,13 +266,13 @@ mod tests {
             "0.25",
             "--cp-wait-timeout-ms",
             "100",
-        ])
-        .unwrap();
+        ])?;
         assert_eq!(c.network_timeout, Duration::from_millis(250));
+        Ok(())
     }
 
     #[test]
-    fn each_invalid_value_names_its_setting() {
+    fn each_invalid_value_names_its_setting() -> TestResult {
         let cases: &[(&[&str], &str)] = &[
             (&["--network-timeout-sec", "0"], "NETWORK_TIMEOUT_SEC"),
             (&["--network-timeout-sec", "-1"], "NETWORK_TIMEOUT_SEC"),
@@ -271,41 +296,75 @@ mod tests {
             (&["--max-key-bytes", "0"], "MAX_KEY_BYTES"),
             (&["--max-value-bytes", "0"], "MAX_VALUE_BYTES"),
             (&["--instance-id", "has space"], "INSTANCE_ID"),
+            (&["--session-token-ttl-sec", "0"], "SESSION_TOKEN_TTL_SEC"),
         ];
         for (args, setting) in cases {
             let mut all = vec!["--mode", "cp"];
             all.extend_from_slice(args);
-            let err = parse(&all).expect_err(setting);
+            let Err(err) = parse(&all) else {
+                return Err(format!("{setting}: expected an error").into());
+            };
             assert!(err.contains(setting), "{args:?}: {err}");
         }
+        Ok(())
     }
 
     #[test]
-    fn production_refuses_missing_placeholder_or_short_secret() {
+    fn production_refuses_missing_placeholder_or_short_secret() -> TestResult {
         let base = ["--mode", "ap", "--environment", "production"];
-        let err = parse(&base).unwrap_err();
+        let Err(err) = parse(&base) else {
+            return Err("expected a missing secret to be refused".into());
+        };
         assert!(
             err.contains("SECRET_KEY") && err.contains("must be set"),
             "{err}"
         );
         let mut args = base.to_vec();
         args.extend(["--secret-key", "change-me"]);
-        assert!(parse(&args).unwrap_err().contains("placeholder"));
+        let Err(err) = parse(&args) else {
+            return Err("expected the placeholder secret to be refused".into());
+        };
+        assert!(err.contains("placeholder"));
         let mut args = base.to_vec();
         args.extend(["--secret-key", "short"]);
-        assert!(parse(&args).unwrap_err().contains("at least 32 bytes"));
+        let Err(err) = parse(&args) else {
+            return Err("expected a short secret to be refused".into());
+        };
+        assert!(err.contains("at least 32 bytes"));
         let mut args = base.to_vec();
         let good = "0123456789abcdef0123456789abcdef";
         args.extend(["--secret-key", good]);
-        assert_eq!(parse(&args).unwrap().secret_key.as_bytes(), good.as_bytes());
+        assert_eq!(parse(&args)?.secret_key.as_bytes(), good.as_bytes());
+        Ok(())
     }
 
     #[test]
-    fn development_generates_a_secret_and_never_prints_it() {
-        let c = parse(&["--mode", "cp"]).unwrap();
+    fn session_settings_default_and_parse() -> TestResult {
+        let c = parse(&["--mode", "ap"])?;
+        assert_eq!(c.session_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.secret_key_previous, None);
+        let c = parse(&[
+            "--mode",
+            "ap",
+            "--secret-key-previous",
+            "old",
+            "--session-token-ttl-sec",
+            "60",
+        ])?;
+        assert_eq!(c.secret_key_previous, Some(SecretKey::from("old")));
+        assert_eq!(c.session_token_ttl, Duration::from_secs(60));
+        let c = parse(&["--mode", "ap", "--secret-key-previous", " "])?;
+        assert_eq!(c.secret_key_previous, None);
+        Ok(())
+    }
+
+    #[test]
+    fn development_generates_a_secret_and_never_prints_it() -> TestResult {
+        let c = parse(&["--mode", "cp"])?;
         assert_eq!(c.secret_key.as_bytes().len(), 64);
         let shown = format!("{:?}", c.secret_key);
         assert!(shown.contains("redacted"));
-        assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes()).unwrap()));
+        assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes())?));
+        Ok(())
     }
 }

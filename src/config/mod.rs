@@ -23,6 +23,10 @@ pub const AP_PORT: u16 = 5002;
 
 /// Secret keys that ship in examples and must never run in production.
 const PLACEHOLDER_SECRETS: &[&str] = &["change-me", "changeme", "secret", "dev-secret-key"];
+/// `SESSION_TOKEN_TTL_SEC`'s default: an hour.
+pub const DEFAULT_SESSION_TOKEN_TTL_SEC: u64 = 3600;
+/// `SESSION_TOKEN_TTL_SEC`'s largest value: 30 days.
+const MAX_SESSION_TOKEN_TTL_SEC: u64 = 30 * 24 * 3600;
 /// The shortest secret key accepted in production.
 const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
 
@@ -142,6 +146,10 @@ pub struct Config {
     pub max_staleness: Duration,
     /// HMAC key of session tokens.
     pub secret_key: SecretKey,
+    /// The key before the last rotation: tokens it signed are still accepted.
+    pub secret_key_previous: Option<SecretKey>,
+    /// How long an issued session token is accepted (renewed by every answer).
+    pub session_token_ttl: Duration,
     /// Development or production.
     pub environment: Environment,
     /// Heartbeat period.
@@ -177,6 +185,8 @@ impl Config {
             network_timeout: Duration::from_secs(1),
             max_staleness: Duration::from_millis(1000),
             secret_key: SecretKey::generate(),
+            secret_key_previous: None,
+            session_token_ttl: Duration::from_secs(DEFAULT_SESSION_TOKEN_TTL_SEC),
             environment: Environment::Development,
             heartbeat_interval: Duration::from_millis(100),
             replication_poll: Duration::from_millis(500),
@@ -279,8 +289,21 @@ impl Config {
                 "must be 1 to 128 printable ASCII characters without spaces",
             ));
         }
+        let ttl = self.session_token_ttl;
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(MAX_SESSION_TOKEN_TTL_SEC) {
+            return Err(invalid(
+                "SESSION_TOKEN_TTL_SEC",
+                format!(
+                    "must be between 1 and {MAX_SESSION_TOKEN_TTL_SEC} seconds (30 days), got {}",
+                    ttl.as_secs()
+                ),
+            ));
+        }
         if self.environment == Environment::Production {
-            check_production_secret(&self.secret_key)?;
+            check_production_secret("SECRET_KEY", &self.secret_key)?;
+            if let Some(previous) = &self.secret_key_previous {
+                check_production_secret("SECRET_KEY_PREVIOUS", previous)?;
+            }
         }
         Ok(())
     }
@@ -298,23 +321,23 @@ fn check_redis_url(setting: &'static str, url: &str) -> Result<(), ConfigError> 
         .map_err(|e| invalid(setting, format!("is not a usable Redis URL ({url:?}): {e}")))
 }
 
-fn check_production_secret(key: &SecretKey) -> Result<(), ConfigError> {
+fn check_production_secret(setting: &'static str, key: &SecretKey) -> Result<(), ConfigError> {
     let text = key.0.trim();
     if text.is_empty() {
         return Err(invalid(
-            "SECRET_KEY",
+            setting,
             "must be set when ENVIRONMENT=production (generate one with: openssl rand -hex 32)",
         ));
     }
     if PLACEHOLDER_SECRETS.contains(&text.to_ascii_lowercase().as_str()) {
         return Err(invalid(
-            "SECRET_KEY",
+            setting,
             "is the placeholder from .env.example; set a real key for ENVIRONMENT=production",
         ));
     }
     if text.len() < MIN_PRODUCTION_SECRET_BYTES {
         return Err(invalid(
-            "SECRET_KEY",
+            setting,
             format!(
                 "must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when ENVIRONMENT=production, got {}",
                 text.len()
@@ -332,6 +355,8 @@ pub(crate) fn default_instance_id(mode: Mode) -> String {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn with_secret(key: &str) -> Config {
         let mut c = Config::new(Mode::Ap, "redis://127.0.0.1:1", "redis://127.0.0.1:2");
         c.environment = Environment::Production;
@@ -341,20 +366,14 @@ mod tests {
 
     #[test]
     fn production_checks_the_secret_itself() {
-        assert!(
-            with_secret("")
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("must be set")
-        );
-        assert!(
-            with_secret("CHANGE-ME")
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("placeholder")
-        );
+        assert!(matches!(
+            with_secret("").validate(),
+            Err(e) if e.to_string().contains("must be set")
+        ));
+        assert!(matches!(
+            with_secret("CHANGE-ME").validate(),
+            Err(e) if e.to_string().contains("placeholder")
+        ));
         assert!(
             with_secret("0123456789abcdef0123456789abcdef")
                 .validate()
@@ -363,11 +382,33 @@ mod tests {
     }
 
     #[test]
-    fn the_library_defaults_are_valid() {
+    fn production_checks_the_previous_key_too_and_the_ttl_is_bounded() -> TestResult {
+        let mut c = with_secret("0123456789abcdef0123456789abcdef");
+        c.secret_key_previous = Some(SecretKey::from("change-me"));
+        let Err(err) = c.validate() else {
+            return Err("expected a placeholder previous key to be refused".into());
+        };
+        assert_eq!(err.setting, "SECRET_KEY_PREVIOUS", "{err}");
+        c.secret_key_previous = Some(SecretKey::from("fedcba9876543210fedcba9876543210"));
+        assert!(c.validate().is_ok());
+        c.session_token_ttl = Duration::ZERO;
+        let Err(err) = c.validate() else {
+            return Err("expected a zero ttl to be refused".into());
+        };
+        assert_eq!(err.setting, "SESSION_TOKEN_TTL_SEC");
+        c.session_token_ttl = Duration::from_secs(31 * 24 * 3600);
+        let Err(err) = c.validate() else {
+            return Err("expected a 31-day ttl to be refused".into());
+        };
+        assert_eq!(err.setting, "SESSION_TOKEN_TTL_SEC");
+        Ok(())
+    }
+
+    #[test]
+    fn the_library_defaults_are_valid() -> TestResult {
         for mode in [Mode::Cp, Mode::Ap] {
-            Config::new(mode, "redis://127.0.0.1:6379", "redis://127.0.0.1:6380")
-                .validate()
-                .unwrap();
+            Config::new(mode, "redis://127.0.0.1:6379", "redis://127.0.0.1:6380").validate()?;
         }
+        Ok(())
     }
 }

@@ -209,16 +209,15 @@ impl FaultDriver {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn addresses_are_checked_up_front() {
+    fn addresses_are_checked_up_front() -> TestResult {
         assert_eq!(
-            FaultDriver::new("http://127.0.0.1:8474/").unwrap().api(),
+            FaultDriver::new("http://127.0.0.1:8474/")?.api(),
             "127.0.0.1:8474"
         );
-        assert_eq!(
-            FaultDriver::new("localhost:8474").unwrap().api(),
-            "localhost:8474"
-        );
+        assert_eq!(FaultDriver::new("localhost:8474")?.api(), "localhost:8474");
         for bad in [
             "",
             "8474",
@@ -235,5 +234,6 @@ mod tests {
                 "{bad}"
             );
         }
+        Ok(())
     }
 }

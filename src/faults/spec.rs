@@ -102,8 +102,10 @@ impl ToxicSpec {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn names_and_ranges() {
+    fn names_and_ranges() -> TestResult {
         let t = ToxicSpec::new(
             ToxicKind::Latency {
                 latency: 200,
@@ -113,12 +115,13 @@ mod tests {
         );
         assert_eq!(t.name(), "latency_upstream");
         assert_eq!(t.attr("latency"), 200);
-        t.validate().unwrap();
+        t.validate()?;
         assert!(t.with_toxicity(1.5).validate().is_err());
         let negative = ToxicSpec::new(ToxicKind::Timeout { timeout: -1 }, Stream::Downstream);
         assert!(matches!(
             negative.validate(),
             Err(FaultError::InvalidSpec { .. })
         ));
+        Ok(())
     }
 }

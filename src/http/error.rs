@@ -3,7 +3,9 @@
 //! Data path: the top, on the way out. Bad input is a 4xx naming the problem; a personality
 //! that cannot keep its promise answers 503 with `Retry-After` (a CP write says whether it
 //! `failed` for sure or is `indeterminate`); a missing key is a 404 that still says which node
-//! answered and how stale it was. Every error body carries `"error"`.
+//! answered and how stale it was. A session token that is malformed, unsupported, wrongly
+//! signed or expired is a 401 with `"reason"` and a `WWW-Authenticate` header. Every error
+//! body carries `"error"`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::mode::{ReadAnswer, ServiceError};
+use crate::session::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
@@ -125,8 +128,16 @@ pub enum ApiError {
         /// Who answered and how stale it was.
         answer: ReadAnswer,
     },
+    /// The request's `X-Session-Token` was refused.
+    Session(TokenError),
     /// Something inside the service failed (metrics encoding).
     Internal(String),
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::Session(e)
+    }
 }
 
 impl From<InputError> for ApiError {
@@ -170,6 +181,14 @@ struct NotFoundBody<'a> {
     node: &'a str,
     staleness_ms: u64,
     stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_guarantee: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct SessionErrorBody<'a> {
+    error: String,
+    reason: &'a str,
 }
 
 fn unavailable(body: impl Serialize) -> Response {
@@ -227,8 +246,26 @@ impl IntoResponse for ApiError {
                     node: answer.node,
                     staleness_ms: answer.staleness_ms,
                     stale: answer.stale,
+                    session_guarantee: answer.session.map(|s| s.guarantee),
                 };
                 (StatusCode::NOT_FOUND, Json(body)).into_response()
+            }
+            ApiError::Session(e) => {
+                let reason = e.reason();
+                let body = SessionErrorBody {
+                    error: e.to_string(),
+                    reason,
+                };
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                let challenge = format!(
+                    r#"X-Session-Token realm="caplab", error="invalid_token", reason="{reason}""#
+                );
+                if let Ok(value) = HeaderValue::try_from(challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
             }
             ApiError::Internal(detail) => {
                 let body = InputBody {

@@ -3,7 +3,7 @@
 //! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes,
 //! [`status`] for health, readiness, metrics, breakers and replication. [`input`] refuses bad
 //! keys and values before any node is asked; [`error`] is the one place that turns failures
-//! into statuses and JSON. [`count`] wraps the router and counts every request in
+//! (a refused session token among them: 401) into statuses and JSON. [`count`] wraps the router and counts every request in
 //! `app_requests_total` and `app_request_latency_seconds` by operation (never by key).
 
 use axum::Router;

@@ -151,13 +151,16 @@ impl LabOptions {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn free_ports_are_distinct() {
-        let ports = LabPorts::free().unwrap();
+    fn free_ports_are_distinct() -> TestResult {
+        let ports = LabPorts::free()?;
         let mut all: Vec<u16> = ports.named().iter().map(|(_, p)| *p).collect();
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 8);
+        Ok(())
     }
 
     #[test]

@@ -39,16 +39,22 @@ pub fn ensure_free(what: &str, port: u16) -> Result<(), PortTaken> {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn a_held_port_is_reported_by_name() {
-        let held = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
-        let port = held.local_addr().unwrap().port();
-        let err = ensure_free("app_cp", port).unwrap_err().to_string();
+    fn a_held_port_is_reported_by_name() -> TestResult {
+        let held = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        let port = held.local_addr()?.port();
+        let Err(err) = ensure_free("app_cp", port) else {
+            return Err("expected a held port to be reported".into());
+        };
+        let err = err.to_string();
         assert!(
             err.contains("app_cp") && err.contains(&port.to_string()),
             "{err}"
         );
         drop(held);
-        ensure_free("app_cp", port).unwrap();
+        ensure_free("app_cp", port)?;
+        Ok(())
     }
 }

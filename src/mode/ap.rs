@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::config::Mode;
 use crate::metrics::Metrics;
 use crate::node::{BreakerState, Node, NodeError, NodeId, ScriptReply, WriteRequest};
+use crate::session::SessionId;
 use crate::staleness::Staleness;
 
 use super::queue::WriteQueue;
@@ -26,12 +27,12 @@ use super::{ReadAnswer, ServiceError, Written, audit_write};
 /// The AP policy.
 #[derive(Debug)]
 pub struct Ap {
-    g1: Node,
-    g2: Node,
-    queue: WriteQueue,
+    pub(super) g1: Node,
+    pub(super) g2: Node,
+    pub(super) queue: WriteQueue,
     staleness: Staleness,
     max_staleness: Duration,
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
 }
 
 /// What one pass of the drain did.
@@ -75,6 +76,17 @@ impl Ap {
 
     /// Writes on g1 without waiting for the replica; queues the write if g1 is away.
     pub async fn write(&self, key: &str, value: &str) -> Result<Written, ServiceError> {
+        self.write_in(key, value, None).await
+    }
+
+    /// [`write`](Ap::write) for `session`: a queued write remembers it, so the session can
+    /// read it back from the queue.
+    pub async fn write_in(
+        &self,
+        key: &str,
+        value: &str,
+        session: Option<SessionId>,
+    ) -> Result<Written, ServiceError> {
         let write = WriteRequest::new(key.to_string(), value.to_string());
         let error = match self.g1.write(&write).await {
             Ok(ack) => {
@@ -94,7 +106,7 @@ impl Ap {
             self.record(&write, "failed", None);
             return Err(ServiceError::WriteFailed(error));
         }
-        match self.queue.push(write.clone()) {
+        match self.queue.push_for(write.clone(), session) {
             Ok(depth) => {
                 tracing::debug!(key = write.key, depth, reason = %error, "AP write queued");
                 self.record(&write, "queued", None);
@@ -128,15 +140,20 @@ impl Ap {
         );
     }
 
-    /// Reads from the replica, or the primary when the replica fails or is too stale.
-    pub async fn read(&self, key: &str) -> Result<ReadAnswer, ServiceError> {
+    /// The order to ask the nodes in: g2 first, unless it is too stale and g1 is usable.
+    pub(super) fn order(&self) -> [&Node; 2] {
         let g2_too_stale = self.staleness.staleness_ms(NodeId::G2) > self.max_ms();
         let g1_usable = self.g1.breaker().state() != BreakerState::Open;
-        let order = if g2_too_stale && g1_usable {
+        if g2_too_stale && g1_usable {
             [&self.g1, &self.g2]
         } else {
             [&self.g2, &self.g1]
-        };
+        }
+    }
+
+    /// Reads from the replica, or the primary when the replica fails or is too stale.
+    pub async fn read(&self, key: &str) -> Result<ReadAnswer, ServiceError> {
+        let order = self.order();
         let mut failures = Vec::with_capacity(2);
         for node in order {
             match node.read_record(key).await {
@@ -151,7 +168,7 @@ impl Ap {
         u64::try_from(self.max_staleness.as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn answer(&self, node: &Node, record: Option<crate::node::Record>) -> ReadAnswer {
+    pub(super) fn answer(&self, node: &Node, record: Option<crate::node::Record>) -> ReadAnswer {
         let staleness_ms = self.staleness.staleness_ms(node.id());
         let stale = staleness_ms > self.max_ms();
         if stale {
@@ -165,6 +182,8 @@ impl Ap {
             node: node.name(),
             staleness_ms,
             stale,
+            queued: false,
+            session: None,
         }
     }
 

@@ -18,11 +18,11 @@ use super::{ReadAnswer, ServiceError, Written, audit_write};
 /// The CP policy.
 #[derive(Debug)]
 pub struct Cp {
-    g1: Node,
+    pub(super) g1: Node,
     pool: WaitPool,
     replication: Breaker,
-    staleness: Staleness,
-    metrics: Metrics,
+    pub(super) staleness: Staleness,
+    pub(super) metrics: Metrics,
 }
 
 impl Cp {
@@ -121,6 +121,8 @@ impl Cp {
                 node: "g1",
                 staleness_ms: self.staleness.staleness_ms(NodeId::G1),
                 stale: false,
+                queued: false,
+                session: None,
             }),
             Err(e) => Err(ServiceError::ReadUnavailable(format!(
                 "CP reads only from g1, and {e}"

@@ -8,14 +8,20 @@
 //!   reads from g1 only, and refuses (503) rather than risk a stale or unreplicated answer.
 //! - [`ap::Ap`] writes on g1 without waiting, queues the write when g1 is away, reads from g2
 //!   (falling back to g1, or preferring g1 when g2 is too stale) and says how stale it is.
+//!
+//! A read that carries a session token goes through [`session`] instead: AP serves from g2
+//! only if g2 has processed the session's offset, CP reads g1 as always; both report the
+//! offset they observed so the handler can raise the token.
 
 use crate::config::Mode;
 use crate::node::{Breaker, Record};
+use crate::session::{SessionId, SessionOutcome, SessionRead};
 
 pub mod ap;
 pub mod cp;
 pub mod error;
 pub mod queue;
+pub mod session;
 
 pub use error::ServiceError;
 
@@ -45,6 +51,12 @@ pub struct ReadAnswer {
     pub staleness_ms: u64,
     /// Whether that staleness exceeds `MAX_STALENESS_MS`.
     pub stale: bool,
+    /// AP: the answer is a write of this session still in the queue (`node` is `queue`, the
+    /// record has no version yet: it says 0).
+    pub queued: bool,
+    /// For a read that carried a session token: whether it honours the session, and the
+    /// offset it observed. `None` for a read without a token.
+    pub session: Option<SessionOutcome>,
 }
 
 /// One personality.
@@ -67,9 +79,19 @@ impl Personality {
 
     /// Writes `value` to `key`.
     pub async fn write(&self, key: &str, value: &str) -> Result<Written, ServiceError> {
+        self.write_in(key, value, None).await
+    }
+
+    /// Writes `value` to `key` for `session` (AP remembers it on a queued write).
+    pub async fn write_in(
+        &self,
+        key: &str,
+        value: &str,
+        session: Option<SessionId>,
+    ) -> Result<Written, ServiceError> {
         match self {
             Personality::Cp(cp) => cp.write(key, value).await,
-            Personality::Ap(ap) => ap.write(key, value).await,
+            Personality::Ap(ap) => ap.write_in(key, value, session).await,
         }
     }
 
@@ -78,6 +100,18 @@ impl Personality {
         match self {
             Personality::Cp(cp) => cp.read(key).await,
             Personality::Ap(ap) => ap.read(key).await,
+        }
+    }
+
+    /// Reads `key` for a session: the answer says whether it honours the session.
+    pub async fn read_in(
+        &self,
+        key: &str,
+        session: SessionRead,
+    ) -> Result<ReadAnswer, ServiceError> {
+        match self {
+            Personality::Cp(cp) => cp.read_in(key, session).await,
+            Personality::Ap(ap) => ap.read_in(key, session).await,
         }
     }
 

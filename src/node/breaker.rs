@@ -321,47 +321,59 @@ mod tests {
     use super::*;
     use crate::config::Mode;
 
-    fn breaker(threshold: u32, open_ms: u64, max_ms: u64) -> (Breaker, Metrics) {
-        let metrics = Metrics::new(Mode::Cp).unwrap();
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn breaker(
+        threshold: u32,
+        open_ms: u64,
+        max_ms: u64,
+    ) -> Result<(Breaker, Metrics), prometheus::Error> {
+        let metrics = Metrics::new(Mode::Cp)?;
         let settings = BreakerSettings {
             failure_threshold: threshold,
             open_interval: Duration::from_millis(open_ms),
             max_open_interval: Duration::from_millis(max_ms),
         };
-        (Breaker::new("g1", settings, &metrics), metrics)
+        Ok((Breaker::new("g1", settings, &metrics), metrics))
     }
 
     #[test]
-    fn opens_after_threshold_consecutive_failures_only() {
-        failsafe::clock::freeze(|_clock| {
-            let (b, _m) = breaker(3, 1000, 8000);
-            b.permit().unwrap().failure();
-            b.permit().unwrap().failure();
-            b.permit().unwrap().success(); // resets the count
-            b.permit().unwrap().failure();
-            b.permit().unwrap().failure();
+    fn opens_after_threshold_consecutive_failures_only() -> TestResult {
+        failsafe::clock::freeze(|_clock| -> TestResult {
+            let (b, _m) = breaker(3, 1000, 8000)?;
+            b.permit()?.failure();
+            b.permit()?.failure();
+            b.permit()?.success(); // resets the count
+            b.permit()?.failure();
+            b.permit()?.failure();
             assert_eq!(b.state(), BreakerState::Closed);
             assert_eq!(b.snapshot().consecutive_failures, 2);
-            b.permit().unwrap().failure();
+            b.permit()?.failure();
             assert_eq!(b.state(), BreakerState::Open);
-            let err = b.permit().unwrap_err();
+            let Err(err) = b.permit() else {
+                return Err("expected the open breaker to refuse".into());
+            };
             assert_eq!(err.state, BreakerState::Open);
             assert!(err.to_string().contains("g1 is open"), "{err}");
-        });
+            Ok(())
+        })
     }
 
     #[test]
-    fn half_open_lets_one_trial_through_and_backs_off_on_failure() {
-        failsafe::clock::freeze(|clock| {
-            let (b, metrics) = breaker(1, 1000, 3000);
-            b.permit().unwrap().failure();
+    fn half_open_lets_one_trial_through_and_backs_off_on_failure() -> TestResult {
+        failsafe::clock::freeze(|clock| -> TestResult {
+            let (b, metrics) = breaker(1, 1000, 3000)?;
+            b.permit()?.failure();
             assert_eq!(b.state(), BreakerState::Open);
 
             clock.advance(Duration::from_millis(1001));
-            let trial = b.permit().unwrap();
+            let trial = b.permit()?;
             assert_eq!(b.state(), BreakerState::HalfOpen);
             // A second caller fails fast while the trial is out.
-            assert_eq!(b.permit().unwrap_err().state, BreakerState::HalfOpen);
+            let Err(second) = b.permit() else {
+                return Err("expected a second caller to be refused".into());
+            };
+            assert_eq!(second.state, BreakerState::HalfOpen);
             trial.failure();
             assert_eq!(b.state(), BreakerState::Open);
 
@@ -369,14 +381,14 @@ mod tests {
             clock.advance(Duration::from_millis(1500));
             assert!(b.permit().is_err());
             clock.advance(Duration::from_millis(600));
-            let trial = b.permit().unwrap();
+            let trial = b.permit()?;
             trial.success();
             assert_eq!(b.state(), BreakerState::Closed);
 
             let snap = b.snapshot();
             assert_eq!(snap.transitions, 5, "{snap:?}"); // open, half, open, half, closed
             assert!(snap.last_transition_unix_ms.is_some());
-            let text = metrics.encode().unwrap();
+            let text = metrics.encode()?;
             assert!(
                 text.contains(
                     r#"circuit_breaker_transitions_total{mode="cp",node="g1",to="open"} 2"#
@@ -387,20 +399,22 @@ mod tests {
                 text.contains(r#"circuit_breaker_state{mode="cp",node="g1"} 0"#),
                 "{text}"
             );
-        });
+            Ok(())
+        })
     }
 
     #[test]
-    fn a_dropped_trial_frees_the_slot_without_deciding() {
-        failsafe::clock::freeze(|clock| {
-            let (b, _m) = breaker(1, 10, 10);
-            b.permit().unwrap().failure();
+    fn a_dropped_trial_frees_the_slot_without_deciding() -> TestResult {
+        failsafe::clock::freeze(|clock| -> TestResult {
+            let (b, _m) = breaker(1, 10, 10)?;
+            b.permit()?.failure();
             clock.advance(Duration::from_millis(11));
-            drop(b.permit().unwrap());
+            drop(b.permit()?);
             assert_eq!(b.state(), BreakerState::HalfOpen);
-            b.permit().unwrap().success();
+            b.permit()?.success();
             assert_eq!(b.state(), BreakerState::Closed);
-        });
+            Ok(())
+        })
     }
 
     #[test]
@@ -416,12 +430,13 @@ mod tests {
     }
 
     #[test]
-    fn construction_is_not_a_transition() {
-        let (b, _m) = breaker(2, 10, 10);
+    fn construction_is_not_a_transition() -> TestResult {
+        let (b, _m) = breaker(2, 10, 10)?;
         let snap = b.snapshot();
         assert_eq!(
             (snap.state, snap.transitions, snap.last_transition_unix_ms),
             ("closed", 0, None)
         );
+        Ok(())
     }
 }

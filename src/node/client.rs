@@ -220,29 +220,6 @@ impl Node {
         Record::from_hash(fields).map_err(|e| self.protocol(e))
     }
 
-    /// Asks this node (a replica) for its processed replication offset with `ROLE`, then reads
-    /// `key`, in one pipeline: the record is at least as new as the offset says.
-    pub async fn read_record_with_offset(
-        &self,
-        key: &str,
-    ) -> Result<(Option<Record>, Role), NodeError> {
-        let pipeline = self.0.client.pipeline().with_options(&self.0.options);
-        let results = self
-            .guarded(|| async {
-                let _: () = pipeline.custom(role_command(), Vec::<Value>::new()).await?;
-                let _: () = pipeline.hgetall(record_key(key)).await?;
-                all_answers(pipeline.try_all::<Value>().await, 2)
-            })
-            .await?;
-        let [role, fields] = self.answers::<2>(results)?;
-        let role = Role::parse(role).map_err(|e| self.protocol(e))?;
-        let fields = fields
-            .convert::<std::collections::HashMap<String, String>>()
-            .map_err(|e| self.protocol(e.to_string()))?;
-        let record = Record::from_hash(fields).map_err(|e| self.protocol(e))?;
-        Ok((record, role))
-    }
-
     /// Writes `now_ms` to the heartbeat key (kept for an hour after the last beat).
     pub async fn set_heartbeat(&self, key: &str, now_ms: u64) -> Result<(), NodeError> {
         let cmd = self.0.client.with_options(&self.0.options);
@@ -271,20 +248,6 @@ impl Node {
             .guarded(|| cmd.custom(role_command(), Vec::<Value>::new()))
             .await?;
         Role::parse(reply).map_err(|e| self.protocol(e))
-    }
-
-    /// Every command of a pipeline must have succeeded.
-    pub(super) fn answers<const N: usize>(
-        &self,
-        results: Vec<Result<Value, FredError>>,
-    ) -> Result<[Value; N], NodeError> {
-        let values = results
-            .into_iter()
-            .map(|r| r.map_err(|e| NodeError::from_fred(self.0.name, self.0.timeout, &e)))
-            .collect::<Result<Vec<Value>, NodeError>>()?;
-        values
-            .try_into()
-            .map_err(|_| self.protocol("pipeline answered with the wrong number of replies".into()))
     }
 }
 

@@ -5,13 +5,15 @@
 //! disconnected, behind its own [`Breaker`]. Every failure becomes a [`NodeError`] marked
 //! definite or indefinite. [`record`] is the stored format and its Lua script, [`mod@write`] the
 //! write path that runs it; [`WaitPool`] is
-//! CP's set of dedicated write + `WAIT` connections; [`Role`] reads replication offsets.
+//! CP's set of dedicated write + `WAIT` connections; [`Role`] reads replication offsets, and
+//! [`session_read`] brackets a session's read with them.
 
 pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod record;
 pub mod role;
+pub mod session_read;
 pub mod wait_pool;
 pub mod write;
 
@@ -39,4 +41,5 @@ pub use client::{Node, WriteAck};
 pub use error::{Certainty, NodeError};
 pub use record::{Record, ScriptReply, WriteRequest};
 pub use role::Role;
+pub use session_read::ObservedRead;
 pub use wait_pool::WaitPool;

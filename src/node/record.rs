@@ -170,6 +170,8 @@ impl ScriptReply {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn hash(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -178,15 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn a_full_hash_decodes_and_an_empty_one_is_missing() {
+    fn a_full_hash_decodes_and_an_empty_one_is_missing() -> TestResult {
         let r = Record::from_hash(hash(&[
             ("value", "v"),
             ("version", "7"),
             ("ts", "1700000000000"),
             ("wid", "ab"),
-        ]))
-        .unwrap()
-        .unwrap();
+        ]))?
+        .ok_or("a full hash decoded as missing")?;
         assert_eq!(
             (
                 r.value.as_str(),
@@ -196,16 +197,22 @@ mod tests {
             ),
             ("v", 7, 1_700_000_000_000, "ab")
         );
-        assert_eq!(Record::from_hash(HashMap::new()).unwrap(), None);
+        assert_eq!(Record::from_hash(HashMap::new())?, None);
+        Ok(())
     }
 
     #[test]
-    fn a_damaged_hash_is_an_error_naming_the_field() {
-        let err =
-            Record::from_hash(hash(&[("value", "v"), ("version", "x"), ("ts", "1")])).unwrap_err();
+    fn a_damaged_hash_is_an_error_naming_the_field() -> TestResult {
+        let Err(err) = Record::from_hash(hash(&[("value", "v"), ("version", "x"), ("ts", "1")]))
+        else {
+            return Err("expected a bad version to be an error".into());
+        };
         assert!(err.contains("version"), "{err}");
-        let err = Record::from_hash(hash(&[("version", "1"), ("ts", "1")])).unwrap_err();
+        let Err(err) = Record::from_hash(hash(&[("version", "1"), ("ts", "1")])) else {
+            return Err("expected a missing value to be an error".into());
+        };
         assert!(err.contains("value"), "{err}");
+        Ok(())
     }
 
     #[test]
@@ -228,21 +235,22 @@ mod tests {
     }
 
     #[test]
-    fn script_replies_parse() {
+    fn script_replies_parse() -> TestResult {
         let reply = |code, v| Value::Array(vec![Value::Integer(code), Value::Integer(v)]);
         assert_eq!(
-            ScriptReply::parse(reply(1, 5)).unwrap(),
+            ScriptReply::parse(reply(1, 5))?,
             ScriptReply::Applied { version: 5 }
         );
         assert_eq!(
-            ScriptReply::parse(reply(2, 5)).unwrap(),
+            ScriptReply::parse(reply(2, 5))?,
             ScriptReply::AlreadyApplied { version: 5 }
         );
         assert_eq!(
-            ScriptReply::parse(reply(0, 9)).unwrap(),
+            ScriptReply::parse(reply(0, 9))?,
             ScriptReply::Superseded { version: 9 }
         );
         assert!(ScriptReply::parse(Value::Integer(1)).is_err());
         assert!(ScriptReply::parse(reply(7, 1)).is_err());
+        Ok(())
     }
 }

@@ -47,19 +47,21 @@ impl Role {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn s(text: &str) -> Value {
         Value::String(text.into())
     }
 
     #[test]
-    fn primary_and_replica_answers_parse() {
+    fn primary_and_replica_answers_parse() -> TestResult {
         let primary = Value::Array(vec![
             s("master"),
             Value::Integer(1234),
             Value::Array(vec![]),
         ]);
         assert_eq!(
-            Role::parse(primary).unwrap(),
+            Role::parse(primary)?,
             Role {
                 primary: true,
                 offset: 1234,
@@ -73,7 +75,7 @@ mod tests {
             s("connected"),
             Value::Integer(99),
         ]);
-        let role = Role::parse(replica).unwrap();
+        let role = Role::parse(replica)?;
         assert_eq!(
             (role.primary, role.offset, role.link_state.as_deref()),
             (false, 99, Some("connected"))
@@ -85,7 +87,8 @@ mod tests {
             s("connect"),
             Value::Integer(-1),
         ]);
-        assert_eq!(Role::parse(unsynced).unwrap().offset, 0);
+        assert_eq!(Role::parse(unsynced)?.offset, 0);
+        Ok(())
     }
 
     #[test]

@@ -164,15 +164,17 @@ pub fn toxic_update(body: &[u8], kind: &mut ToxicKind, toxicity: &mut f32) -> Re
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn bodies_are_read_like_gos_decoder() {
+    fn bodies_are_read_like_gos_decoder() -> TestResult {
         assert!(matches!(parse_body(b""), Err(ApiError::BadRequestBody(m)) if m == "EOF"));
         assert!(parse_body(b"{\"a\":1} trailing").is_ok());
         assert!(matches!(
             parse_body(b"{nope"),
             Err(ApiError::BadRequestBody(_))
         ));
-        let (t, _) = new_toxic(br#"{"type":"latency"}"#).unwrap();
+        let (t, _) = new_toxic(br#"{"type":"latency"}"#)?;
         assert_eq!(t.name, "latency_downstream");
         assert_eq!(t.stream, Stream::Downstream);
         assert_eq!(t.toxicity, 1.0);
@@ -188,10 +190,11 @@ mod tests {
             ProxyInput::from_value(&serde_json::json!({"enabled": "yes"})),
             Err(ApiError::BadRequestBody(_))
         ));
+        Ok(())
     }
 
     #[test]
-    fn an_update_keeps_what_it_does_not_name() {
+    fn an_update_keeps_what_it_does_not_name() -> TestResult {
         let mut kind = ToxicKind::Latency {
             latency: 100,
             jitter: 5,
@@ -201,8 +204,7 @@ mod tests {
             br#"{"attributes":{"latency":300}}"#,
             &mut kind,
             &mut toxicity,
-        )
-        .unwrap();
+        )?;
         assert_eq!(
             kind,
             ToxicKind::Latency {
@@ -226,5 +228,6 @@ mod tests {
                 jitter: 5
             }
         );
+        Ok(())
     }
 }

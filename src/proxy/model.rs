@@ -244,11 +244,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn merge_keeps_unnamed_attributes_and_rejects_non_integers() {
-        let mut k = ToxicKind::zeroed("latency").unwrap();
-        k.merge(&json!({"latency": 200, "jitter": 10})).unwrap();
-        k.merge(&json!({"jitter": 5, "unknown": "x"})).unwrap();
+    fn merge_keeps_unnamed_attributes_and_rejects_non_integers() -> TestResult {
+        let mut k = ToxicKind::zeroed("latency")?;
+        k.merge(&json!({"latency": 200, "jitter": 10}))?;
+        k.merge(&json!({"jitter": 5, "unknown": "x"}))?;
         assert_eq!(
             k,
             ToxicKind::Latency {
@@ -256,23 +258,27 @@ mod tests {
                 jitter: 5
             }
         );
-        let err = k.merge(&json!({"latency": "slow"})).unwrap_err();
+        let Err(err) = k.merge(&json!({"latency": "slow"})) else {
+            return Err("expected a string latency to be rejected".into());
+        };
         assert!(err.to_string().contains("latency"), "{err}");
         assert!(k.merge(&json!({"latency": 1.5})).is_err());
         assert!(k.merge(&json!([1])).is_err());
         assert!(ToxicKind::zeroed("explode").is_err());
+        Ok(())
     }
 
     #[test]
-    fn every_type_round_trips_its_name_and_attributes() {
+    fn every_type_round_trips_its_name_and_attributes() -> TestResult {
         for t in ToxicKind::TYPES {
-            let k = ToxicKind::zeroed(t).unwrap();
+            let k = ToxicKind::zeroed(t)?;
             assert_eq!(k.type_name(), t);
-            let mut again = ToxicKind::zeroed(t).unwrap();
-            again.merge(&Value::Object(k.attributes())).unwrap();
+            let mut again = ToxicKind::zeroed(t)?;
+            again.merge(&Value::Object(k.attributes()))?;
             assert_eq!(again, k);
         }
         assert_eq!(Stream::parse("UpStream"), Some(Stream::Upstream));
         assert_eq!(Stream::parse("sideways"), None);
+        Ok(())
     }
 }

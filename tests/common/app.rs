@@ -96,6 +96,16 @@ impl TestApp {
         request(self.addr, "PUT", path, Some(body.to_vec())).await
     }
 
+    /// `GET path` with extra headers (a session token).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        request_with(self.addr, "GET", path, None, headers).await
+    }
+
+    /// `POST path` with extra headers (a session token).
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        request_with(self.addr, "POST", path, None, headers).await
+    }
+
     /// Polls `GET path` until `done` holds, or panics after `limit`.
     pub async fn wait_for(
         &self,
@@ -142,8 +152,29 @@ pub struct Reply {
     pub elapsed: Duration,
 }
 
+impl Reply {
+    /// The `X-Session-Token` the answer carries, if any.
+    pub fn session_token(&self) -> Option<String> {
+        self.headers
+            .get("x-session-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
 /// One request on a fresh connection.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Vec<u8>>) -> Reply {
+    request_with(addr, method, path, body, &[]).await
+}
+
+/// One request with extra headers on a fresh connection.
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let started = Instant::now();
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -152,10 +183,14 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Ve
         .await
         .expect("http handshake");
     tokio::spawn(conn);
-    let request = hyper::Request::builder()
+    let mut builder = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", addr.to_string())
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("request");
     let response = sender.send_request(request).await.expect("response");

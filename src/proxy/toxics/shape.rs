@@ -270,6 +270,8 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn data(n: usize, at: Instant) -> Item {
         Item::Data(Bytes::from(vec![7u8; n]), at)
     }
@@ -327,11 +329,11 @@ mod tests {
     }
 
     #[test]
-    fn slicer_cuts_within_bounds_and_never_loses_bytes() {
+    fn slicer_cuts_within_bounds_and_never_loses_bytes() -> TestResult {
         for (len, avg, var) in [(1000, 100, 20), (1000, 10, 0), (5, 1, 100), (64, 0, 0)] {
             let bounds = slice_bounds(len, avg, var);
-            assert_eq!(bounds.first().unwrap().0, 0);
-            assert_eq!(bounds.last().unwrap().1, len);
+            assert_eq!(bounds.first().ok_or("no slices")?.0, 0);
+            assert_eq!(bounds.last().ok_or("no slices")?.1, len);
             for w in bounds.windows(2) {
                 assert_eq!(w[0].1, w[1].0, "contiguous");
             }
@@ -344,6 +346,7 @@ mod tests {
             }
             assert_eq!(bounds.len() > 1, len as i64 - avg > var && avg > 0);
         }
+        Ok(())
     }
 
     #[test]
