@@ -8,3 +8,4 @@
 pub mod app;
 pub mod proxy;
 pub mod redis;
+pub mod topology;

@@ -1,0 +1,156 @@
+//! The sampler: every quarter second, each target's breaker states (`GET /circuit-breaker`)
+//! and measured g2 staleness (`GET /replication`), for the report's plots.
+//!
+//! Where it sits: beside the load, on its own short-timeout requests; a sample that does not
+//! come back in time is simply missing (a gap in the plot), never a failed operation.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::spec::Target;
+
+/// How often the sampler asks.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// One sample of one target.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Sample {
+    /// Offset from the start of the load, ms.
+    pub t_ms: u64,
+    /// Breaker name to state: 0 closed, 1 half-open, 2 open (the metric's encoding).
+    pub breakers: BTreeMap<String, u8>,
+    /// g2's staleness as the target measures it, ms.
+    pub g2_staleness_ms: Option<u64>,
+}
+
+/// `closed` 0, `half_open` 1, `open` 2 (`circuit_breaker_state`'s values).
+pub fn breaker_code(state: &str) -> Option<u8> {
+    match state.to_ascii_lowercase().as_str() {
+        "closed" => Some(0),
+        "half_open" | "half-open" | "halfopen" => Some(1),
+        "open" => Some(2),
+        _ => None,
+    }
+}
+
+/// Takes one sample of the target at `base`.
+pub async fn sample(http: &reqwest::Client, base: &str, t_ms: u64) -> Sample {
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        async move {
+            let resp = http
+                .get(url)
+                .timeout(Duration::from_millis(400))
+                .send()
+                .await
+                .ok()?;
+            resp.json::<serde_json::Value>().await.ok()
+        }
+    };
+    let (breakers, replication) = futures::join!(get("/circuit-breaker"), get("/replication"));
+    let breakers = breakers
+        .as_ref()
+        .and_then(|b| b.get("breakers"))
+        .and_then(|b| b.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(name, b)| {
+                    let state = b.get("state")?.as_str()?;
+                    Some((name.clone(), breaker_code(state)?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let g2_staleness_ms = replication
+        .as_ref()
+        .and_then(|r| r.get("staleness_ms"))
+        .and_then(|s| s.get("g2"))
+        .and_then(|v| v.as_u64());
+    Sample {
+        t_ms,
+        breakers,
+        g2_staleness_ms,
+    }
+}
+
+/// Samples every target until `until` (offset from `t0`); returns the samples per target.
+pub async fn run(
+    http: reqwest::Client,
+    targets: Vec<(Target, String)>,
+    t0: Instant,
+    until: Duration,
+) -> Vec<Vec<Sample>> {
+    let mut out: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = t0.elapsed();
+        if now > until {
+            return out;
+        }
+        let t_ms = now.as_millis() as u64;
+        let samples =
+            futures::future::join_all(targets.iter().map(|(_, base)| sample(&http, base, t_ms)))
+                .await;
+        for (slot, s) in out.iter_mut().zip(samples) {
+            slot.push(s);
+        }
+    }
+}
+
+/// g2 counts as caught up once its measured staleness is at most this.
+pub const CAUGHT_UP_MS: u64 = 500;
+
+/// Time from `heal_ms` until the sampled g2 staleness stayed at most [`CAUGHT_UP_MS`]: the
+/// first sample after the last one above it (0 when none after the heal was above it;
+/// `None` when the last sample is still above it). Missing samples are skipped.
+pub fn replica_caught_up(heal_ms: u64, samples: &[Sample]) -> Option<u64> {
+    let after: Vec<(u64, u64)> = samples
+        .iter()
+        .filter(|s| s.t_ms >= heal_ms)
+        .filter_map(|s| s.g2_staleness_ms.map(|v| (s.t_ms, v)))
+        .collect();
+    match after.iter().rposition(|(_, v)| *v > CAUGHT_UP_MS) {
+        None => Some(0),
+        Some(i) => after.get(i + 1).map(|(t, _)| t - heal_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t_ms: u64, g2: Option<u64>) -> Sample {
+        Sample {
+            t_ms,
+            breakers: BTreeMap::new(),
+            g2_staleness_ms: g2,
+        }
+    }
+
+    #[test]
+    fn replica_catch_up_is_the_first_fresh_sample_after_the_last_stale_one() {
+        let samples = [
+            s(900, Some(9000)),
+            s(1000, Some(9100)),
+            s(1250, Some(800)),
+            s(1500, None),
+            s(1750, Some(90)),
+            s(2000, Some(80)),
+        ];
+        assert_eq!(replica_caught_up(1000, &samples), Some(750));
+        assert_eq!(replica_caught_up(1500, &samples), Some(0));
+        assert_eq!(replica_caught_up(1000, &samples[..3]), None);
+    }
+
+    #[test]
+    fn breaker_states_use_the_metric_encoding() {
+        assert_eq!(breaker_code("closed"), Some(0));
+        assert_eq!(breaker_code("half_open"), Some(1));
+        assert_eq!(breaker_code("OPEN"), Some(2));
+        assert_eq!(breaker_code("weird"), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! Scenario files: every shipped scenario validates, and broken files are refused with errors
+//! that name the file, the line and the field.
+
+use std::path::Path;
+
+use caplab::scenario::{FileErrors, validate_str};
+
+const GOOD: &str = r#"name = "t"
+description = "a test"
+targets = ["cp", "ap"]
+
+[workload]
+rate = 10
+duration = "10s"
+keys = 5
+
+[[phase]]
+name = "before"
+at = "0s"
+
+[[phase]]
+name = "during"
+at = "2s"
+
+[[step]]
+at = "2s"
+action = "toxic"
+proxy = "replication"
+toxic = "latency"
+latency = 100
+jitter = 10
+
+[[step]]
+at = "5s"
+action = "heal"
+
+[[threshold]]
+target = "cp"
+phase = "during"
+metric = "availability"
+min = 0.5
+lesson = "a lesson"
+"#;
+
+/// The single problem of `text`, as (line, field, message).
+fn problem(text: &str) -> (usize, String, String) {
+    match validate_str("broken.toml", text) {
+        Ok(_) => panic!("accepted a broken file:\n{text}"),
+        Err(FileErrors::Invalid(problems)) => {
+            let p = &problems[0];
+            let shown = p.to_string();
+            assert!(
+                shown.starts_with(&format!("broken.toml:{}: ", p.line)),
+                "{shown}"
+            );
+            (p.line, p.field.clone(), p.message.clone())
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{needle} not in the text"))
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s = caplab::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!s.thresholds.is_empty(), "{} has no thresholds", s.name);
+            assert!(s.thresholds.iter().all(|t| !t.lesson.is_empty()));
+            assert!(
+                s.workload.duration.as_secs() <= 60,
+                "{} is long ({:?})",
+                s.name,
+                s.workload.duration
+            );
+            names.push(s.name);
+        }
+    }
+    names.sort();
+    for required in [
+        "baseline",
+        "blackhole-g2",
+        "flaky-link",
+        "load-test",
+        "primary-partition",
+        "replica-crash",
+        "replica-slow",
+        "replication-partition",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "missing {required}: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn the_good_file_validates_into_what_it_says() {
+    let s = validate_str("good.toml", GOOD).unwrap();
+    assert_eq!(s.steps.len(), 2);
+    assert_eq!(s.steps[0].line, line_of(GOOD, "[[step]]") + 1);
+    assert_eq!(s.phases.len(), 2);
+    assert_eq!(s.phase_at(std::time::Duration::from_secs(3)), "during");
+    assert_eq!(s.last_heal(), Some(std::time::Duration::from_secs(5)));
+}
+
+#[test]
+fn unknown_field_names_line_and_field() {
+    let text = GOOD.replace("keys = 5", "keys = 5\nkeyz = 6");
+    let (line, field, message) = problem(&text);
+    assert_eq!(line, line_of(&text, "keyz"));
+    assert_eq!(field, "keyz");
+    assert!(message.contains("unknown field"), "{message}");
+}
+
+#[test]
+fn wrong_type_names_line_and_field() {
+    let text = GOOD.replace("rate = 10", "rate = \"ten\"");
+    let (line, field, _) = problem(&text);
+    assert_eq!((line, field.as_str()), (line_of(&text, "\"ten\""), "rate"));
+}
+
+#[test]
+fn bad_offset_names_line_and_field() {
+    let text = GOOD.replace("at = \"5s\"", "at = \"50s\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(line, line_of(&text, "50s"));
+    assert_eq!(field, "step[1].at");
+    assert!(message.contains("after the end of the load"), "{message}");
+
+    let text = GOOD.replace("at = \"5s\"", "at = \"soon\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "soon"), "step[1].at")
+    );
+    assert!(message.contains("bad duration"), "{message}");
+}
+
+#[test]
+fn unknown_proxy_and_toxic_name_line_and_field() {
+    let text = GOOD.replace("proxy = \"replication\"", "proxy = \"g3\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "g3"), "step[0].proxy")
+    );
+    assert!(message.contains("g1, g2, replication"), "{message}");
+
+    let text = GOOD.replace("toxic = \"latency\"", "toxic = \"lag\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "\"lag\""), "step[0].toxic")
+    );
+    assert!(message.contains("unknown toxic"), "{message}");
+
+    // An attribute of another toxic type.
+    let text = GOOD.replace("jitter = 10", "jitter = 10\nbytes = 5");
+    let (line, field, _) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "bytes = 5"), "step[0].bytes")
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let text = GOOD.replace("keys = 5", "keys = = 5");
+    let (line, _, _) = problem(&text);
+    assert_eq!(line, line_of(&text, "keys = = 5"));
+}
+
+#[test]
+fn threshold_problems_name_line_and_field() {
+    let text = GOOD.replace("metric = \"availability\"", "metric = \"uptime\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "uptime"), "threshold[0].metric")
+    );
+    assert!(
+        message.contains("availability"),
+        "lists the metrics: {message}"
+    );
+
+    let text = GOOD.replace("phase = \"during\"", "phase = \"later\"");
+    let (line, field, _) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "later"), "threshold[0].phase")
+    );
+
+    let text = GOOD.replace("lesson = \"a lesson\"", "lesson = \"\"");
+    let (_, field, _) = problem(&text);
+    assert_eq!(field, "threshold[0].lesson");
+
+    let text = GOOD.replace("min = 0.5", "equals = true");
+    let (_, field, _) = problem(&text);
+    assert_eq!(field, "threshold[0].equals");
+}
+
+#[test]
+fn the_binary_validates_and_reports_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        GOOD.replace("proxy = \"replication\"", "proxy = \"g3\""),
+    )
+    .unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, GOOD).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["scenario", "validate"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = line_of(
+        &GOOD.replace("proxy = \"replication\"", "proxy = \"g3\""),
+        "g3",
+    );
+    assert!(
+        stderr.contains(&format!("bad.toml:{line}: step[0].proxy")),
+        "{stderr}"
+    );
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["scenario", "validate"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn the_binary_lists_the_shipped_scenarios() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["scenario", "list"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() >= 8, "{text}");
+    assert!(!text.contains("INVALID"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("replica-crash")),
+        "{text}"
+    );
+}
