@@ -1,10 +1,11 @@
 //! The `caplab lab` commands as a user runs them: `up` (left running, in the background),
 //! `up` again (already up), `status`, `down` (nothing left), and a taken port named.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use caplab::lab::ports::ensure_free;
 use caplab::lab::{LabPorts, LabRecord};
 
 fn caplab(args: &[&str]) -> Output {
@@ -134,17 +135,8 @@ fn up_status_down_and_up_twice() {
     let down = caplab(&["lab", "down", "--dir", &dir_arg]);
     assert!(down.status.success(), "{}", text(&down));
     assert!(text(&down).contains("stopped 4 of 5"), "{}", text(&down));
-    for process in &record.processes {
-        assert!(
-            !process.is_running(),
-            "{} (pid {}) still runs",
-            process.name,
-            process.pid
-        );
-    }
-    for (what, port) in ports.named() {
-        ensure_free(what, port).expect("port free after down");
-    }
+    common::lab::assert_processes_gone(&record);
+    common::lab::assert_ports_free(&ports, "port free after down");
     let status = caplab(&["lab", "status", "--dir", &dir_arg]);
     assert!(
         !status.status.success(),
@@ -175,9 +167,7 @@ fn a_taken_port_is_named_and_nothing_runs_after() {
     assert!(!msg.contains("panicked"), "{msg}");
     drop(held);
     assert!(LabRecord::read(&dir).expect("read").is_none());
-    for (what, port) in ports.named() {
-        ensure_free(what, port).expect("nothing was left listening");
-    }
+    common::lab::assert_ports_free(&ports, "nothing was left listening");
 }
 
 #[test]
@@ -244,7 +234,5 @@ fn an_interrupted_up_leaves_nothing_running() {
     assert!(LabRecord::read(&dir).expect("read").is_none());
     // redis-server exits on its own time after SIGKILL: give the kernel a moment.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    for (what, port) in ports.named() {
-        ensure_free(what, port).expect("nothing left listening");
-    }
+    common::lab::assert_ports_free(&ports, "nothing left listening");
 }

@@ -3,10 +3,11 @@
 //! `down` leaves no recorded pid running and every port free; node actions kill and restart
 //! g2 and replication resumes.
 
+mod common;
+
 use std::time::Duration;
 
 use caplab::faults::LAB_PROXIES;
-use caplab::lab::ports::ensure_free;
 use caplab::lab::redis_node::{info_field, info_replication, ping};
 use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, LabRecord, NodeAction};
 use fred::interfaces::ClientLike;
@@ -134,17 +135,8 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
     assert_eq!(body["value"], "from-cp", "{body}");
 
     lab.down().await.expect("down");
-    for process in &record.processes {
-        assert!(
-            !process.is_running(),
-            "{} (pid {}) still runs",
-            process.name,
-            process.pid
-        );
-    }
-    for (what, port) in ports.named() {
-        ensure_free(what, port).expect("port free after down");
-    }
+    common::lab::assert_processes_gone(&record);
+    common::lab::assert_ports_free(&ports, "port free after down");
     assert!(
         LabRecord::read(dir.path()).expect("read").is_none(),
         "lab.json left behind"
@@ -244,9 +236,7 @@ async fn a_taken_port_is_named_and_nothing_is_left_running() {
         "{err}"
     );
     drop(held);
-    for (what, port) in options.ports.named() {
-        ensure_free(what, port).expect("nothing started");
-    }
+    common::lab::assert_ports_free(&options.ports, "nothing started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,8 +300,6 @@ async fn an_app_that_does_not_come_up_is_named_with_its_log_and_the_rest_is_stop
         msg.contains("CP_WAIT_TIMEOUT_MS"),
         "the log's last line is quoted: {msg}"
     );
-    for (what, port) in ports.named() {
-        ensure_free(what, port).expect("everything started was stopped");
-    }
+    common::lab::assert_ports_free(&ports, "everything started was stopped");
     assert!(LabRecord::read(dir.path()).expect("read").is_none());
 }

@@ -139,16 +139,10 @@ fn breaker_alerts(all: &[(String, String, String, String)]) -> Vec<(String, Stri
 async fn prometheus_sees_the_breaker_alert_go_pending_during_a_g1_partition() {
     let pair = RedisPair::start().await;
     let proxy = TestProxy::start();
-    let g1 = proxy
-        .create("g1", &format!("127.0.0.1:{}", pair.g1.port()))
-        .await;
-    let g2 = proxy
-        .create("g2", &format!("127.0.0.1:{}", pair.g2.port()))
-        .await;
+    let routes = proxy.front_nodes(&pair).await;
     let through_proxies = |mode| {
         let mut config = test_config(mode, &pair);
-        config.g1_url = format!("redis://{g1}");
-        config.g2_url = format!("redis://{g2}");
+        routes.apply(&mut config);
         config.max_staleness = Duration::from_millis(1000);
         config
     };

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod lab;
 pub mod proxy;
 pub mod redis;
 pub mod topology;

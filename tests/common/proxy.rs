@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use caplab::config::Config;
 use caplab::proxy::ProxyServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,6 +130,18 @@ impl TestProxy {
         assert_eq!(a.body["enabled"], enabled);
     }
 
+    /// Proxies `g1` and `g2` in front of `pair`'s nodes, as the apps of the lab reach them.
+    pub async fn front_nodes(&self, pair: &RedisPair) -> NodeRoutes {
+        NodeRoutes {
+            g1: self
+                .create("g1", &format!("127.0.0.1:{}", pair.g1.port()))
+                .await,
+            g2: self
+                .create("g2", &format!("127.0.0.1:{}", pair.g2.port()))
+                .await,
+        }
+    }
+
     /// g1 and g2, g2 replicating from g1 through a proxy named `replication` of this server;
     /// waits until the replication link is up.
     pub async fn replication_pair(&self) -> RedisPair {
@@ -151,6 +164,20 @@ impl TestProxy {
             .await
             .expect("g2 replicates through the proxy");
         pair
+    }
+}
+
+/// The listen addresses of the `g1` and `g2` proxies of [`TestProxy::front_nodes`].
+pub struct NodeRoutes {
+    pub g1: String,
+    pub g2: String,
+}
+
+impl NodeRoutes {
+    /// Points an app's Redis URLs through the proxies.
+    pub fn apply(&self, config: &mut Config) {
+        config.g1_url = format!("redis://{}", self.g1);
+        config.g2_url = format!("redis://{}", self.g2);
     }
 }
 

@@ -27,16 +27,10 @@ impl Topology {
     pub async fn start() -> Topology {
         let proxy = TestProxy::start();
         let pair = proxy.replication_pair().await;
-        let g1 = proxy
-            .create("g1", &format!("127.0.0.1:{}", pair.g1.port()))
-            .await;
-        let g2 = proxy
-            .create("g2", &format!("127.0.0.1:{}", pair.g2.port()))
-            .await;
+        let routes = proxy.front_nodes(&pair).await;
         let app = |mode| {
             let mut c = test_config(mode, &pair);
-            c.g1_url = format!("redis://{g1}");
-            c.g2_url = format!("redis://{g2}");
+            routes.apply(&mut c);
             // Looser than test_config's: a loaded machine must not turn a healthy
             // baseline write into an indeterminate one (the runs assert none before a fault).
             c.cp_wait_timeout = Duration::from_millis(400);

@@ -147,6 +147,17 @@ pub fn spawn_load(
         .collect()
 }
 
+/// Sends one request: its status (0 when no answer came) and its JSON body, if it had one.
+async fn send(request: reqwest::RequestBuilder) -> (u16, Option<serde_json::Value>) {
+    match request.send().await {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().await.ok(),
+        ),
+        Err(_) => (0, None),
+    }
+}
+
 async fn write(
     client: &reqwest::Client,
     url: &str,
@@ -156,14 +167,7 @@ async fn write(
     recorder: &Recorder,
 ) -> Op {
     let invoked = Instant::now();
-    let resp = client.post(format!("{url}/write/{key}/v{n}")).send().await;
-    let (status, body) = match resp {
-        Ok(resp) => (
-            resp.status().as_u16(),
-            resp.json::<serde_json::Value>().await.ok(),
-        ),
-        Err(_) => (0, None),
-    };
+    let (status, body) = send(client.post(format!("{url}/write/{key}/v{n}"))).await;
     let latency = invoked.elapsed();
     if status == 200 {
         if let Some(version) = body.as_ref().and_then(|b| b["version"].as_u64()) {
@@ -189,14 +193,7 @@ async fn read(
     recorder: &Recorder,
 ) -> Op {
     let invoked = Instant::now();
-    let resp = client.get(format!("{url}/read/{key}")).send().await;
-    let (status, body) = match resp {
-        Ok(resp) => (
-            resp.status().as_u16(),
-            resp.json::<serde_json::Value>().await.ok(),
-        ),
-        Err(_) => (0, None),
-    };
+    let (status, body) = send(client.get(format!("{url}/read/{key}"))).await;
     let latency = invoked.elapsed();
     let seen = match status {
         200 => body.as_ref().and_then(|b| b["version"].as_u64()),
