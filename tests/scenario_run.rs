@@ -198,6 +198,35 @@ async fn a_short_partition_runs_checks_and_reports() {
     assert_eq!(sent + cp_report["dropped"].as_u64().unwrap(), scheduled);
     assert!(report["fault_windows"].as_array().unwrap().len() == 1);
 
+    // The fault window as a Grafana region annotation, in Unix ms inside the run.
+    let annotations = std::fs::read_to_string(out.join("grafana-annotations.jsonl")).unwrap();
+    let lines: Vec<Value> = annotations
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{annotations}");
+    let started = report["started_unix_ms"].as_u64().unwrap();
+    let window = &report["fault_windows"][0];
+    let (time, end) = (
+        lines[0]["time"].as_u64().unwrap(),
+        lines[0]["timeEnd"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        time,
+        started + window["from_ms"].as_f64().unwrap().round() as u64
+    );
+    assert!(end > time && end <= started + report["elapsed_ms"].as_f64().unwrap() as u64 + 1);
+    let tags: Vec<&str> = lines[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tags.contains(&"caplab") && tags.contains(&"fault") && tags.contains(&"replication"),
+        "{tags:?}"
+    );
+
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("CP refuses writes it cannot replicate"),

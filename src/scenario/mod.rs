@@ -16,6 +16,7 @@
 //! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness samples, the bar |
 //! | [`timeline`] | steps at offsets, [`LabControl`], fault windows |
 //! | [`thresholds`], [`report`], [`html`] | verdicts, report.json / report.md / report.html |
+//! | [`annotations`] | fault windows as Grafana annotations (`grafana-annotations.jsonl`) |
 //! | [`runner`] (+ `load.rs`, `verdict.rs`) | preflight, reset, the load and the final reads, check, thresholds, report |
 //!
 //! Exit status of `run`: 0 every threshold holds, 1 one fails, 2 the run could not happen
@@ -23,6 +24,7 @@
 //! private [`crate::lab::Lab`] for the run ([`LabControl`] is implemented for it) and takes it
 //! down afterwards.
 
+pub mod annotations;
 pub mod client;
 pub mod file;
 pub mod generator;

@@ -87,7 +87,10 @@ pub struct TargetReport {
     pub check: CheckReport,
 }
 
-/// Writes report.json, report.md and report.html into `dir`.
+/// The fault windows as Grafana annotation bodies ([`super::annotations`]).
+pub const ANNOTATIONS_FILE: &str = "grafana-annotations.jsonl";
+
+/// Writes report.json, report.md, report.html and the Grafana annotations into `dir`.
 pub fn write_all(report: &Report, dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
@@ -98,6 +101,14 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<(), (PathBuf, std::io::E
     write("report.json", json)?;
     write("report.md", markdown(report))?;
     write("report.html", super::html::render(report))?;
+    let annotations = super::annotations::annotations(
+        &report.scenario,
+        report.started_unix_ms,
+        &report.fault_windows,
+    );
+    let jsonl = super::annotations::to_jsonl(&annotations)
+        .map_err(|e| (dir.join(ANNOTATIONS_FILE), std::io::Error::other(e)))?;
+    write(ANNOTATIONS_FILE, jsonl)?;
     Ok(())
 }
 
@@ -237,7 +248,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFiles: `history.jsonl` (check it again with `caplab check history.jsonl --mode cp`), `report.json`, `report.html`."
+        "\nFiles: `history.jsonl` (check it again with `caplab check history.jsonl --mode cp`), `report.json`, `report.html`, `grafana-annotations.jsonl` (the fault windows for Grafana)."
     );
     s
 }

@@ -166,6 +166,8 @@ fn ms(d: Duration) -> f64 {
 /// A shaded interval of the plots: from a fault step to the step that heals it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FaultWindow {
+    /// The proxy or node the fault was on (`g1`, `g2`, `replication`).
+    pub subject: String,
     /// What was faulted.
     pub label: String,
     /// Start, ms.
@@ -185,16 +187,22 @@ pub fn fault_windows(records: &[StepRecord], end_ms: f64) -> Vec<FaultWindow> {
                 .drain(..)
                 .partition(|(s, _, _)| r.subject.is_none() || r.subject.as_deref() == Some(s));
             open = keep;
-            out.extend(closing.into_iter().map(|(_, label, from)| FaultWindow {
-                label,
-                from_ms: from,
-                to_ms: r.applied_ms,
-            }));
+            out.extend(
+                closing
+                    .into_iter()
+                    .map(|(subject, label, from)| FaultWindow {
+                        subject,
+                        label,
+                        from_ms: from,
+                        to_ms: r.applied_ms,
+                    }),
+            );
         } else if let Some(subject) = &r.subject {
             open.push((subject.clone(), r.description.clone(), r.applied_ms));
         }
     }
-    out.extend(open.into_iter().map(|(_, label, from)| FaultWindow {
+    out.extend(open.into_iter().map(|(subject, label, from)| FaultWindow {
+        subject,
         label,
         from_ms: from,
         to_ms: end_ms,
