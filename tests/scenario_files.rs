@@ -67,6 +67,20 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 #[test]
+fn the_benchmark_scenarios_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            caplab::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3, "benches/scenarios holds the three lab-rate scenarios");
+}
+
+#[test]
 fn every_shipped_scenario_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names = Vec::new();
