@@ -11,7 +11,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`file`], [`validate`] (+ `validate_step.rs`), [`spec`] | the TOML format, its checks, the validated scenario |
+//! | [`file`], [`validate`] (+ `validate_step.rs`, `validate_threshold.rs`), [`spec`] | the TOML format, its checks, the validated scenario |
 //! | [`generator`], [`client`], [`recorder`] | schedules and choices, HTTP and outcome mapping, history.jsonl |
 //! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness samples, the bar |
 //! | [`timeline`] | steps at offsets, [`LabControl`], fault windows |
@@ -41,6 +41,7 @@ pub mod thresholds;
 pub mod timeline;
 pub mod validate;
 mod validate_step;
+mod validate_threshold;
 mod verdict;
 
 use std::path::{Path, PathBuf};
