@@ -103,6 +103,15 @@ async fn run_binary(
     )
 }
 
+/// Run options for an in-process run: reports into `out`, no progress bar.
+fn quiet_options(out: &std::path::Path, check_timeout: Duration) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        progress: false,
+        check_timeout,
+    }
+}
+
 fn topo_args(topo: &Topology) -> Vec<String> {
     let e = topo.endpoints();
     vec![
@@ -446,11 +455,7 @@ lesson = "CP stays linearizable"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out: dir.path().to_path_buf(),
-        progress: false,
-        check_timeout: Duration::from_secs(30),
-    };
+    let opts = quiet_options(dir.path(), Duration::from_secs(30));
     let g2_pid = topo.pair.g2.pid();
     let mut lab = PairLab {
         pair: &mut topo.pair,
@@ -518,11 +523,7 @@ lesson = "never evaluated"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out: dir.path().to_path_buf(),
-        progress: false,
-        check_timeout: Duration::from_secs(5),
-    };
+    let opts = quiet_options(dir.path(), Duration::from_secs(5));
     let started = Instant::now();
     let err = run_scenario(&scenario, &topo.endpoints(), &mut BrokenLab, &opts)
         .await
