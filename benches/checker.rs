@@ -1,4 +1,4 @@
-//! Benchmarks of the history checker (issue 2), figures in BENCHMARKS.md:
+//! Benchmarks of the history checker, figures in BENCHMARKS.md:
 //!
 //! ```text
 //! cargo bench --bench checker

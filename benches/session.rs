@@ -1,4 +1,4 @@
-//! Benchmarks of read-your-writes sessions (issue 5), figures in BENCHMARKS.md:
+//! Benchmarks of read-your-writes sessions, figures in BENCHMARKS.md:
 //!
 //! ```text
 //! cargo bench --bench session

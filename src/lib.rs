@@ -7,7 +7,7 @@
 //! generator records what happened, and a checker turns the history into verdicts.
 //!
 //! The contract (HTTP, metric names, ports, proxy names, CP/AP semantics) is pinned in
-//! `DESIGN.md`; the choices made where it is silent are in `docs/decisions.md`.
+//! `docs/design.md`; the choices made where it is silent are in `docs/decisions.md`.
 //!
 //! ## Layout
 //!

@@ -3,7 +3,7 @@
 //! This sits beside the whole data path: the HTTP layer counts requests and latencies, the
 //! node clients count connection failures, the breakers set their state and count transitions,
 //! the mode policies count write outcomes and stale reads, the heartbeat sets staleness and
-//! replication lag. The names and the first labels are fixed by DESIGN.md (the deployment
+//! replication lag. The names and the first labels are fixed by docs/design.md (the deployment
 //! guide's five plus the others). Labels carry only small closed sets (mode, node, operation,
 //! status, outcome, target state), never keys or values.
 //!

@@ -1,6 +1,6 @@
 //! The Docker topology agrees with the lab: `docker-compose config -q` accepts the compose
 //! file, and its service names, ports, proxy names and replica settings are the ones
-//! `caplab lab` uses (DESIGN.md). `toxiproxy/proxies.json` is checked without Docker.
+//! `caplab lab` uses (docs/design.md). `toxiproxy/proxies.json` is checked without Docker.
 //!
 //! Without `docker-compose` on PATH the compose checks are skipped with a note, unless `CI`
 //! is set (CI installs it through scripts/deps.sh).

@@ -1,4 +1,4 @@
-//! End to end (issue 8): a real Prometheus server (Debian's `prometheus`) scrapes a CP and an
+//! End to end: a real Prometheus server (Debian's `prometheus`) scrapes a CP and an
 //! AP app running over a real primary and replica whose g1 and g2 links go through
 //! `caplab proxy`, loads the shipped rule files with the lab's scrape config, and sees
 //! `CaplabCircuitBreakerOpen` go pending for CP's g1 once g1 is cut off, and not before.

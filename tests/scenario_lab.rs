@@ -1,4 +1,4 @@
-//! `caplab scenario run --lab`: the runner starts a private local lab (issue 6's `Lab`), runs
+//! `caplab scenario run --lab`: the runner starts a private local lab (`caplab::lab::Lab`), runs
 //! a scenario with node steps against it, and takes it down.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Read-your-writes and monotonic reads through AP, over a real primary and replica whose
-//! replication link crosses `caplab proxy` (DESIGN.md, "Read-your-writes sessions").
+//! replication link crosses `caplab proxy` (docs/design.md, "Read-your-writes sessions").
 //!
 //! A latency toxic on the `replication` proxy makes g2 lag on purpose. The tests show both
 //! sides in the same run: the session always reads its own writes while tokenless readers get

@@ -1,4 +1,4 @@
-//! Staleness accuracy (DESIGN.md, "Staleness tracking"): with a latency toxic of L ms on the
+//! Staleness accuracy (docs/design.md, "Staleness tracking"): with a latency toxic of L ms on the
 //! `replication` proxy, the g2 staleness an app reports should sit within L ± (heartbeat
 //! interval + 20 ms). A real primary and replica, the replication link through `caplab proxy`,
 //! an AP app reading its heartbeat back from g2.
@@ -39,7 +39,7 @@ fn median(sorted: &[u64]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g2_staleness_follows_a_replication_latency_toxic() {
     const LATENCY_MS: u64 = 400;
-    let interval = Duration::from_millis(100); // DESIGN.md's default HEARTBEAT_INTERVAL_MS
+    let interval = Duration::from_millis(100); // docs/design.md's default HEARTBEAT_INTERVAL_MS
     let tolerance = interval.as_millis() as u64 + 20;
 
     let proxy = TestProxy::start();

@@ -1,10 +1,10 @@
 //! One line of a history file: the [`Event`] type, shared by whoever writes histories (the
-//! scenario runner, issue 7) and the checker that reads them.
+//! scenario runner) and the checker that reads them.
 //!
 //! Where it sits: the scenario runner records each request to a personality as an `invoke`
 //! event and, when the answer (or the timeout) comes, a completion event; it serialises them
 //! with this type, one JSON object per line. `caplab check` parses them back with
-//! [`crate::check::History`]. The field names and order are fixed by issue 2:
+//! [`crate::check::History`]. The field names and order are fixed by the history format:
 //!
 //! ```json
 //! {"index": 0, "process": 3, "type": "invoke", "f": "write", "key": "k7", "value": "v-3-41", "time": 1200345}

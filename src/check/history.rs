@@ -2,7 +2,7 @@
 //! interned to small integers so the checkers compare numbers, not strings.
 //!
 //! Where it sits: between parsing ([`super::parse`]) and the checkers. It enforces the rules of
-//! the history format (issue 2) and refuses the whole history when any is broken:
+//! the history format and refuses the whole history when any is broken:
 //! - `index` strictly increasing and `time` never decreasing, line after line;
 //! - per `process`: an `invoke`, then exactly one `ok`, `fail` or `info` with the same `f` and
 //!   `key` (a write's completion, when it carries a value, carries the invoked one);

@@ -1,4 +1,4 @@
-//! History checkers (issue 2): turn a recorded history into verdicts. `caplab check` and the
+//! History checkers: turn a recorded history into verdicts. `caplab check` and the
 //! scenario runner both use this module.
 //!
 //! Where it sits: after the data path. The scenario runner records every request it makes to

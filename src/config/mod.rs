@@ -16,9 +16,9 @@ mod args;
 
 pub use args::ServeArgs;
 
-/// The default port of the CP personality (DESIGN.md).
+/// The default port of the CP personality (docs/design.md).
 pub const CP_PORT: u16 = 5001;
-/// The default port of the AP personality (DESIGN.md).
+/// The default port of the AP personality (docs/design.md).
 pub const AP_PORT: u16 = 5002;
 
 /// Secret keys that ship in examples and must never run in production.
@@ -48,7 +48,7 @@ impl Mode {
         }
     }
 
-    /// The port DESIGN.md gives this personality.
+    /// The port docs/design.md gives this personality.
     pub fn default_port(self) -> u16 {
         match self {
             Mode::Cp => CP_PORT,

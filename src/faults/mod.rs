@@ -1,7 +1,7 @@
-//! The fault driver (issue 4): how the rest of caplab talks to any Toxiproxy, the real one of
+//! The fault driver: how the rest of caplab talks to any Toxiproxy, the real one of
 //! `docker-compose.yml` or `caplab proxy`.
 //!
-//! Control plane of the fault path: the scenario runner (issue 7) and the lab (issue 6) call
+//! Control plane of the fault path: the scenario runner and the lab call
 //! [`FaultDriver`] to create the lab's proxies ([`G1`], [`G2`], [`REPLICATION`]), take one
 //! down and up, add, update and remove toxics ([`ToxicSpec`] over the typed
 //! [`ToxicKind`]), and reset. It is built on the `toxiproxy_rust`
@@ -50,7 +50,7 @@ pub const G1: &str = "g1";
 pub const G2: &str = "g2";
 /// The proxy through which `g2` replicates from `g1`.
 pub const REPLICATION: &str = "replication";
-/// The lab's proxies (DESIGN.md's names).
+/// The lab's proxies (docs/design.md's names).
 pub const LAB_PROXIES: [&str; 3] = [G1, G2, REPLICATION];
 /// Where Toxiproxy's API listens by default.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8474";

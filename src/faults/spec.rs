@@ -1,7 +1,7 @@
 //! What the fault driver is asked to create: proxies and toxics, typed, with the checks that
 //! keep them sendable through `toxiproxy_rust` (whose attributes are `u32`).
 //!
-//! Control plane: scenario steps (issue 7) and the lab (issue 6) build these; the driver
+//! Control plane: scenario steps and the lab build these; the driver
 //! ([`super::FaultDriver`]) sends them and compares what it reads back against them.
 
 use crate::proxy::model::{Stream, ToxicKind};

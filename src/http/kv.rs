@@ -3,7 +3,7 @@
 //!
 //! Data path: the top. Each handler checks the request's `X-Session-Token` (a bad one is a
 //! 401), checks its input, hands the key (and value) to the mode policy, and turns the answer
-//! into the JSON of DESIGN.md; failures go to `http::error`. Every write answers a session
+//! into the JSON of docs/design.md; failures go to `http::error`. Every write answers a session
 //! token (the request's session, or a new one), raised to the primary's offset after the
 //! write; a read that carried a token answers it raised to the offset the read observed, and
 //! says `session_guarantee` in its body.

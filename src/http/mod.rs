@@ -1,4 +1,4 @@
-//! The HTTP contract of both personalities (DESIGN.md), on axum.
+//! The HTTP contract of both personalities (docs/design.md), on axum.
 //!
 //! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes,
 //! [`status`] for health, readiness, metrics, breakers and replication. [`input`] refuses bad

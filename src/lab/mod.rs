@@ -1,4 +1,4 @@
-//! The local lab (issue 6): the whole topology of DESIGN.md on one machine, no Docker.
+//! The local lab: the whole topology of docs/design.md on one machine, no Docker.
 //!
 //! | module | what |
 //! |---|---|

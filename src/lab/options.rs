@@ -41,11 +41,11 @@ pub const DEFAULT_PROXY_G1_PORT: u16 = 26379;
 pub const DEFAULT_PROXY_G2_PORT: u16 = 26380;
 /// Default listen port of proxy `replication`.
 pub const DEFAULT_PROXY_REPLICATION_PORT: u16 = 26381;
-/// app_cp's port (DESIGN.md).
+/// app_cp's port (docs/design.md).
 pub const DEFAULT_APP_CP_PORT: u16 = 5001;
-/// app_ap's port (DESIGN.md).
+/// app_ap's port (docs/design.md).
 pub const DEFAULT_APP_AP_PORT: u16 = 5002;
-/// Toxiproxy's API port (DESIGN.md).
+/// Toxiproxy's API port (docs/design.md).
 pub const DEFAULT_PROXY_API_PORT: u16 = 8474;
 
 impl Default for LabPorts {

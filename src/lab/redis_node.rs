@@ -2,7 +2,7 @@
 //!
 //! This sits under the whole data path: it is how the local lab (and every integration test)
 //! gets the primary `g1` and the replica `g2` that the personalities talk to. Nodes are started
-//! with the settings DESIGN.md fixes (`hz 100`, `repl-diskless-sync-delay 0`; on the replica
+//! with the settings docs/design.md fixes (`hz 100`, `repl-diskless-sync-delay 0`; on the replica
 //! `repl-timeout 5`, `repl-ping-replica-period 1`, `replica-serve-stale-data yes`), bound to
 //! loopback, and stopped by pid, never by name.
 

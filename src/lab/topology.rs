@@ -1,4 +1,4 @@
-//! [`Lab`]: the whole topology of DESIGN.md on one machine, started in order and checked part
+//! [`Lab`]: the whole topology of docs/design.md on one machine, started in order and checked part
 //! by part: g1 (primary, AOF), the proxy (`caplab proxy`, or a given Toxiproxy) with `g1`,
 //! `g2` and `replication`, g2 replicating from g1 through `replication`, then app_cp and
 //! app_ap wired through `g1` and `g2`.

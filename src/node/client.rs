@@ -1,7 +1,7 @@
 //! The node client: one fred client to one Redis node, behind that node's circuit breaker.
 //!
 //! Data path: third layer. A mode policy calls [`Node`] methods (read a record, write one,
-//! heartbeat, INFO); each call asks the breaker first, runs with the fred settings DESIGN.md
+//! heartbeat, INFO); each call asks the breaker first, runs with the fred settings docs/design.md
 //! requires, and reports to the breaker how it went. fred settings: every command carries an
 //! explicit timeout (`NETWORK_TIMEOUT_SEC`) and a single attempt, fails fast while the
 //! connection is down (so a refused node is a definite, instant failure rather than a queued

@@ -3,7 +3,7 @@
 //! Data path: third layer, under the mode policies, for reads that carry a session token.
 //! On the replica the pipeline is `ROLE`, `HGETALL`, `ROLE`: the first offset is a lower bound
 //! of what the read reflects (the policy serves the answer only if it reached the token's
-//! offset, DESIGN.md's "asked before the data read"), the last an upper bound (the token is
+//! offset, docs/design.md's "asked before the data read"), the last an upper bound (the token is
 //! raised to it, so the next read, on any instance, cannot go back: monotonic reads). On the
 //! primary only the offset after the read is needed: `HGETALL`, `ROLE`. One round trip either
 //! way, behind the node's breaker like every other call.

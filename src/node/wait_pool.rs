@@ -3,7 +3,7 @@
 //! Data path: between the CP policy and g1. `WAIT` counts only the writes of its own
 //! connection and blocks that connection until it answers, so a CP write must not share its
 //! connection: on a shared client a `WAIT` would count someone else's write, and every command
-//! queued behind it would wait too (DESIGN.md measured both). The pool hands out a connection
+//! queued behind it would wait too (docs/design.md measured both). The pool hands out a connection
 //! through a semaphore and a short, synchronous lock (never held across `.await`); the write,
 //! `ROLE` and `WAIT 1 <ms>` then go out in one pipeline on that connection, behind g1's breaker.
 

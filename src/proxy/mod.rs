@@ -1,4 +1,4 @@
-//! `caplab proxy` (issue 4): an embedded Toxiproxy-compatible server, for machines without
+//! `caplab proxy`: an embedded Toxiproxy-compatible server, for machines without
 //! Docker or Go. Same HTTP API and status codes as Toxiproxy 2.x, same toxic semantics.
 //!
 //! It sits between the apps and the Redis nodes in the lab: every app-to-node byte and the

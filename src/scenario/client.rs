@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::check::{EventType, OpKind};
 
-/// The session token header (DESIGN.md, "Read-your-writes sessions").
+/// The session token header (docs/design.md, "Read-your-writes sessions").
 pub const SESSION_HEADER: &str = "x-session-token";
 
 /// What one request came to.

@@ -1,4 +1,4 @@
-//! Scenario files, the open-loop load generator, the runner and its reports (issue 7):
+//! Scenario files, the open-loop load generator, the runner and its reports:
 //! `caplab scenario run | list | validate`.
 //!
 //! Where it sits: outside the data path, as its client. A scenario file ([`file`],
@@ -161,7 +161,7 @@ pub async fn run(args: ScenarioArgs) -> Result<ExitCode, ScenarioError> {
     }
 }
 
-/// Command line, then file, then DESIGN.md's defaults.
+/// Command line, then file, then docs/design.md's defaults.
 pub fn resolve_endpoints(args: &RunArgs, scenario: &Scenario) -> Endpoints {
     let pick = |flag: &Option<String>, file: &Option<String>, default: &str| {
         flag.clone()

@@ -74,7 +74,7 @@ pub enum RunError {
     Toxiproxy(#[from] FaultError),
     /// The scenario needs a proxy the Toxiproxy does not have.
     #[error(
-        "Toxiproxy at {api} has no proxy {proxy:?} (the scenario's steps need g1, g2 and replication as in DESIGN.md)"
+        "Toxiproxy at {api} has no proxy {proxy:?} (the scenario's steps need g1, g2 and replication as in docs/design.md)"
     )]
     MissingProxy {
         /// The API.

@@ -3,7 +3,7 @@
 //!
 //! Where it sits: runs beside the load generator, on the same clock (`t0`). A step that
 //! cannot be applied stops the run (exit 2): a scenario whose fault did not happen proves
-//! nothing. Fault and heal steps are logged as `PARTITION` and `HEAL` events (DESIGN.md).
+//! nothing. Fault and heal steps are logged as `PARTITION` and `HEAL` events (docs/design.md).
 
 use std::future::Future;
 use std::time::{Duration, Instant};

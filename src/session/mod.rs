@@ -1,4 +1,4 @@
-//! Read-your-writes sessions: stateless, signed tokens (DESIGN.md, "Read-your-writes
+//! Read-your-writes sessions: stateless, signed tokens (docs/design.md, "Read-your-writes
 //! sessions").
 //!
 //! Data path: the top, between the HTTP handler and the mode policy. A request may carry

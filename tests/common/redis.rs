@@ -1,5 +1,5 @@
 //! A real Redis primary and replica on free loopback ports, in a temporary directory, set up
-//! as DESIGN.md says. Both processes die with the [`RedisPair`] (SIGKILL by pid).
+//! as docs/design.md says. Both processes die with the [`RedisPair`] (SIGKILL by pid).
 
 use std::time::Duration;
 

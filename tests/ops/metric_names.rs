@@ -12,7 +12,7 @@ use crate::support::{
 
 const LIST: &str = "prometheus/metric-names.txt";
 
-/// DESIGN.md's metrics (the histogram by the series the rules read) and the sessions issue's.
+/// docs/design.md's metrics (the histogram by the series the rules read) and the sessions issue's.
 const DESIGN_METRICS: &[&str] = &[
     "app_requests_total",
     "app_request_latency_seconds_bucket",
