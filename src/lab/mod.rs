@@ -11,6 +11,7 @@
 //! | [`health`] | waiting for and probing the parts |
 //! | [`error`] | [`LabError`] |
 //! | [`redis_node`] | real `redis-server` processes (the test harness uses it too) |
+//! | [`sentinel`] | real Redis Sentinel processes, and what they say of the primary |
 //! | [`ports`] | free ports, a taken port reported by name |
 //! | [`node_action`] | [`LabNode`], [`NodeAction`]: what a scenario's node steps do |
 //!
@@ -44,4 +45,5 @@ pub mod ports;
 pub mod process;
 pub mod record;
 pub mod redis_node;
+pub mod sentinel;
 pub mod topology;

@@ -1,10 +1,12 @@
 //! Real `redis-server` processes: start, probe, pause, kill and restart them.
 //!
 //! This sits under the whole data path: it is how the local lab (and every integration test)
-//! gets the primary `g1` and the replica `g2` that the personalities talk to. Nodes are started
-//! with the settings docs/design.md fixes (`hz 100`, `repl-diskless-sync-delay 0`; on the replica
-//! `repl-timeout 5`, `repl-ping-replica-period 1`, `replica-serve-stale-data yes`), bound to
-//! loopback, and stopped by pid, never by name.
+//! gets the nodes `g1` and `g2` that the personalities talk to. Nodes are started with the
+//! settings docs/design.md fixes (`hz 100`, `repl-diskless-sync-delay 0`, and, on both nodes
+//! since either may become a replica after a failover, `repl-timeout 5`,
+//! `repl-ping-replica-period 1`, `replica-serve-stale-data yes`), optionally announcing another
+//! address to the sentinels and the other node (their `cluster_*` proxy), bound to loopback, and
+//! stopped by pid, never by name.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,6 +95,11 @@ pub struct RedisNodeSpec {
     pub replica_of: Option<(String, u16)>,
     /// Turn on the append-only file (the lab's g1 keeps its data across a restart).
     pub append_only: bool,
+    /// `Some((host, port))`: the address this node gives its primary as its own
+    /// (`replica-announce-ip`, `replica-announce-port`), which is where the sentinels then
+    /// reach it and where the other node replicates from after a promotion. In the lab, the
+    /// node's `cluster_*` proxy.
+    pub announce: Option<(String, u16)>,
     /// Start it in its own process group, so it outlives the command that started it and a
     /// Ctrl-C in that terminal does not reach it (`caplab lab up`).
     pub own_process_group: bool,
@@ -107,6 +114,7 @@ impl RedisNodeSpec {
             dir: dir.to_path_buf(),
             replica_of: None,
             append_only: false,
+            announce: None,
             own_process_group: false,
         }
     }
@@ -152,22 +160,29 @@ impl RedisNodeSpec {
             "--logfile".to_string(),
             self.log_file().display().to_string(),
         ]);
+        // Replica settings on every node: a failover can make either one a replica.
+        args.extend(
+            [
+                "--repl-timeout",
+                "5",
+                "--repl-ping-replica-period",
+                "1",
+                "--replica-serve-stale-data",
+                "yes",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        if let Some((host, port)) = &self.announce {
+            args.extend([
+                "--replica-announce-ip".to_string(),
+                host.clone(),
+                "--replica-announce-port".to_string(),
+                port.to_string(),
+            ]);
+        }
         if let Some((host, port)) = &self.replica_of {
-            args.extend(
-                [
-                    "--replicaof",
-                    host,
-                    &port.to_string(),
-                    "--repl-timeout",
-                    "5",
-                    "--repl-ping-replica-period",
-                    "1",
-                    "--replica-serve-stale-data",
-                    "yes",
-                ]
-                .iter()
-                .map(|s| s.to_string()),
-            );
+            args.extend(["--replicaof".to_string(), host.clone(), port.to_string()]);
         }
         args
     }
@@ -431,8 +446,17 @@ mod tests {
         ] {
             assert!(args.contains(needle), "missing {needle} in {args}");
         }
-        let primary = RedisNodeSpec::primary("g1", 7002, Path::new("/tmp/x"));
-        assert!(!primary.args().join(" ").contains("replicaof"));
+        let mut primary = RedisNodeSpec::primary("g1", 7002, Path::new("/tmp/x"));
+        let args = primary.args().join(" ");
+        assert!(!args.contains("replicaof"));
+        assert!(args.contains("--repl-timeout 5"), "{args}");
+        assert!(!args.contains("announce"));
+        primary.announce = Some(("127.0.0.1".into(), 7003));
+        let args = primary.args().join(" ");
+        assert!(
+            args.contains("--replica-announce-ip 127.0.0.1 --replica-announce-port 7003"),
+            "{args}"
+        );
     }
 
     #[test]

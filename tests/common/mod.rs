@@ -9,4 +9,5 @@ pub mod app;
 pub mod lab;
 pub mod proxy;
 pub mod redis;
+pub mod sentinels;
 pub mod topology;

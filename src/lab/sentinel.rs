@@ -1,0 +1,361 @@
+//! Real Redis Sentinel processes: start, probe, kill and restart them, and ask them which node
+//! is the primary.
+//!
+//! Beside [`super::redis_node`], under the whole data path: the lab (and the failover tests)
+//! run three sentinels watching the g1/g2 pair under one master name, as docs/design.md
+//! ("Topology") describes. A sentinel is `redis-server <conf> --sentinel` (the mode is built
+//! into `redis-server`, so no other package is needed) with a config file of its own in its
+//! directory, which Sentinel rewrites as it learns; it listens on loopback and is stopped by
+//! pid, never by name.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fred::interfaces::ClientLike;
+use fred::types::{ClusterHash, CustomCommand, Value};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::redis_node::{RedisNodeError, ping, probe_client};
+
+/// The master name every caplab sentinel watches.
+pub const MASTER_NAME: &str = "caplab";
+/// Sentinels that must agree a primary is down: two of three.
+pub const QUORUM: u32 = 2;
+/// How long a primary may be silent before a sentinel takes it as down.
+pub const DOWN_AFTER_MS: u64 = 1000;
+/// Sentinel's failover timeout; a failed attempt is retried after twice this.
+pub const FAILOVER_TIMEOUT_MS: u64 = 5000;
+
+/// How long a freshly started sentinel may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a sentinel should be.
+#[derive(Debug, Clone)]
+pub struct SentinelSpec {
+    /// `s1`, `s2` or `s3` (messages and file names).
+    pub name: String,
+    /// Loopback port to listen on.
+    pub port: u16,
+    /// Directory for its config file and log.
+    pub dir: PathBuf,
+    /// The address it watches the primary on (in the lab, the primary's `cluster_*` proxy).
+    pub monitor: (String, u16),
+    /// Start it in its own process group (`caplab lab up`).
+    pub own_process_group: bool,
+}
+
+impl SentinelSpec {
+    /// A sentinel on `port` in `dir`, watching the primary at `host:port`.
+    pub fn new(name: &str, port: u16, dir: &Path, monitor_host: &str, monitor_port: u16) -> Self {
+        SentinelSpec {
+            name: name.to_string(),
+            port,
+            dir: dir.to_path_buf(),
+            monitor: (monitor_host.to_string(), monitor_port),
+            own_process_group: false,
+        }
+    }
+
+    /// Its config file (Sentinel rewrites it: the file is its memory across a restart).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("sentinel.conf")
+    }
+
+    /// Its log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join(format!("sentinel-{}.log", self.name))
+    }
+
+    /// The first config: where to listen, what to watch, and the lab's short timings.
+    pub fn config_text(&self) -> String {
+        let (host, port) = &self.monitor;
+        format!(
+            "port {port_self}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n\
+             dir {dir}\nlogfile {log}\n\
+             sentinel monitor {MASTER_NAME} {host} {port} {QUORUM}\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
+             sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            port_self = self.port,
+            dir = self.dir.display(),
+            log = self.log_file().display(),
+        )
+    }
+}
+
+/// A running sentinel this process started. Dropping it kills the process (SIGKILL by pid)
+/// unless it was [`detach`](Sentinel::detach)ed.
+#[derive(Debug)]
+pub struct Sentinel {
+    spec: SentinelSpec,
+    child: Option<Child>,
+}
+
+impl Sentinel {
+    /// Writes a fresh config (forgetting what an earlier sentinel in `dir` learned), starts
+    /// the sentinel and waits until it answers PING.
+    pub async fn start(spec: SentinelSpec) -> Result<Sentinel, RedisNodeError> {
+        let dir_err = |source| RedisNodeError::Dir {
+            name: spec.name.clone(),
+            dir: spec.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&spec.dir).map_err(dir_err)?;
+        std::fs::write(spec.config_file(), spec.config_text()).map_err(dir_err)?;
+        Sentinel::spawn(spec).await
+    }
+
+    async fn spawn(spec: SentinelSpec) -> Result<Sentinel, RedisNodeError> {
+        let mut command = Command::new("redis-server");
+        if spec.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command
+            .arg(spec.config_file())
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => RedisNodeError::NotInstalled,
+                _ => RedisNodeError::Spawn {
+                    name: spec.name.clone(),
+                    source,
+                },
+            })?;
+        let mut sentinel = Sentinel {
+            spec,
+            child: Some(child),
+        };
+        sentinel.wait_ready().await?;
+        Ok(sentinel)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), RedisNodeError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(self.not_ready(format!("the process exited ({status})")));
+                }
+            }
+            let last = match ping(&self.url()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.not_ready(format!("no PONG within {START_TIMEOUT:?}: {last}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn not_ready(&self, reason: String) -> RedisNodeError {
+        RedisNodeError::NotReady {
+            name: self.spec.name.clone(),
+            port: self.spec.port,
+            reason,
+            log: self.spec.log_file().display().to_string(),
+        }
+    }
+
+    /// What it was started as.
+    pub fn spec(&self) -> &SentinelSpec {
+        &self.spec
+    }
+
+    /// Its pid, `None` once killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.spec.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.spec.port)
+    }
+
+    /// Kills it (SIGKILL) and reaps it.
+    pub fn kill(&mut self) -> Result<(), RedisNodeError> {
+        if let Some(pid) = self.pid() {
+            let raw = i32::try_from(pid).map_err(|_| RedisNodeError::Signal {
+                name: self.spec.name.clone(),
+                pid,
+                signal: "SIGKILL",
+                source: nix::Error::EINVAL,
+            })?;
+            kill(Pid::from_raw(raw), Signal::SIGKILL).map_err(|source| RedisNodeError::Signal {
+                name: self.spec.name.clone(),
+                pid,
+                signal: "SIGKILL",
+                source,
+            })?;
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Kills it if it runs and starts it again from the config it rewrote (it remembers the
+    /// current primary and the other sentinels, as a restarted sentinel does).
+    pub async fn restart(&mut self) -> Result<(), RedisNodeError> {
+        self.kill()?;
+        let fresh = Sentinel::spawn(self.spec.clone()).await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Leaves the process running after this handle is gone. Returns the pid.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.kill();
+        }
+    }
+}
+
+/// What a sentinel says of the primary (`SENTINEL MASTER <name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelView {
+    /// The address it watches the primary on.
+    pub addr: (String, u16),
+    /// The primary's `run_id` as the sentinel last saw it (empty before its first INFO).
+    pub run_id: String,
+    /// The configuration epoch: it grows by one at each failover.
+    pub config_epoch: u64,
+    /// Its flags, such as `master`, `s_down`, `o_down`.
+    pub flags: String,
+    /// How many other sentinels it knows.
+    pub other_sentinels: u32,
+    /// How many replicas of the primary it knows.
+    pub replicas: u32,
+}
+
+impl SentinelView {
+    /// Reads the flat field/value list `SENTINEL MASTER` answers.
+    pub fn parse(reply: Value) -> Result<SentinelView, String> {
+        let Value::Array(items) = reply else {
+            return Err(format!("SENTINEL MASTER answered {reply:?}, not a list"));
+        };
+        let mut fields = std::collections::HashMap::new();
+        let mut iter = items.into_iter();
+        while let (Some(name), Some(value)) = (iter.next(), iter.next()) {
+            if let (Some(name), Some(value)) = (name.as_string(), value.as_string()) {
+                fields.insert(name, value);
+            }
+        }
+        let get = |name: &str| {
+            fields
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("SENTINEL MASTER has no field {name:?}"))
+        };
+        let number = |name: &str| -> Result<u64, String> {
+            get(name)?
+                .parse()
+                .map_err(|_| format!("SENTINEL MASTER field {name:?} is not a number"))
+        };
+        let port = u16::try_from(number("port")?)
+            .map_err(|_| "SENTINEL MASTER port is out of range".to_string())?;
+        Ok(SentinelView {
+            addr: (get("ip")?, port),
+            run_id: get("runid").unwrap_or_default(),
+            config_epoch: number("config-epoch")?,
+            flags: get("flags")?,
+            other_sentinels: u32::try_from(number("num-other-sentinels")?).unwrap_or(u32::MAX),
+            replicas: u32::try_from(number("num-slaves")?).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// Asks the sentinel at `url` what it knows of [`MASTER_NAME`].
+pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
+    let client = probe_client(url).await?;
+    let command = CustomCommand::new_static("SENTINEL", ClusterHash::Random, false);
+    let reply: Result<Value, _> = client
+        .custom(
+            command,
+            vec![Value::from("MASTER"), Value::from(MASTER_NAME)],
+        )
+        .await;
+    let _ = client.quit().await;
+    let probe = |reason: String| RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason,
+    };
+    SentinelView::parse(reply.map_err(|e| probe(e.to_string()))?).map_err(probe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_watches_the_primary_with_the_lab_timings() {
+        let spec = SentinelSpec::new("s1", 7011, Path::new("/tmp/s1"), "127.0.0.1", 7001);
+        let text = spec.config_text();
+        for line in [
+            "port 7011",
+            "bind 127.0.0.1",
+            "sentinel monitor caplab 127.0.0.1 7001 2",
+            "sentinel down-after-milliseconds caplab 1000",
+            "sentinel failover-timeout caplab 5000",
+            "sentinel parallel-syncs caplab 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_master_reply_is_read_field_by_field() -> Result<(), String> {
+        let pairs = [
+            ("name", "caplab"),
+            ("ip", "127.0.0.1"),
+            ("port", "27002"),
+            ("runid", "abc"),
+            ("flags", "master"),
+            ("config-epoch", "3"),
+            ("num-other-sentinels", "2"),
+            ("num-slaves", "1"),
+        ];
+        let reply = Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(n, v)| [Value::from(*n), Value::from(*v)])
+                .collect(),
+        );
+        let view = SentinelView::parse(reply)?;
+        assert_eq!(view.addr, ("127.0.0.1".to_string(), 27002));
+        assert_eq!(view.run_id, "abc");
+        assert_eq!(view.config_epoch, 3);
+        assert_eq!(view.other_sentinels, 2);
+        assert_eq!(view.replicas, 1);
+        assert!(SentinelView::parse(Value::from("nope")).is_err());
+        Ok(())
+    }
+}
+
+impl SentinelView {
+    /// Whether this sentinel can take part in a failover of the primary: it knows the other
+    /// two sentinels and at least one replica.
+    pub fn ready(&self) -> bool {
+        self.other_sentinels >= 2 && self.replicas >= 1 && !self.run_id.is_empty()
+    }
+}

@@ -1,0 +1,131 @@
+//! A Redis pair watched by three real sentinels, wired as the lab is (docs/design.md,
+//! "Topology"): each node announces its `cluster_*` proxy of a [`TestProxy`], g2 replicates
+//! from g1 through `cluster_g1`, the sentinels watch g1 there, and the apps reach s1 through a
+//! `sentinels` proxy. Every process dies with the [`FailoverPair`] (SIGKILL by pid).
+
+use std::time::{Duration, Instant};
+
+use caplab::lab::ports::free_port;
+use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
+use caplab::lab::sentinel::{Sentinel, SentinelSpec, SentinelView, sentinel_view};
+use serde_json::json;
+
+use super::proxy::TestProxy;
+
+/// g1, g2, three sentinels, and the proxies' listen ports.
+pub struct FailoverPair {
+    pub g1: RedisNode,
+    pub g2: RedisNode,
+    pub sentinels: Vec<Sentinel>,
+    /// Listen port of `cluster_g1` (g1's address for the sentinels and for g2).
+    pub cluster_g1: u16,
+    /// Listen port of `cluster_g2`.
+    pub cluster_g2: u16,
+    /// Listen address of `sentinels` (the apps' way to s1).
+    pub sentinels_addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+async fn create_at(proxy: &TestProxy, name: &str, listen: u16, upstream: u16) {
+    let body = json!({
+        "name": name,
+        "listen": format!("127.0.0.1:{listen}"),
+        "upstream": format!("127.0.0.1:{upstream}"),
+    });
+    let a = proxy
+        .call("POST", "/proxies", Some(&body.to_string()))
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+}
+
+impl FailoverPair {
+    /// Starts the pair and the sentinels on free ports and waits until s1 knows the replica
+    /// and the two other sentinels (a failover is possible from then on).
+    pub async fn start(proxy: &TestProxy) -> FailoverPair {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cluster_g1, cluster_g2) = (free_port().unwrap(), free_port().unwrap());
+        let mut g1_spec =
+            RedisNodeSpec::primary("g1", free_port().unwrap(), &dir.path().join("g1"));
+        g1_spec.announce = Some(("127.0.0.1".into(), cluster_g1));
+        let g1 = RedisNode::start(g1_spec).await.expect("start g1");
+        create_at(proxy, "cluster_g1", cluster_g1, g1.port()).await;
+        let mut g2_spec = RedisNodeSpec::replica(
+            "g2",
+            free_port().unwrap(),
+            &dir.path().join("g2"),
+            "127.0.0.1",
+            cluster_g1,
+        );
+        g2_spec.announce = Some(("127.0.0.1".into(), cluster_g2));
+        let g2 = RedisNode::start(g2_spec).await.expect("start g2");
+        create_at(proxy, "cluster_g2", cluster_g2, g2.port()).await;
+        g2.wait_link_up(Duration::from_secs(15))
+            .await
+            .expect("g2 replicates through cluster_g1");
+        let mut sentinels = Vec::new();
+        for name in ["s1", "s2", "s3"] {
+            let spec = SentinelSpec::new(
+                name,
+                free_port().unwrap(),
+                &dir.path().join(name),
+                "127.0.0.1",
+                cluster_g1,
+            );
+            sentinels.push(Sentinel::start(spec).await.expect("start a sentinel"));
+        }
+        let sentinels_addr = proxy
+            .create("sentinels", &format!("127.0.0.1:{}", sentinels[0].port()))
+            .await;
+        let pair = FailoverPair {
+            g1,
+            g2,
+            sentinels,
+            cluster_g1,
+            cluster_g2,
+            sentinels_addr,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut ready = 0;
+            for s in &pair.sentinels {
+                if sentinel_view(&s.url()).await.is_ok_and(|v| v.ready()) {
+                    ready += 1;
+                }
+            }
+            if ready == pair.sentinels.len() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels never all saw each other and the replica"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pair
+    }
+
+    /// What s1 says of the primary.
+    pub async fn view(&self) -> SentinelView {
+        sentinel_view(&self.sentinels[0].url())
+            .await
+            .expect("s1 answers SENTINEL MASTER")
+    }
+
+    /// Waits until s1 reports the primary at `port` (a `cluster_*` listen port).
+    pub async fn wait_primary_at(&self, port: u16, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if let Ok(view) = sentinel_view(&self.sentinels[0].url()).await {
+                if view.addr.1 == port {
+                    return start.elapsed();
+                }
+            }
+            assert!(
+                start.elapsed() < within,
+                "s1 never reported the primary at port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
