@@ -282,6 +282,14 @@ impl SentinelView {
     }
 }
 
+impl SentinelView {
+    /// Whether this sentinel can take part in a failover of the primary: it knows the other
+    /// two sentinels and at least one replica.
+    pub fn ready(&self) -> bool {
+        self.other_sentinels >= 2 && self.replicas >= 1 && !self.run_id.is_empty()
+    }
+}
+
 /// Asks the sentinel at `url` what it knows of [`MASTER_NAME`].
 pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
     let client = probe_client(url).await?;
@@ -349,13 +357,5 @@ mod tests {
         assert_eq!(view.replicas, 1);
         assert!(SentinelView::parse(Value::from("nope")).is_err());
         Ok(())
-    }
-}
-
-impl SentinelView {
-    /// Whether this sentinel can take part in a failover of the primary: it knows the other
-    /// two sentinels and at least one replica.
-    pub fn ready(&self) -> bool {
-        self.other_sentinels >= 2 && self.replicas >= 1 && !self.run_id.is_empty()
     }
 }
