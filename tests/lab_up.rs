@@ -157,6 +157,25 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
         );
     }
 
+    // Both apps ask s1 through the `sentinels` proxy.
+    for name in ["app_cp", "app_ap"] {
+        let app = record
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .expect("app recorded");
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", app.pid)).expect("cmdline");
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).to_string())
+            .collect();
+        let at = args
+            .iter()
+            .position(|a| a == "--sentinel-urls")
+            .unwrap_or_else(|| panic!("{name} has no --sentinel-urls: {args:?}"));
+        assert_eq!(args[at + 1], lab.sentinels_proxy_url(), "{name}");
+    }
+
     // Both apps are healthy and say which personality they are.
     let client = http();
     for (url, mode) in [(lab.cp_url(), "cp"), (lab.ap_url(), "ap")] {

@@ -467,6 +467,9 @@ fn start_app(
         &format!("redis://127.0.0.1:{}", ports.proxy_g1),
         "--redis-g2-url",
         &format!("redis://127.0.0.1:{}", ports.proxy_g2),
+        // s1 through the `sentinels` proxy, so `down sentinels` cuts the apps off from them.
+        "--sentinel-urls",
+        &format!("redis://127.0.0.1:{}", ports.proxy_sentinels),
         "--instance-id",
         &format!("lab-{mode}"),
     ]
