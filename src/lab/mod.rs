@@ -5,6 +5,7 @@
 //! | [`command`] | `caplab lab up / status / failover / down` |
 //! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, failover, down, detach |
+//! | [`start`] | the steps of `up`: directory and ports, nodes, proxies, sentinels, apps |
 //! | [`primary`] | which node is primary now: the sentinels' answer and each node's own role |
 //! | [`failover`] | a forced failover (`SENTINEL FAILOVER`), confirmed by the promotion |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
@@ -53,4 +54,5 @@ pub mod process;
 pub mod record;
 pub mod redis_node;
 pub mod sentinel;
+pub mod start;
 pub mod topology;

@@ -14,16 +14,18 @@ use std::time::Duration;
 
 use super::error::LabError;
 use super::failover::force_failover;
-use super::health::{wait_http_ok, wait_proxy, wait_sentinels, wait_streaming};
+use super::health::{wait_http_ok, wait_sentinels, wait_streaming};
 use super::options::LabOptions;
-use super::ports::ensure_free;
 use super::primary::{PrimaryReport, primary_by_sentinels};
 use super::process::{LabProcess, ProcessRecord, proc_stat};
 use super::record::LabRecord;
-use super::redis_node::{RedisNode, RedisNodeError, RedisNodeSpec};
-use super::sentinel::{Sentinel, SentinelSpec};
+use super::redis_node::RedisNode;
+use super::sentinel::Sentinel;
+use super::start::{
+    create_proxies, prepare, secret_key, start_app, start_node, start_proxy, start_sentinels,
+};
 use super::{LabNode, NodeAction};
-use crate::faults::{CLUSTER_G1, CLUSTER_G2, FaultDriver, G1, G2, ProxySpec, SENTINELS};
+use crate::faults::FaultDriver;
 
 /// How long a stopped app or proxy gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -77,151 +79,20 @@ fn sentinel_record(sentinel: &Sentinel) -> Option<ProcessRecord> {
     })
 }
 
-fn redis_installed() -> Result<(), LabError> {
-    match std::process::Command::new("redis-server")
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(RedisNodeError::NotInstalled.into())
-        }
-        _ => Ok(()),
-    }
-}
-
 impl Lab {
     /// Starts the lab and waits until every part is healthy (each within
     /// `options.start_timeout`). On error, whatever was started is stopped again.
     pub async fn up(mut options: LabOptions) -> Result<Lab, LabError> {
-        redis_installed()?;
-        let dir_err = |e: std::io::Error| LabError::File {
-            path: options.dir.clone(),
-            reason: e.to_string(),
-        };
-        std::fs::create_dir_all(&options.dir).map_err(dir_err)?;
-        // redis-server changes into its --dir before it opens its log: paths must be absolute.
-        let dir = std::fs::canonicalize(&options.dir).map_err(dir_err)?;
-        options.dir = dir.clone();
-        if let Some(record) = LabRecord::read(&dir)? {
-            let running = record.running();
-            if !running.is_empty() {
-                let pids: Vec<String> = running.iter().map(|p| p.pid.to_string()).collect();
-                return Err(LabError::AlreadyUp {
-                    dir,
-                    pids: pids.join(", "),
-                });
-            }
-            LabRecord::remove(&dir)?;
-        }
-        let ports = options.ports;
-        let external = options.toxiproxy_url.is_some();
-        for (what, port) in ports.named() {
-            let on_external = what.starts_with("proxy");
-            if !(external && on_external) {
-                ensure_free(what, port)?;
-            }
-        }
-        let timeout = options.start_timeout;
-        let group = options.detached;
-
-        let mut g1_spec =
-            RedisNodeSpec::primary(LabNode::G1.name(), ports.redis_g1, &dir.join("g1"));
-        g1_spec.append_only = true;
-        g1_spec.announce = Some(("127.0.0.1".into(), ports.proxy_cluster_g1));
-        g1_spec.own_process_group = group;
-        let g1 = RedisNode::start(g1_spec).await?;
-
-        let (faults, proxy) = match &options.toxiproxy_url {
-            Some(url) => {
-                let faults = FaultDriver::new(url).map_err(|source| LabError::Faults {
-                    part: "the Toxiproxy address".into(),
-                    source,
-                })?;
-                faults
-                    .wait_until_up(timeout)
-                    .await
-                    .map_err(|source| LabError::Faults {
-                        part: format!("external Toxiproxy at {url}"),
-                        source,
-                    })?;
-                (faults, None)
-            }
-            None => {
-                let args = vec!["proxy".into(), "--port".into(), ports.proxy_api.to_string()];
-                let mut proxy = LabProcess::spawn(
-                    "proxy",
-                    &options.caplab_bin,
-                    &args,
-                    &[],
-                    dir.join("proxy.log"),
-                    group,
-                )?;
-                let api = format!("127.0.0.1:{}", ports.proxy_api);
-                let faults = FaultDriver::new(&api).map_err(|source| LabError::Faults {
-                    part: "the proxy API address".into(),
-                    source,
-                })?;
-                wait_proxy(&faults, &mut proxy, timeout).await?;
-                (faults, Some(proxy))
-            }
-        };
-        let local = |port: u16| format!("127.0.0.1:{port}");
-        faults
-            .ensure_lab_proxies(&[
-                ProxySpec::new(G1, &local(ports.proxy_g1), &local(ports.redis_g1)),
-                ProxySpec::new(G2, &local(ports.proxy_g2), &local(ports.redis_g2)),
-                ProxySpec::new(
-                    CLUSTER_G1,
-                    &local(ports.proxy_cluster_g1),
-                    &local(ports.redis_g1),
-                ),
-                ProxySpec::new(
-                    CLUSTER_G2,
-                    &local(ports.proxy_cluster_g2),
-                    &local(ports.redis_g2),
-                ),
-                ProxySpec::new(
-                    SENTINELS,
-                    &local(ports.proxy_sentinels),
-                    &local(ports.sentinel_s1),
-                ),
-            ])
-            .await
-            .map_err(|source| LabError::Faults {
-                part: "creating the proxies g1, g2, cluster_g1, cluster_g2, sentinels".into(),
-                source,
-            })?;
-
-        let mut g2_spec = RedisNodeSpec::replica(
-            LabNode::G2.name(),
-            ports.redis_g2,
-            &dir.join("g2"),
-            "127.0.0.1",
-            ports.proxy_cluster_g1,
-        );
-        g2_spec.append_only = true;
-        g2_spec.announce = Some(("127.0.0.1".into(), ports.proxy_cluster_g2));
-        g2_spec.own_process_group = group;
-        let g2 = RedisNode::start(g2_spec).await?;
+        let dir = prepare(&mut options)?;
+        let (ports, timeout) = (options.ports, options.start_timeout);
+        let g1 = start_node(&options, LabNode::G1).await?;
+        let (faults, proxy) = start_proxy(&options).await?;
+        create_proxies(&faults, &ports).await?;
+        let g2 = start_node(&options, LabNode::G2).await?;
         g2.wait_link_up(timeout).await?;
         wait_streaming(&g1.url(), "caplab:lab:streaming", timeout).await?;
-
-        let mut sentinels = Vec::new();
-        for (name, port) in ports.sentinels() {
-            let mut spec = SentinelSpec::new(
-                name,
-                port,
-                &dir.join(name),
-                "127.0.0.1",
-                ports.proxy_cluster_g1,
-            );
-            spec.own_process_group = group;
-            sentinels.push(Sentinel::start(spec).await?);
-        }
+        let sentinels = start_sentinels(&options).await?;
         wait_sentinels(&sentinels, timeout).await?;
-
         let secret = secret_key();
         let mut app_cp = start_app(&options, "cp", ports.app_cp, &secret)?;
         let mut app_ap = start_app(&options, "ap", ports.app_ap, &secret)?;
@@ -231,10 +102,7 @@ impl Lab {
         }
 
         let lab = Lab {
-            record_file: RecordFile {
-                dir: dir.clone(),
-                keep: false,
-            },
+            record_file: RecordFile { dir, keep: false },
             options,
             faults,
             g1,
@@ -441,48 +309,4 @@ impl Lab {
         self.app_ap.detach();
         record
     }
-}
-
-fn secret_key() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn start_app(
-    options: &LabOptions,
-    mode: &str,
-    port: u16,
-    secret: &str,
-) -> Result<LabProcess, LabError> {
-    let ports = options.ports;
-    let mut args: Vec<String> = [
-        "serve",
-        "--mode",
-        mode,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--redis-g1-url",
-        &format!("redis://127.0.0.1:{}", ports.proxy_g1),
-        "--redis-g2-url",
-        &format!("redis://127.0.0.1:{}", ports.proxy_g2),
-        // s1 through the `sentinels` proxy, so `down sentinels` cuts the apps off from them.
-        "--sentinel-urls",
-        &format!("redis://127.0.0.1:{}", ports.proxy_sentinels),
-        "--instance-id",
-        &format!("lab-{mode}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(options.app_args.iter().cloned());
-    LabProcess::spawn(
-        &format!("app_{mode}"),
-        &options.caplab_bin,
-        &args,
-        &[("SECRET_KEY", secret)],
-        options.dir.join(format!("app_{mode}.log")),
-        options.detached,
-    )
 }
