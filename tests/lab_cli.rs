@@ -161,6 +161,21 @@ fn up_status_down_and_up_twice() {
         "{out}"
     );
 
+    // A forced failover: s1 promotes g2, and status follows.
+    let failover = caplab(&["lab", "failover", "--dir", &dir_arg]);
+    assert!(failover.status.success(), "{}", text(&failover));
+    assert!(
+        text(&failover).contains("sentinel s1 promoted g2"),
+        "{}",
+        text(&failover)
+    );
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    assert!(
+        text(&status).contains("primary now: g2 (the sentinels, config epoch 1;"),
+        "{}",
+        text(&status)
+    );
+
     let down = caplab(&["lab", "down", "--dir", &dir_arg]);
     assert!(down.status.success(), "{}", text(&down));
     assert!(text(&down).contains("stopped 7 of 8"), "{}", text(&down));
@@ -175,6 +190,13 @@ fn up_status_down_and_up_twice() {
         text(&status).contains("no lab is recorded"),
         "{}",
         text(&status)
+    );
+    let failover = caplab(&["lab", "failover", "--dir", &dir_arg]);
+    assert_eq!(failover.status.code(), Some(2), "{}", text(&failover));
+    assert!(
+        text(&failover).contains("no lab is recorded"),
+        "{}",
+        text(&failover)
     );
 }
 

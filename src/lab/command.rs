@@ -1,9 +1,11 @@
-//! `caplab lab up | status | down`: the lab as a command, left running between commands.
+//! `caplab lab up | status | failover | down`: the lab as a command, left running between
+//! commands.
 //!
 //! `up` starts a [`Lab`] in its own process groups, prints what runs where and leaves it
 //! running, recorded in `<dir>/lab.json`; `status` probes each recorded part and says which
 //! node is primary now (the sentinels' answer beside each node's own role, a split brain
-//! flagged); `down` stops exactly the recorded processes, by pid and start time, never by name.
+//! flagged); `failover` forces one through s1 and waits for the promotion; `down` stops exactly
+//! the recorded processes, by pid and start time, never by name.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
