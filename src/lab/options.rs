@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use super::ports::free_port;
 
-/// Every port the lab listens on (all on 127.0.0.1).
+/// Every port the lab listens on (all on 127.0.0.1). A `lab.json` written before the lab had
+/// sentinels lacks some of these: they read as the defaults, so `caplab lab down` can still
+/// stop such a lab by its recorded pids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LabPorts {
     /// `redis-server` of node g1 (the primary at start).
     pub redis_g1: u16,
