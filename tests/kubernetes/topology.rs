@@ -320,6 +320,7 @@ fn the_apps_reach_everything_through_toxiproxy_on_the_lab_ports() {
                 Some(format!("redis://toxiproxy:{}", ports.proxy_sentinels))
             );
             assert_eq!(env("ENVIRONMENT").as_deref(), Some("production"));
+            assert_eq!(env("LOG_FORMAT").as_deref(), Some("json"), "as in compose");
             let container_port = list(&c["ports"])
                 .iter()
                 .find(|p| p["name"].as_str() == Some("http"))
