@@ -40,6 +40,8 @@ cat > "$dir/namespace.yaml" <<YAML
 apiVersion: v1
 kind: Namespace
 metadata:
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
   name: caplab-$name
 YAML
 

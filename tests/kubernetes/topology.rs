@@ -403,6 +403,16 @@ fn each_lab_lives_in_its_own_namespace() {
         let ns = expected(b.name);
         let namespace = b.get("Namespace", ns);
         assert_eq!(name(namespace), ns);
+        // Every pod meets the restricted Pod Security Standard (security.rs), and the
+        // namespace enforces it.
+        assert_eq!(
+            super::support::labels(&namespace["metadata"]["labels"])
+                .get("pod-security.kubernetes.io/enforce")
+                .map(String::as_str),
+            Some("restricted"),
+            "{}",
+            b.name
+        );
         for o in &b.objects {
             if super::support::kind(o) == "Namespace" {
                 continue;
