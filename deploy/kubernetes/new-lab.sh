@@ -7,7 +7,7 @@
 #   kubectl apply -k deploy/kubernetes/labs/alice            # or every one: for d in ...
 #
 # NAME: lowercase letters, digits and '-' (it becomes part of a namespace name). The key is
-# written to labs/NAME/secret-key (labs/ is not committed); an existing lab is left as it is.
+# written to labs/NAME/secret.env (labs/ is not committed); an existing lab is left as it is.
 # Add "- ../../components/zones" under components: in its kustomization.yaml to spread that
 # lab over zones.
 set -eu
@@ -33,8 +33,9 @@ fi
 mkdir -p "$dir"
 
 # 32 random bytes as 64 hex characters (what `openssl rand -hex 32` gives).
-od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$dir/secret-key"
-chmod 600 "$dir/secret-key"
+umask 077
+printf 'SECRET_KEY=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$dir/secret.env"
+umask 022
 
 cat > "$dir/namespace.yaml" <<YAML
 apiVersion: v1
@@ -61,8 +62,8 @@ components:
 
 secretGenerator:
   - name: caplab
-    files:
-      - SECRET_KEY=secret-key
+    envs:
+      - secret.env
 YAML
 
 echo "made $dir (namespace caplab-$name); apply it with: kubectl apply -k $dir"

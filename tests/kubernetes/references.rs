@@ -203,6 +203,8 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
         // Generated (a content hash in the name, so a new key rolls the apps) from the file
         // the test wrote where the user writes theirs.
         assert!(is_named(name(secrets[0]), "caplab") && name(secrets[0]) != "caplab");
+        let data = secrets[0]["data"].as_hash().expect("data");
+        assert_eq!(data.len(), 1, "{}: only SECRET_KEY", b.name);
         let key: String = secrets[0]["data"]["SECRET_KEY"]
             .as_str()
             .expect("SECRET_KEY")

@@ -2,7 +2,7 @@
 //!
 //! The manifests, and the repository folders their kustomizations read (prometheus/, grafana/,
 //! sentinel/), are copied into a temporary workspace with test keys written where a user
-//! writes theirs (`secret-key`, never committed), so a key in the working tree is neither read
+//! writes theirs (`secret.env`, never committed), so a key in the working tree is neither read
 //! nor needed. Four builds are checked: the overlays `lab` and `zones`, a per-student lab made
 //! by `deploy/kubernetes/new-lab.sh` as the README says, and `zones` with the
 //! `prometheus-operator` component, as the component's kustomization says.
@@ -101,13 +101,13 @@ pub fn tools() -> Option<&'static Tools> {
     }
 }
 
-/// Copies `from` into `to`, leaving out `secret-key*` files (a user's keys).
+/// Copies `from` into `to`, leaving out `secret.env` files (a user's keys) and stamped labs.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with("secret-key") {
+        if name == "secret.env" {
             continue;
         }
         let path = entry.path();
@@ -137,8 +137,8 @@ fn prepare(dir: &Path) {
     let k8s = dir.join("deploy/kubernetes");
     for overlay in ["lab", "zones"] {
         std::fs::write(
-            k8s.join("overlays").join(overlay).join("secret-key"),
-            TEST_KEY,
+            k8s.join("overlays").join(overlay).join("secret.env"),
+            format!("SECRET_KEY={TEST_KEY}\n"),
         )
         .expect("key");
     }

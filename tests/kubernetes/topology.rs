@@ -454,6 +454,14 @@ fn the_lab_is_smaller_and_the_zones_build_spreads_over_zones() {
             "{n}: the lab is not smaller"
         );
     }
+    // In a lab, "not ready" is the experiment: the personalities' Services keep listing such
+    // instances, so a client sees CP's own 503; the production shape lets Kubernetes drop them.
+    for app in ["app-cp", "app-ap"] {
+        let listed =
+            |b: &Build| b.get("Service", app)["spec"]["publishNotReadyAddresses"].as_bool();
+        assert_eq!(listed(lab), Some(true), "lab: {app}");
+        assert_ne!(listed(zones), Some(true), "zones: {app}");
+    }
     let zone_spread = |t: &Yaml| -> Vec<(String, String)> {
         list(&t["spec"]["topologySpreadConstraints"])
             .iter()

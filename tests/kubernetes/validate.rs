@@ -102,9 +102,9 @@ fn a_build_without_its_key_is_refused() {
     };
     let dir = workspace();
     let lab = dir.path().join("deploy/kubernetes/overlays/lab");
-    let err = kustomize(tools, &lab).expect_err("rendered without secret-key");
+    let err = kustomize(tools, &lab).expect_err("rendered without secret.env");
     assert!(
-        err.contains("secret-key"),
+        err.contains("secret.env"),
         "the error does not name the file: {err}"
     );
 }
