@@ -172,6 +172,12 @@ pub fn kustomize(tools: &Tools, dir: &Path) -> Result<String, String> {
         .output()
         .expect("run kubectl");
     if out.status.success() {
+        // A deprecated field or a patch that matched nothing is only a warning to kustomize.
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            warnings.trim().is_empty(),
+            "kubectl kustomize warns: {warnings}"
+        );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
