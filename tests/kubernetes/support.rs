@@ -69,7 +69,13 @@ fn find_tools() -> Result<Tools, String> {
     let kubectl = [dir.join("bin/kubectl"), PathBuf::from("kubectl")]
         .into_iter()
         .find(|k| kustomize_major(k).is_some_and(|m| m >= 5))
-        .ok_or("no kubectl with kustomize v5 (Debian bookworm's kubectl 1.20 is too old)")?;
+        .ok_or_else(|| {
+            format!(
+                "no kubectl with kustomize v5 on PATH or in {} (Debian bookworm's own kubectl, \
+                 1.20, is too old)",
+                dir.join("bin").display()
+            )
+        })?;
     let validator = [
         dir.join("venv/bin/kubernetes-validate"),
         PathBuf::from("kubernetes-validate"),
@@ -81,7 +87,12 @@ fn find_tools() -> Result<Tools, String> {
             .output()
             .is_ok_and(|o| o.status.success())
     })
-    .ok_or("no kubernetes-validate")?;
+    .ok_or_else(|| {
+        format!(
+            "no kubernetes-validate on PATH or in {}",
+            dir.join("venv/bin").display()
+        )
+    })?;
     Ok(Tools { kubectl, validator })
 }
 
