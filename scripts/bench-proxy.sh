@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark of the embedded proxy's data path (issue 4): redis-benchmark GET/SET at 32
-# connections straight against a redis-server and through `caplab proxy` with no toxic, in the
-# same run, alternating rounds. Prints throughput ratio and added p50/p99 per test.
+# Benchmark of the embedded proxy's data path: redis-benchmark GET/SET at 32 connections
+# straight against a redis-server, through `caplab proxy` with no toxic (byte counters on, the
+# default), and through a second `caplab proxy --proxy-metrics=false`, in the same run,
+# alternating. Prints throughput ratio and added p50/p99 per test, then what the byte
+# counters cost (proxy with counters against proxy without).
 #
 #   scripts/bench-proxy.sh                 # defaults: 200000 requests, 32 clients, 3 rounds
 #   REQUESTS=500000 ROUNDS=5 scripts/bench-proxy.sh
@@ -56,14 +58,21 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
 PIDS+=($!)
 wait_ping "$REDIS_PORT"
 
-PROXY_PORT=$(free_port)
-API_PORT=$(free_port)
-cat >"$WORK/populate.json" <<JSON
-[{"name": "bench", "listen": "127.0.0.1:$PROXY_PORT", "upstream": "127.0.0.1:$REDIS_PORT"}]
+start_proxy() { # name extra-flags...; prints the proxy's listen port
+  local name=$1; shift
+  local port api
+  port=$(free_port); api=$(free_port)
+  cat >"$WORK/$name.json" <<JSON
+[{"name": "bench", "listen": "127.0.0.1:$port", "upstream": "127.0.0.1:$REDIS_PORT"}]
 JSON
-LOG_LEVEL=warn "$CAPLAB" proxy --port "$API_PORT" --config "$WORK/populate.json" >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
-PIDS+=($!)
+  LOG_LEVEL=warn "$CAPLAB" proxy --port "$api" --config "$WORK/$name.json" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  PIDS+=($!)
+  echo "$port"
+}
+PROXY_PORT=$(start_proxy proxy)
+BARE_PORT=$(start_proxy bare --proxy-metrics=false)
 wait_ping "$PROXY_PORT"
+wait_ping "$BARE_PORT"
 
 run() { # mode port round clients requests tests
   redis-benchmark -p "$2" -t "$6" -n "$5" -c "$4" -d "$PAYLOAD" --csv 2>/dev/null \
@@ -71,14 +80,22 @@ run() { # mode port round clients requests tests
 }
 
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
-echo "== redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -d $PAYLOAD, $ROUNDS rounds, direct and through the proxy alternately" >&2
+echo "== redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -d $PAYLOAD, $ROUNDS rounds, direct, through the proxy and through the proxy without counters, alternately" >&2
 : >"$WORK/results"
 for round in $(seq 1 "$ROUNDS"); do
+  # The two proxies swap places each round, so neither always runs right after the other.
+  if (( round % 2 )); then order="proxy bare"; else order="bare proxy"; fi
   run direct "$REDIS_PORT" "$round" "$CLIENTS" "$REQUESTS" set,get | tee -a "$WORK/results" >&2
-  run proxy "$PROXY_PORT" "$round" "$CLIENTS" "$REQUESTS" set,get | tee -a "$WORK/results" >&2
+  for m in $order; do
+    port=$PROXY_PORT; [ "$m" = bare ] && port=$BARE_PORT
+    run "$m" "$port" "$round" "$CLIENTS" "$REQUESTS" set,get | tee -a "$WORK/results" >&2
+  done
   # One connection: the latency the proxy adds per hop, without queueing behind other clients.
   run direct "$REDIS_PORT" "$round" 1 20000 get | tee -a "$WORK/results" >&2
-  run proxy "$PROXY_PORT" "$round" 1 20000 get | tee -a "$WORK/results" >&2
+  for m in $order; do
+    port=$PROXY_PORT; [ "$m" = bare ] && port=$BARE_PORT
+    run "$m" "$port" "$round" 1 20000 get | tee -a "$WORK/results" >&2
+  done
 done
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -98,4 +115,19 @@ for t in "SET@$CLIENTS" "GET@$CLIENTS" GET@1; do
   awk -v t="$t" -v dr="$d_rps" -v pr="$p_rps" -v d5="$d_50" -v p5="$p_50" -v d9="$d_99" -v p9="$p_99" 'BEGIN {
     printf "| %s | %.0f | %.0f | %.0f%% | %.0f us | %.0f us | %+.0f us | %.0f us | %.0f us | %+.0f us |\n",
       t, dr, pr, 100*pr/dr, d5*1000, p5*1000, (p5-d5)*1000, d9*1000, p9*1000, (p9-d9)*1000 }'
+done
+
+# What the byte counters cost: the proxy with them against the one without, same run.
+echo
+echo "| test | proxy without counters req/s | with counters req/s | with/without | p50 without | p50 with | p99 without | p99 with |"
+echo "|---|---|---|---|---|---|---|---|"
+for t in "SET@$CLIENTS" "GET@$CLIENTS" GET@1; do
+  med() { # mode column
+    awk -v m="$1" -v t="$t" -v c="$2" '$1==m && $3==t {print $c}' "$WORK/results" | sort -g \
+      | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+  }
+  awk -v t="$t" -v br="$(med bare 4)" -v pr="$(med proxy 4)" -v b5="$(med bare 5)" -v p5="$(med proxy 5)" \
+    -v b9="$(med bare 6)" -v p9="$(med proxy 6)" 'BEGIN {
+    printf "| %s | %.0f | %.0f | %.1f%% | %.0f us | %.0f us | %.0f us | %.0f us |\n",
+      t, br, pr, 100*pr/br, b5*1000, p5*1000, b9*1000, p9*1000 }'
 done

@@ -3,7 +3,8 @@
 //!
 //! Control plane: owned by the registry ([`super::registry`]), changed only by the control task,
 //! so no lock guards it. Its bridge to the data path is the two toxic chains it publishes (one
-//! per direction) and the [`Listening`] it starts and stops.
+//! per direction) and the [`Listening`] it starts and stops, which carries the [`Route`]
+//! (upstream policy and byte counters) every connection shares.
 
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //! stages hold chunks (up to [`MAX_IN_FLIGHT`] bytes), so latency never stacks. A change of the
 //! chain (toxic added, updated, removed) is picked up live: surviving stages keep their queued
 //! chunks and state, a removed stage hands its chunks to the next one, so no accepted byte is
-//! lost unless a toxic's own meaning drops it.
+//! lost unless a toxic's own meaning drops it. Both paths add each chunk to the direction's
+//! byte counters ([`super::metrics`]) when read and when written: one atomic add each.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
