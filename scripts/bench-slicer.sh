@@ -55,8 +55,13 @@ for entry in "${BINS[@]}"; do
   LOG_LEVEL=warn "$bin" proxy --port "$port" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   PIDS+=($!)
   API[$name]="127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+    || { echo "error: $name's proxy API does not answer:" >&2; cat "$WORK/$name.err" >&2; exit 2; }
 done
-sleep 1
 
 # One measurement series against one proxy API: prints the median and the range in ms.
 measure() { # api runs

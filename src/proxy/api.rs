@@ -63,7 +63,8 @@ pub fn router(control: Control, metrics: Option<Arc<ProxyMetrics>>) -> Router {
         .with_state(control)
 }
 
-/// Adds a new request id to the response, as Toxiproxy's `hlog.RequestIDHandler` does.
+/// Adds a new request id to the response, as Toxiproxy's `hlog.RequestIDHandler` does. (The
+/// xid generator reads the system clock and would panic only on a clock set before 1970.)
 async fn request_id(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if let Ok(id) = HeaderValue::from_str(&xid::new().to_string()) {
