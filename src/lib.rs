@@ -28,7 +28,7 @@
 //! | [`mode`] | the CP and AP policies and AP's write-behind queue |
 //! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
 //! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
-//! | [`metrics`] | the Prometheus registry and every metric name |
+//! | [`metrics`] | the service's Prometheus registry and every metric name (the proxy's own are in [`proxy::metrics`]) |
 //! | [`time`] | Unix-millisecond wall clock shared by records, heartbeats and breakers |
 //!
 //! ## Data path
