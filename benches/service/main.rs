@@ -280,7 +280,7 @@ async fn breaker_open(
     let app = caplab::app::start(config, loopback().await?).await?;
     hung.pause()?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state().g1.breaker().state() != caplab::node::BreakerState::Open {
+    while app.state().nodes.g1().breaker().state() != caplab::node::BreakerState::Open {
         if Instant::now() > deadline {
             return Err("the g1 breaker never opened over a hung primary".into());
         }
