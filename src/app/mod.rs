@@ -201,7 +201,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
                 config.sentinel_poll,
                 metrics.clone(),
             );
-            let _ = tokio::time::timeout(first_wait, tracker.poll_once()).await;
+            let first = async {
+                clients.wait_connected(first_wait).await;
+                tracker.poll_once().await;
+            };
+            let _ = tokio::time::timeout(first_wait, first).await;
             Some(tracker)
         }
         None => None,

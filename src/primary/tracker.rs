@@ -5,7 +5,10 @@
 //! `SENTINEL MASTER <name>` ([`SentinelClients`]) and matches the reported `runid` to a node by
 //! the nodes' own `run_id` (`INFO server`, through the app's own g1 and g2 clients), so no
 //! address has to be translated between what the sentinels see (the `cluster_*` proxies) and
-//! what the app reaches (the `g1`/`g2` proxies). Run ids are cached; an id that matches neither
+//! what the app reaches (the `g1`/`g2` proxies). Right after a promotion the sentinels report
+//! the new primary's address without its `runid`; the tracker then takes the `runid` the
+//! sentinels gave that address while it was a replica (`SENTINEL REPLICAS`, remembered from
+//! every poll). Run ids are cached; an id that matches neither
 //! sends the tracker back to the nodes. With two nodes, a primary that is not g1 is g2 even
 //! when g2 cannot be reached, and the other way round.
 //!
@@ -14,9 +17,10 @@
 //! (`PRIMARY_LEARNED`). With no sentinel reachable the belief stays what it was, the
 //! instance logs `SENTINELS_UNREACHABLE` once and `sentinels_reachable` goes to 0.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use super::sentinels::{Asked, SentinelClients};
+use super::sentinels::{Addr, Answer, Asked, SentinelClients};
 use super::{Belief, Nodes};
 use crate::metrics::Metrics;
 use crate::node::NodeId;
@@ -57,6 +61,8 @@ pub struct Tracker {
     poll: Duration,
     metrics: Metrics,
     run_ids: [Option<String>; 2],
+    /// The last non-empty `runid` the sentinels gave each address.
+    addresses: HashMap<Addr, String>,
     newest_epoch: u64,
     learned: bool,
 }
@@ -76,6 +82,7 @@ impl Tracker {
             poll,
             metrics,
             run_ids: [None, None],
+            addresses: HashMap::new(),
             newest_epoch: 0,
             learned: false,
         }
@@ -98,8 +105,12 @@ impl Tracker {
 
     /// One round: ask the sentinels, identify the node, move the belief.
     pub async fn poll_once(&mut self) {
-        let (from, view) = match self.sentinels.ask(self.newest_epoch).await {
-            Asked::Answer { from, view } => (from, view),
+        let Answer {
+            from,
+            view,
+            replicas,
+        } = match self.sentinels.ask(self.newest_epoch).await {
+            Asked::Answer(answer) => answer,
             Asked::Behind { epoch } => {
                 self.reachable(true);
                 tracing::debug!(
@@ -129,9 +140,18 @@ impl Tracker {
             );
         }
         self.newest_epoch = self.newest_epoch.max(view.config_epoch);
-        let Some(node) = self.identify(&view.run_id).await else {
+        for (addr, run_id) in replicas
+            .into_iter()
+            .chain([(view.addr.clone(), view.run_id)])
+        {
+            if !run_id.is_empty() {
+                self.addresses.insert(addr, run_id);
+            }
+        }
+        let reported = self.addresses.get(&view.addr).cloned().unwrap_or_default();
+        let Some(node) = self.identify(&reported).await else {
             tracing::debug!(
-                run_id = view.run_id,
+                run_id = reported,
                 sentinel = from,
                 "the reported primary is not identified yet; belief kept"
             );
