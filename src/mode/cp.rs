@@ -11,11 +11,12 @@
 //!   writes are refused at once (`failed`, definite) instead of creating more indeterminate
 //!   ones, and a half-open trial probes again (or the replication poll closes it when the
 //!   primary has a replica again).
-//! - **Read**: from the believed primary only, fenced (`CP_READ_FENCE=on`): the data, a write
-//!   of this instance's fence key and `WAIT 1`, in one pipeline ([`crate::node::fence`]). It is
-//!   served only if the node took the fence write as a primary and a replica confirmed it;
-//!   otherwise 503. A fence no replica confirmed counts on the `replication` breaker like an
-//!   unconfirmed write, so while it is open reads are refused at once too.
+//! - **Read**: from the believed primary only, fenced (`CP_READ_FENCE=on`): the data read,
+//!   then a fence round on the same node that started after the data came back: a write of
+//!   this instance's fence key and `WAIT 1` ([`crate::node::fence`], shared by concurrent
+//!   reads). It is served only if the node took the fence write as a primary and a replica
+//!   confirmed it; otherwise 503. A fence no replica confirmed counts on the `replication`
+//!   breaker like an unconfirmed write, so while it is open reads are refused at once too.
 //!   `CP_READ_FENCE=off` reads the primary unfenced.
 //!
 //! A node that answers `READONLY` makes the primary tracker ask the sentinels at once.
@@ -23,7 +24,7 @@
 use crate::config::Mode;
 use crate::metrics::Metrics;
 use crate::node::{
-    Breaker, Certainty, Node, NodeError, NodeId, ObservedRead, WaitPool, WriteRequest,
+    Breaker, Certainty, Fence, Node, NodeError, NodeId, ObservedRead, WaitPool, WriteRequest,
 };
 use crate::primary::Nodes;
 use crate::staleness::Staleness;
@@ -36,7 +37,7 @@ pub struct Cp {
     pub(super) nodes: Nodes,
     pools: [WaitPool; 2],
     replication: Breaker,
-    fence_key: Option<String>,
+    fences: Option<[Fence; 2]>,
     pub(super) staleness: Staleness,
     pub(super) metrics: Metrics,
 }
@@ -52,11 +53,15 @@ impl Cp {
         staleness: Staleness,
         metrics: Metrics,
     ) -> Cp {
+        let fences = fence_key.map(|key| {
+            let [g1, g2] = &pools;
+            [Fence::new(g1.clone(), &key), Fence::new(g2.clone(), &key)]
+        });
         Cp {
             nodes,
             pools,
             replication,
-            fence_key,
+            fences,
             staleness,
             metrics,
         }
@@ -166,7 +171,7 @@ impl Cp {
                 primary.name()
             ))
         };
-        let Some(fence_key) = &self.fence_key else {
+        let Some(fences) = &self.fences else {
             let read = if with_offset {
                 primary.read_observed(key, false).await
             } else {
@@ -182,28 +187,32 @@ impl Cp {
             .replication
             .permit()
             .map_err(|r| unavailable(&NodeError::rejected(r)))?;
-        let pool = self.pool(primary.id());
-        let fenced = match pool.fenced_read(key, fence_key).await {
+        let fence = &fences[primary.id().index()];
+        let fenced = match primary.read_record(key).await {
+            Ok(record) => fence.after_read().await.map(|proof| (record, proof)),
+            Err(e) => Err(e),
+        };
+        let (record, proof) = match fenced {
             Ok(fenced) => fenced,
             Err(e) => {
                 self.nodes.noticed(&e);
                 return Err(unavailable(&e));
             }
         };
-        if fenced.replicas_acked == 0 {
+        if proof.replicas_acked == 0 {
             replication.failure();
             return Err(unavailable(&format_args!(
                 "the read fence was not confirmed: WAIT 1 counted no replica within {} ms, so \
                  {} cannot prove it is still the primary",
-                pool.wait_timeout().as_millis(),
+                fence.pool().wait_timeout().as_millis(),
                 primary.name()
             )));
         }
         replication.success();
         let read = ObservedRead {
-            record: fenced.record,
+            record,
             offset_before: None,
-            offset_after: fenced.offset_after,
+            offset_after: proof.offset_after,
         };
         Ok((primary, read))
     }

@@ -15,7 +15,7 @@
 //! | [`record`] | the stored format and its Lua script |
 //! | [`mod@write`] | the write path that runs the script (AP alone, CP with `ROLE` and `WAIT`) |
 //! | [`wait_pool`] | [`WaitPool`]: CP's dedicated connections to one node, for `WAIT` |
-//! | [`fence`] | CP's fenced read on a [`WaitPool`] connection: data, fence write, `WAIT` |
+//! | [`fence`] | [`Fence`]: CP's read fence, rounds of fence write + `WAIT` shared by reads |
 //! | [`role`] | [`Role`]: a node's `ROLE` (primary or replica, offset) |
 //! | [`session_read`] | a session's read bracketed by `ROLE` offsets |
 
@@ -72,7 +72,7 @@ impl NodeId {
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState};
 pub use client::{Node, WriteAck};
 pub use error::{Certainty, NodeError};
-pub use fence::{FencedRead, fence_key};
+pub use fence::{Fence, FenceProof, fence_key};
 pub use record::{Record, ScriptReply, WriteRequest};
 pub use role::Role;
 pub use session_read::ObservedRead;
