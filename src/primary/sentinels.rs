@@ -127,11 +127,21 @@ impl SentinelClients {
         }
         .await;
         sent.map_err(|e| e.to_string())?;
-        let (master, replicas): (Value, Value) = pipeline.all().await.map_err(|e| e.to_string())?;
+        let mut answers = pipeline.try_all::<Value>().await.into_iter();
+        let master = answers
+            .next()
+            .ok_or("no answer to SENTINEL MASTER")?
+            .map_err(|e| e.to_string())?;
+        // The replica list only helps name a just-promoted primary: an error there (a
+        // sentinel that does not know REPLICAS) leaves it empty.
+        let replicas = match answers.next() {
+            Some(Ok(list)) => replica_addresses(list),
+            _ => Vec::new(),
+        };
         Ok(Answer {
             from: sentinel.addr.clone(),
             view: SentinelView::parse(master)?,
-            replicas: replica_addresses(replicas),
+            replicas,
         })
     }
 
