@@ -26,6 +26,7 @@
 //! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
 //! | [`session`] | read-your-writes session tokens: HMAC signing, key rotation, refusals |
 //! | [`mode`] | the CP and AP policies and AP's write-behind queue |
+//! | [`primary`] | following the primary: the believed primary, the sentinel-polling tracker |
 //! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
 //! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
 //! | [`metrics`] | the service's Prometheus registry and every metric name (the proxy's own are in [`proxy::metrics`]) |
@@ -37,7 +38,9 @@
 //!
 //! 1. **HTTP handler**: parses and validates the key and value, picks the operation, and
 //!    checks the `X-Session-Token` a request carries ([`session`]; a bad one is a 401).
-//! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means.
+//! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means, by the
+//!    roles this instance believes the nodes have when it sends ([`primary`]: g1 until the
+//!    sentinels report a promotion).
 //! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
 //!    fred client with explicit timeouts and a single attempt.
 //! 4. **Redis**: the primary (`g1` at start) stores every record; the other node replicates it
@@ -63,6 +66,7 @@ pub mod http;
 pub mod metrics;
 pub mod mode;
 pub mod node;
+pub mod primary;
 pub mod session;
 pub mod staleness;
 pub mod time;

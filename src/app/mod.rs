@@ -1,10 +1,11 @@
 //! `caplab serve`: build one personality, serve it, and shut it down gracefully.
 //!
 //! Data path: the top. [`start`] validates the [`Config`], connects the node clients (in the
-//! background: a node that is down at start is a node that is down, not a crash), builds the
-//! shared state and the router, starts the background tasks (heartbeat writer and reader,
-//! replication poller, AP queue drain) and serves on the listener it is given, so tests and the
-//! lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
+//! background: a node that is down at start is a node that is down, not a crash), and, with
+//! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
+//! serves. It builds the shared state and the router, starts the background tasks (primary
+//! tracker, heartbeat writer and reader, replication poller, AP queue drain) and serves on the
+//! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
 
@@ -19,7 +20,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::{Config, ConfigError, Mode, ServeArgs};
 use crate::metrics::Metrics;
 use crate::mode::{Personality, ap::Ap, cp::Cp};
-use crate::node::{Breaker, Node, NodeId, WaitPool};
+use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
+use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
 
 /// How long a start waits for its first connections (at least the network timeout): long
@@ -50,7 +52,7 @@ pub enum AppError {
     /// A Redis client could not be built from its URL.
     #[error("cannot set up the Redis client for {node}: {source}")]
     Redis {
-        /// `g1` or `g2`.
+        /// `g1`, `g2` or `sentinels`.
         node: &'static str,
         /// What fred said.
         source: fred::error::Error,
@@ -66,7 +68,7 @@ pub enum AppError {
 /// What a graceful shutdown left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// AP: queued writes that could not be drained to g1 (lost). CP: always 0.
+    /// AP: queued writes that could not be drained to the primary (lost). CP: always 0.
     pub undrained_writes: usize,
     /// Whether in-flight requests were still running when the grace period ended.
     pub cut_short: bool,
@@ -81,7 +83,8 @@ pub struct RunningApp {
     server: JoinHandle<std::io::Result<()>>,
     tasks: JoinSet<()>,
     ap: Option<Arc<Ap>>,
-    pool: Option<WaitPool>,
+    pools: Vec<WaitPool>,
+    sentinels: Option<SentinelClients>,
 }
 
 /// Binds the configured `host:port`.
@@ -111,52 +114,73 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     let g1 = connect(NodeId::G1, &config.g1_url)?;
     let g2 = connect(NodeId::G2, &config.g2_url)?;
     let staleness = Staleness::new(config.heartbeat_interval);
+    let belief = if config.sentinel_urls.is_empty() {
+        Belief::fixed()
+    } else {
+        Belief::following_sentinels()
+    };
+    let nodes = Nodes::new(g1.clone(), g2.clone(), belief);
 
-    let (personality, ap, pool) = match config.mode {
+    let (personality, ap, pools) = match config.mode {
         Mode::Cp => {
-            let pool = WaitPool::connect(
-                &g1,
-                &config.g1_url,
-                config.cp_wait_pool_size,
-                config.cp_wait_timeout,
-            )
-            .map_err(|source| AppError::Redis { node: "g1", source })?;
+            let pool = |node: &Node, url: &str| {
+                WaitPool::connect(node, url, config.cp_wait_pool_size, config.cp_wait_timeout)
+                    .map_err(|source| AppError::Redis {
+                        node: node.name(),
+                        source,
+                    })
+            };
+            let pools = [pool(&g1, &config.g1_url)?, pool(&g2, &config.g2_url)?];
             let replication = Breaker::new("replication", config.breaker, &metrics);
+            let fence = config.cp_read_fence.then(|| fence_key(&config.instance_id));
             let cp = Cp::new(
-                g1.clone(),
-                pool.clone(),
+                nodes.clone(),
+                pools.clone(),
                 replication,
+                fence,
                 staleness.clone(),
                 metrics.clone(),
             );
-            (Personality::Cp(cp), None, Some(pool))
+            (Personality::Cp(Box::new(cp)), None, pools.to_vec())
         }
         Mode::Ap => {
             let ap = Arc::new(Ap::new(
-                g1.clone(),
-                g2.clone(),
+                nodes.clone(),
                 config.ap_queue_capacity,
                 staleness.clone(),
                 config.max_staleness,
                 metrics.clone(),
             ));
-            (Personality::Ap(ap.clone()), Some(ap), None)
+            (Personality::Ap(ap.clone()), Some(ap), Vec::new())
         }
+    };
+    let sentinels = if config.sentinel_urls.is_empty() {
+        None
+    } else {
+        let clients = SentinelClients::connect(
+            &config.sentinel_urls,
+            &config.sentinel_master,
+            config.network_timeout,
+        )
+        .map_err(|source| AppError::Redis {
+            node: "sentinels",
+            source,
+        })?;
+        Some(clients)
     };
 
     // Give the first connections a moment, so the first requests do not fail fast for nothing;
     // a node that does not come stays down and the breakers take it from there.
     let first_wait = config.network_timeout.max(STARTUP_CONNECT_WAIT);
-    let pool_up = async {
-        match &pool {
-            Some(pool) => pool.wait_connected(first_wait).await,
-            None => true,
+    let pools_up = async {
+        for pool in &pools {
+            pool.wait_connected(first_wait).await;
         }
     };
     let (up1, up2, _) = tokio::join!(
         g1.wait_connected(first_wait),
         g2.wait_connected(first_wait),
-        pool_up
+        pools_up
     );
     for (node, up) in [(&g1, up1), (&g2, up2)] {
         if !up {
@@ -167,13 +191,31 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
             );
         }
     }
+    // Ask the sentinels once before serving, so the first requests go to the primary they
+    // name (bounded: sentinels that do not answer leave g1, and the tracker keeps asking).
+    let tracker = match &sentinels {
+        Some(clients) => {
+            let mut tracker = Tracker::new(
+                nodes.clone(),
+                clients.clone(),
+                config.sentinel_poll,
+                metrics.clone(),
+            );
+            let first = async {
+                clients.wait_connected(first_wait).await;
+                tracker.poll_once().await;
+            };
+            let _ = tokio::time::timeout(first_wait, first).await;
+            Some(tracker)
+        }
+        None => None,
+    };
 
     let replication = ReplicationStatus::default();
     let state: AppState = Arc::new(Shared {
         config: config.clone(),
         metrics: metrics.clone(),
-        g1: g1.clone(),
-        g2: g2.clone(),
+        nodes: nodes.clone(),
         personality,
         staleness: staleness.clone(),
         replication: replication.clone(),
@@ -181,17 +223,25 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     });
 
     let mut tasks = JoinSet::new();
+    if let Some(tracker) = tracker {
+        tasks.spawn(tracker.run());
+    }
     let heartbeat = Heartbeat {
         key: heartbeat_key(&config.instance_id),
         interval: config.heartbeat_interval,
-        g1: g1.clone(),
-        g2: g2.clone(),
+        nodes: nodes.clone(),
         staleness,
         metrics: metrics.clone(),
     };
     tasks.spawn(heartbeat.clone().run_writer());
     tasks.spawn(heartbeat.run_reader());
-    tasks.spawn(replication.run_poller(g1, g2, metrics, config.replication_poll));
+    let replication_breaker = state.personality.replication_breaker().cloned();
+    tasks.spawn(replication.run_poller(
+        nodes,
+        metrics,
+        config.replication_poll,
+        replication_breaker,
+    ));
     if let Some(ap) = &ap {
         tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
     }
@@ -213,7 +263,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         server,
         tasks,
         ap,
-        pool,
+        pools,
+        sentinels,
     })
 }
 
@@ -262,10 +313,14 @@ impl RunningApp {
             None => 0,
         };
         let limit = config.network_timeout;
-        let _ = tokio::time::timeout(limit, self.state.g1.quit()).await;
-        let _ = tokio::time::timeout(limit, self.state.g2.quit()).await;
-        if let Some(pool) = &self.pool {
+        for node in self.state.nodes.both() {
+            let _ = tokio::time::timeout(limit, node.quit()).await;
+        }
+        for pool in &self.pools {
             let _ = tokio::time::timeout(limit, pool.quit()).await;
+        }
+        if let Some(sentinels) = &self.sentinels {
+            let _ = tokio::time::timeout(limit, sentinels.quit()).await;
         }
         tracing::info!(
             mode = config.mode.as_str(),

@@ -226,7 +226,7 @@ impl IntoResponse for ApiError {
                     key: &key,
                     value: &value,
                     version,
-                    node: Some("g1"),
+                    node: error.node(),
                     replicated: false,
                     queued: false,
                     outcome: error.outcome(),
