@@ -22,6 +22,10 @@
 //! | `session_guarantee_violations_total` | counter | mode |
 //! | `session_ryw_fallbacks_total` | counter | mode |
 //! | `stale_reads_total` | counter | mode, node |
+//! | `http_connections_open` | gauge | mode, slot (`regular`, `reserved`) |
+//! | `http_connections_rejected_total` | counter | mode, reason (`limit`: answered 503; `overload`: closed unanswered) |
+//! | `http_connection_timeouts_total` | counter | mode, phase (`header`, `idle`, `tls_handshake`) |
+//! | `rate_limited_total` | counter | mode |
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -57,6 +61,15 @@ pub const SESSION_RYW_FALLBACKS: &str = "session_ryw_fallbacks_total";
 /// `stale_reads_total`
 pub const STALE_READS: &str = "stale_reads_total";
 
+/// `http_connections_open`
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+/// `http_connections_rejected_total`
+pub const HTTP_CONNECTIONS_REJECTED: &str = "http_connections_rejected_total";
+/// `http_connection_timeouts_total`
+pub const HTTP_CONNECTION_TIMEOUTS: &str = "http_connection_timeouts_total";
+/// `rate_limited_total`
+pub const RATE_LIMITED: &str = "rate_limited_total";
+
 /// Every metric name this module defines, in the order of the table above.
 pub const ALL_NAMES: &[&str] = &[
     REQUESTS_TOTAL,
@@ -72,6 +85,10 @@ pub const ALL_NAMES: &[&str] = &[
     SESSION_VIOLATIONS,
     SESSION_RYW_FALLBACKS,
     STALE_READS,
+    HTTP_CONNECTIONS_OPEN,
+    HTTP_CONNECTIONS_REJECTED,
+    HTTP_CONNECTION_TIMEOUTS,
+    RATE_LIMITED,
 ];
 
 /// Latency buckets, in seconds: sub-millisecond resolution for fail-fast answers up to the
@@ -111,6 +128,14 @@ pub struct Metrics {
     pub session_ryw_fallbacks: IntCounterVec,
     /// `stale_reads_total{mode,node}`
     pub stale_reads: IntCounterVec,
+    /// `http_connections_open{mode,slot}`
+    pub connections_open: IntGaugeVec,
+    /// `http_connections_rejected_total{mode,reason}`
+    pub connections_rejected: IntCounterVec,
+    /// `http_connection_timeouts_total{mode,phase}`
+    pub connection_timeouts: IntCounterVec,
+    /// `rate_limited_total{mode}`
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -198,6 +223,26 @@ impl Metrics {
             "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
             &["mode", "node"],
         )?;
+        let connections_open = gauge(
+            HTTP_CONNECTIONS_OPEN,
+            "HTTP connections open, on a regular slot or on one reserved for the status endpoints",
+            &["mode", "slot"],
+        )?;
+        let connections_rejected = counter(
+            HTTP_CONNECTIONS_REJECTED,
+            "Connections refused at MAX_CONNECTIONS (limit: answered 503; overload: closed unanswered)",
+            &["mode", "reason"],
+        )?;
+        let connection_timeouts = counter(
+            HTTP_CONNECTION_TIMEOUTS,
+            "Connections closed by a timeout (header read, idle keep-alive, TLS handshake)",
+            &["mode", "phase"],
+        )?;
+        let rate_limited = counter(
+            RATE_LIMITED,
+            "Requests refused with 429 by the per-address rate limit",
+            &["mode"],
+        )?;
 
         let metrics = Metrics {
             registry,
@@ -215,6 +260,10 @@ impl Metrics {
             session_violations,
             session_ryw_fallbacks,
             stale_reads,
+            connections_open,
+            connections_rejected,
+            connection_timeouts,
+            rate_limited,
         };
         metrics.touch_defaults();
         Ok(metrics)
@@ -235,6 +284,16 @@ impl Metrics {
         }
         // The request series the dashboard and the alerts rate(), and each outcome this mode
         // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        for slot in ["regular", "reserved"] {
+            self.connections_open.with_label_values(&[m, slot]).set(0);
+        }
+        for reason in ["limit", "overload"] {
+            self.connections_rejected.with_label_values(&[m, reason]);
+        }
+        for phase in ["header", "idle", "tls_handshake"] {
+            self.connection_timeouts.with_label_values(&[m, phase]);
+        }
+        self.rate_limited.with_label_values(&[m]);
         for operation in ["read", "write"] {
             self.requests.with_label_values(&[m, operation, "200"]);
             self.latency.with_label_values(&[m, operation]);
@@ -310,7 +369,11 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         404 => "404",
         405 => "405",
+        408 => "408",
         413 => "413",
+        414 => "414",
+        429 => "429",
+        431 => "431",
         503 => "503",
         500 => "500",
         s if s < 300 => "2xx",

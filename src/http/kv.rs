@@ -9,17 +9,17 @@
 //! says `session_guarantee` in its body.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, InputError};
 use super::input::{body_value, check_key, check_value, path_rejection};
 use crate::app::AppState;
-use crate::session::{SESSION_HEADER, SessionId, SessionRead, SessionToken, TokenError};
+use crate::session::{SESSION_HEADER, SessionId, SessionRead, SessionToken};
 
 /// The answer to a write (200, or 202 when AP queued it).
 #[derive(Debug, Serialize)]
@@ -69,13 +69,20 @@ pub struct ReadBody<'a> {
     pub session_guarantee: Option<bool>,
 }
 
-/// The request's verified session token, if it carried one.
-fn session_token(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<SessionToken>, TokenError> {
-    let header = headers.get(SESSION_HEADER).map(HeaderValue::as_bytes);
-    state.sessions.check(header)
+/// The request's verified session token, if it carried one. Two tokens are refused (400):
+/// checking only the first would let a client smuggle a second past whatever looked at it.
+fn session_token(state: &AppState, headers: &HeaderMap) -> Result<Option<SessionToken>, ApiError> {
+    let mut all = headers.get_all(SESSION_HEADER).iter();
+    let header = all.next().map(HeaderValue::as_bytes);
+    let more = all.count();
+    if more > 0 {
+        return Err(InputError::DuplicateHeader {
+            name: "X-Session-Token",
+            count: more + 1,
+        }
+        .into());
+    }
+    Ok(state.sessions.check(header)?)
 }
 
 /// Adds the signed token of `session` requiring `min_offset` to `response`.
@@ -105,12 +112,13 @@ pub async fn write_body(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let token = session_token(&state, &headers)?;
     let Path(key) = path.map_err(path_rejection)?;
     check_key(&key, &state.config.limits)?;
-    let value = body_value(body, &state.config.limits)?;
+    let limits = &state.config.limits;
+    let value = body_value(&headers, body, limits, state.config.server.body_timeout).await?;
     Ok(write(&state, token, &key, &value).await)
 }
 
