@@ -132,15 +132,17 @@ impl Lab {
                 (faults, None)
             }
             None => {
-                let args = vec!["proxy".into(), "--port".into(), ports.proxy_api.to_string()];
+                let mut args = vec!["proxy".into(), "--port".into(), ports.proxy_api.to_string()];
+                args.extend(log_file_args(&dir, "proxy.log"));
                 let mut proxy = LabProcess::spawn(
                     "proxy",
                     &options.caplab_bin,
                     &args,
                     &[],
-                    dir.join("proxy.log"),
+                    dir.join("proxy.stderr.log"),
                     group,
-                )?;
+                )?
+                .log_at(dir.join("proxy.log"));
                 let api = format!("127.0.0.1:{}", ports.proxy_api);
                 let faults = FaultDriver::new(&api).map_err(|source| LabError::Faults {
                     part: "the proxy API address".into(),
@@ -363,13 +365,34 @@ fn start_app(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Logs rotate by size; the audit trail has its own file; no rate limit in the lab.
+    args.extend(log_file_args(&options.dir, &format!("app_{mode}.log")));
+    args.extend([
+        "--audit-log".to_string(),
+        options
+            .dir
+            .join(format!("audit_{mode}.log"))
+            .display()
+            .to_string(),
+        "--rate-limit-per-minute".into(),
+        "0".into(),
+        "--rate-limit-per-hour".into(),
+        "0".into(),
+    ]);
     args.extend(options.app_args.iter().cloned());
     LabProcess::spawn(
         &format!("app_{mode}"),
         &options.caplab_bin,
         &args,
         &[("SECRET_KEY", secret)],
-        options.dir.join(format!("app_{mode}.log")),
+        options.dir.join(format!("app_{mode}.stderr.log")),
         options.detached,
     )
+    .map(|process| process.log_at(options.dir.join(format!("app_{mode}.log"))))
+}
+
+/// A lab process logs to `dir/name`, rotated by size (10 MiB, 3 files); its stderr file then
+/// holds only what comes before logging starts (a bad flag) or a crash.
+fn log_file_args(dir: &Path, name: &str) -> [String; 2] {
+    ["--log-file".into(), dir.join(name).display().to_string()]
 }
