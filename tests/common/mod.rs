@@ -8,6 +8,7 @@
 pub mod app;
 pub mod lab;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 pub mod sentinels;
 pub mod topology;
