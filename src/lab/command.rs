@@ -1,4 +1,4 @@
-//! `caplab lab up | status | down`: the lab as a command, left running between commands.
+//! `caplab lab up | status | down | cert`: the lab as a command, left running between commands.
 //!
 //! `up` starts a [`Lab`] in its own process groups, prints what runs where and leaves it
 //! running, recorded in `<dir>/lab.json`; `status` probes each recorded part; `down` stops
@@ -30,6 +30,8 @@ enum LabCommand {
     Status(DirArg),
     /// Stop what `up` started (by recorded pid) and leave nothing running.
     Down(DirArg),
+    /// Write a self-signed certificate and key for trying HTTPS (TLS_CERT_FILE, TLS_KEY_FILE).
+    Cert(super::cert::CertArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -138,6 +140,7 @@ impl Interrupt {
 /// Runs a lab subcommand.
 pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
     match args.command {
+        LabCommand::Cert(cert) => super::cert::run(cert),
         LabCommand::Up(up) => {
             let mut interrupt = Interrupt::listen();
             let mut options = LabOptions::new(&up.dir.dir, current_bin()?).with_ports(up.ports());

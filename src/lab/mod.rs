@@ -2,7 +2,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`command`] | `caplab lab up / status / down` |
+//! | [`command`] | `caplab lab up / status / down / cert` |
+//! | [`cert`] | `caplab lab cert`: a self-signed pair for trying HTTPS |
 //! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
@@ -35,6 +36,7 @@ pub use options::{LabOptions, LabPorts};
 pub use record::LabRecord;
 pub use topology::Lab;
 
+pub mod cert;
 pub mod command;
 pub mod demo;
 pub mod error;
