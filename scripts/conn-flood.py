@@ -78,10 +78,17 @@ def main():
     ap.add_argument("--hold", type=float, default=5.0, help="seconds to hold the flood")
     ap.add_argument("--settle", type=float, default=15.0, help="seconds to wait after it")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for caplab serve")
+    ap.add_argument("--then", help="a shell command run after the settle, {pid} = the app's pid; "
+                    "RSS is read again after it (e.g. a gdb call to malloc_trim)")
     args = ap.parse_args()
 
+    # The flood and the app (which inherits the limit) each need a descriptor per connection.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    want = max(hard, args.connections + 4096)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))  # root may raise the hard limit
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = tempfile.mkdtemp(prefix="caplab-flood-")
     procs = []
     try:
@@ -159,6 +166,11 @@ def main():
             text, 'http_connections_rejected_total{mode="ap",reason="overload"}')
         result["header_timeouts"] = metric(
             text, 'http_connection_timeouts_total{mode="ap",phase="header"}')
+        if args.then:
+            subprocess.run(args.then.format(pid=server.pid), shell=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            result["rss_after_then_kib"] = rss_kib(server.pid)
         print(json.dumps(result, indent=2))
     finally:
         for p in reversed(procs):

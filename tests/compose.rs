@@ -202,7 +202,10 @@ fn compose_services_ports_and_proxies_match_the_lab() {
             env["SECRET_KEY_FILE"].as_str(),
             Some("/run/secrets/secret_key")
         );
-        assert!(env["SECRET_KEY"].is_badvalue(), "{app}: SECRET_KEY in the environment");
+        assert!(
+            env["SECRET_KEY"].is_badvalue(),
+            "{app}: SECRET_KEY in the environment"
+        );
         assert!(
             strings(&services[app]["secrets"]).contains(&"secret_key".to_string())
                 || !services[app]["secrets"][0]["source"].is_badvalue(),

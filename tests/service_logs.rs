@@ -138,3 +138,25 @@ async fn the_audit_trail_has_its_own_rotated_file_at_any_level_and_the_key_comes
         "LOG_LEVEL=WARNING holds back info in the main log: {main}"
     );
 }
+
+#[test]
+fn lab_cert_writes_a_pair_the_server_settings_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let out = caplab()
+        .args(["lab", "cert", "--dir"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TLS_CERT_FILE="), "{stdout}");
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::metadata(tls.join("key.pem")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    caplab::app::tls::acceptor(&caplab::config::TlsFiles {
+        cert: tls.join("cert.pem"),
+        key: tls.join("key.pem"),
+    })
+    .expect("the pair loads");
+}

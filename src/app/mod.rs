@@ -16,6 +16,7 @@
 //! | [`activity`] | what a connection is doing (idle, reading headers, in a request), for its timeouts |
 //! | [`watched_io`] | the socket as hyper sees it: reads recorded, hyper's bare error answers made JSON |
 //! | [`tls`] | the rustls configuration from `TLS_CERT_FILE`/`TLS_KEY_FILE`, self-signed pairs |
+//! | [`memory`] | giving freed memory back to the OS after a burst of connections |
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs
 
 pub mod activity;
 pub mod conn_service;
+pub mod memory;
 pub mod server;
 pub mod state;
 pub mod tls;
@@ -237,8 +239,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     if let Some(limiter) = &limiter {
         tasks.spawn(forget_idle_addresses(limiter.clone()));
     }
+    let count = Arc::new(memory::ConnectionCount::default());
+    tasks.spawn(memory::trim_after_bursts(count.clone()));
     let (stop, stopped) = watch::channel(Stop::Running);
     let server = Server {
+        count,
         shared: conn_service::ConnShared {
             service: crate::http::service(state.clone()),
             metrics: state.metrics.clone(),

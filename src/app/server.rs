@@ -37,6 +37,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Check};
 use super::conn_service::{ConnService, ConnShared};
+use super::memory::ConnectionCount;
 use super::watched_io::WatchedIo;
 use crate::config::ServerSettings;
 
@@ -47,6 +48,9 @@ pub const MAX_REFUSING: usize = 64;
 pub const MAX_READ_BUFFER: usize = 96 * 1024;
 /// How long a refusal may take (TLS handshake, writing the answer, the client's close).
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// How long a refusal waits for the client to close after the answer: long enough for a
+/// client to read it, short enough that a flood that never closes frees the slot quickly.
+const REFUSAL_DRAIN: Duration = Duration::from_millis(500);
 /// Pause after an accept error (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -81,6 +85,8 @@ impl Slot {
 pub struct Server {
     /// The per-connection service parts.
     pub shared: ConnShared,
+    /// Open connections, for giving memory back after a burst.
+    pub count: Arc<ConnectionCount>,
     /// Timeouts and limits.
     pub settings: ServerSettings,
     /// HTTPS, when configured.
@@ -200,19 +206,22 @@ impl Server {
 }
 
 /// Writes the refusal (after the handshake under HTTPS), closes the sending side, and reads
-/// what the client still sends until it closes, so the close is not a reset that could
-/// destroy the answer before the client reads it.
+/// what the client still sends until it closes (at most [`REFUSAL_DRAIN`]), so the close is
+/// not a reset that could destroy the answer before the client reads it.
 async fn refuse(stream: TcpStream, tls: Option<TlsAcceptor>, answer: &[u8]) {
     async fn answer_on<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, answer: &[u8]) {
         if s.write_all(answer).await.is_err() || s.shutdown().await.is_err() {
             return;
         }
         let mut sink = [0u8; 1024];
-        while let Ok(n) = s.read(&mut sink).await {
-            if n == 0 {
-                break;
+        let drain = async {
+            while let Ok(n) = s.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
             }
-        }
+        };
+        let _ = tokio::time::timeout(REFUSAL_DRAIN, drain).await;
     }
     match tls {
         None => answer_on(stream, answer).await,
@@ -224,8 +233,8 @@ async fn refuse(stream: TcpStream, tls: Option<TlsAcceptor>, answer: &[u8]) {
     }
 }
 
-/// Keeps the open-connections gauge true for as long as a connection lives.
-struct OpenGauge(prometheus::IntGauge);
+/// Keeps the open-connections gauge and count true for as long as a connection lives.
+struct OpenGauge(prometheus::IntGauge, Arc<ConnectionCount>);
 
 impl OpenGauge {
     fn new(server: &Server, slot: Slot) -> OpenGauge {
@@ -234,13 +243,15 @@ impl OpenGauge {
             .connections_open
             .with_label_values(&[metrics.mode(), slot.label()]);
         gauge.inc();
-        OpenGauge(gauge)
+        server.count.opened();
+        OpenGauge(gauge, server.count.clone())
     }
 }
 
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         self.0.dec();
+        self.1.closed();
     }
 }
 
