@@ -17,6 +17,7 @@
 //! | [`watched_io`] | the socket as hyper sees it: reads recorded, hyper's bare error answers made JSON |
 //! | [`tls`] | the rustls configuration from `TLS_CERT_FILE`/`TLS_KEY_FILE`, self-signed pairs |
 //! | [`memory`] | giving freed memory back to the OS after a burst of connections |
+//! | [`fd_limit`] | the open-file limit raised to fit `MAX_CONNECTIONS` |
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs
 
 pub mod activity;
 pub mod conn_service;
+pub mod fd_limit;
 pub mod memory;
 pub mod server;
 pub mod state;
@@ -237,7 +239,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
 
     let limiter = AddressLimiter::new(config.server.rate_limit).map(Arc::new);
     if let Some(limiter) = &limiter {
-        tasks.spawn(forget_idle_addresses(limiter.clone()));
+        tasks.spawn(crate::http::rate_limit::forget_idle_periodically(
+            limiter.clone(),
+        ));
     }
     let count = Arc::new(memory::ConnectionCount::default());
     tasks.spawn(memory::trim_after_bursts(count.clone()));
@@ -342,53 +346,10 @@ impl RunningApp {
 
 /// How long connections get to close once the grace period is over.
 const FORCED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-/// How often the rate limiter forgets addresses whose quota is full again.
-const FORGET_IDLE_ADDRESSES: std::time::Duration = std::time::Duration::from_secs(60);
-
-async fn forget_idle_addresses(limiter: Arc<AddressLimiter>) {
-    let mut tick = tokio::time::interval(FORGET_IDLE_ADDRESSES);
-    loop {
-        tick.tick().await;
-        limiter.forget_idle();
-    }
-}
-
-/// File descriptors the process needs beyond its connections (Redis clients, logs, refusals).
-const SPARE_FDS: u64 = 256;
-
-/// Raises the soft limit on open files towards what `MAX_CONNECTIONS` needs (up to the hard
-/// limit), and warns when even that is short: the cap must be reached before the process runs
-/// out of descriptors, or new connections wait unanswered in the kernel instead of being
-/// refused.
-fn ensure_fd_limit(config: &Config) {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let server = &config.server;
-    let needed = (server.max_connections + server.reserved_connections) as u64
-        + server::MAX_REFUSING as u64
-        + SPARE_FDS;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
-    if soft >= needed {
-        return;
-    }
-    let target = needed.min(hard);
-    if target > soft && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() && target >= needed
-    {
-        return;
-    }
-    tracing::warn!(
-        max_connections = server.max_connections,
-        needed,
-        limit = target.max(soft),
-        "the open-file limit is below what MAX_CONNECTIONS needs; lower MAX_CONNECTIONS or raise the limit (ulimit -n)"
-    );
-}
-
 /// `caplab serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode, AppError> {
     let config = args.into_config()?;
-    ensure_fd_limit(&config);
+    fd_limit::ensure_fd_limit(&config);
     let listener = bind(&config).await?;
     let app = start(config, listener).await?;
     wait_for_termination().await?;

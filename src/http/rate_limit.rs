@@ -15,6 +15,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -96,6 +97,18 @@ impl AddressLimiter {
             .map(|l| l.len())
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// How often addresses whose quota is full again are forgotten.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+
+/// Forgets idle addresses every minute, until the task is stopped.
+pub async fn forget_idle_periodically(limiter: Arc<AddressLimiter>) {
+    let mut tick = tokio::time::interval(FORGET_IDLE_EVERY);
+    loop {
+        tick.tick().await;
+        limiter.forget_idle();
     }
 }
 
