@@ -73,6 +73,8 @@ impl Cli {
 }
 
 /// What `caplab` can do.
+// Parsed once at start and matched once: boxing `serve`'s many flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one personality (CP or AP) over the Redis pair until SIGTERM or Ctrl-C.

@@ -32,6 +32,8 @@ use prometheus::{
     TextEncoder,
 };
 
+use std::sync::Arc;
+
 use crate::config::Mode;
 
 /// `app_requests_total`
@@ -128,6 +130,14 @@ pub struct Metrics {
     pub session_ryw_fallbacks: IntCounterVec,
     /// `stale_reads_total{mode,node}`
     pub stale_reads: IntCounterVec,
+    /// The HTTP server's own metrics.
+    pub server: Arc<ServerMetrics>,
+}
+
+/// The HTTP server's metrics (connections, timeouts, the rate limit), behind one `Arc` so the
+/// handles every part of the app clones stay small.
+#[derive(Debug)]
+pub struct ServerMetrics {
     /// `http_connections_open{mode,slot}`
     pub connections_open: IntGaugeVec,
     /// `http_connections_rejected_total{mode,reason}`
@@ -260,10 +270,12 @@ impl Metrics {
             session_violations,
             session_ryw_fallbacks,
             stale_reads,
-            connections_open,
-            connections_rejected,
-            connection_timeouts,
-            rate_limited,
+            server: Arc::new(ServerMetrics {
+                connections_open,
+                connections_rejected,
+                connection_timeouts,
+                rate_limited,
+            }),
         };
         metrics.touch_defaults();
         Ok(metrics)
@@ -284,16 +296,17 @@ impl Metrics {
         }
         // The request series the dashboard and the alerts rate(), and each outcome this mode
         // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        let server = &self.server;
         for slot in ["regular", "reserved"] {
-            self.connections_open.with_label_values(&[m, slot]).set(0);
+            server.connections_open.with_label_values(&[m, slot]).set(0);
         }
         for reason in ["limit", "overload"] {
-            self.connections_rejected.with_label_values(&[m, reason]);
+            server.connections_rejected.with_label_values(&[m, reason]);
         }
         for phase in ["header", "idle", "tls_handshake"] {
-            self.connection_timeouts.with_label_values(&[m, phase]);
+            server.connection_timeouts.with_label_values(&[m, phase]);
         }
-        self.rate_limited.with_label_values(&[m]);
+        server.rate_limited.with_label_values(&[m]);
         for operation in ["read", "write"] {
             self.requests.with_label_values(&[m, operation, "200"]);
             self.latency.with_label_values(&[m, operation]);

@@ -113,6 +113,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                     let op = operation(request.method(), path);
                     self.shared
                         .metrics
+                        .server
                         .rate_limited
                         .with_label_values(&[self.shared.metrics.mode()])
                         .inc();

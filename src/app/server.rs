@@ -191,6 +191,7 @@ impl Server {
     fn count_rejected(&self, reason: &str) {
         let metrics = &self.shared.metrics;
         metrics
+            .server
             .connections_rejected
             .with_label_values(&[metrics.mode(), reason])
             .inc();
@@ -199,6 +200,7 @@ impl Server {
     fn count_timeout(&self, phase: &str) {
         let metrics = &self.shared.metrics;
         metrics
+            .server
             .connection_timeouts
             .with_label_values(&[metrics.mode(), phase])
             .inc();
@@ -240,6 +242,7 @@ impl OpenGauge {
     fn new(server: &Server, slot: Slot) -> OpenGauge {
         let metrics = &server.shared.metrics;
         let gauge = metrics
+            .server
             .connections_open
             .with_label_values(&[metrics.mode(), slot.label()]);
         gauge.inc();

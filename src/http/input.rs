@@ -190,7 +190,7 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_body_that_trickles_in_past_the_deadline_is_refused() {
         let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let body = Body::from_stream(rx);
@@ -198,10 +198,12 @@ mod tests {
             max_key_bytes: 8,
             max_value_bytes: 64,
         };
+        // One byte every 50 ms: each arrives well within any per-chunk timeout, the whole
+        // body never within the deadline.
         let feeder = tokio::spawn(async move {
             let mut tx = tx;
-            for _ in 0..20 {
-                tokio::time::sleep(Duration::from_millis(400)).await;
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 if futures::SinkExt::send(&mut tx, Ok(Bytes::from_static(b"a")))
                     .await
                     .is_err()
@@ -210,8 +212,9 @@ mod tests {
                 }
             }
         });
-        let got = body_value(&HeaderMap::new(), body, &limits, Duration::from_secs(2)).await;
-        assert_eq!(got, Err(InputError::BodyTimeout { millis: 2000 }));
+        let deadline = Duration::from_millis(300);
+        let got = body_value(&HeaderMap::new(), body, &limits, deadline).await;
+        assert_eq!(got, Err(InputError::BodyTimeout { millis: 300 }));
         feeder.abort();
     }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::error::{ApiError, InputError};
 use super::input::{body_value, check_key, check_value, path_rejection};
 use crate::app::AppState;
-use crate::session::{SESSION_HEADER, SessionId, SessionRead, SessionToken};
+use crate::session::{SESSION_HEADER, SessionId, SessionRead, SessionToken, TokenError};
 
 /// The answer to a write (200, or 202 when AP queued it).
 #[derive(Debug, Serialize)]
@@ -69,20 +69,42 @@ pub struct ReadBody<'a> {
     pub session_guarantee: Option<bool>,
 }
 
+/// What is wrong with a request's `X-Session-Token` header(s).
+enum TokenHeaderError {
+    /// More than one.
+    Duplicate(InputError),
+    /// The one there is was refused.
+    Refused(TokenError),
+}
+
+impl From<TokenHeaderError> for ApiError {
+    fn from(e: TokenHeaderError) -> Self {
+        match e {
+            TokenHeaderError::Duplicate(e) => ApiError::Input(e),
+            TokenHeaderError::Refused(e) => ApiError::Session(e),
+        }
+    }
+}
+
 /// The request's verified session token, if it carried one. Two tokens are refused (400):
 /// checking only the first would let a client smuggle a second past whatever looked at it.
-fn session_token(state: &AppState, headers: &HeaderMap) -> Result<Option<SessionToken>, ApiError> {
+fn session_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SessionToken>, TokenHeaderError> {
     let mut all = headers.get_all(SESSION_HEADER).iter();
     let header = all.next().map(HeaderValue::as_bytes);
     let more = all.count();
     if more > 0 {
-        return Err(InputError::DuplicateHeader {
+        return Err(TokenHeaderError::Duplicate(InputError::DuplicateHeader {
             name: "X-Session-Token",
             count: more + 1,
-        }
-        .into());
+        }));
     }
-    Ok(state.sessions.check(header)?)
+    state
+        .sessions
+        .check(header)
+        .map_err(TokenHeaderError::Refused)
 }
 
 /// Adds the signed token of `session` requiring `min_offset` to `response`.
