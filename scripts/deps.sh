@@ -9,8 +9,12 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# redis-server: the two nodes of every lab and test. libssl-dev and pkg-config: toxiproxy_rust
-# builds reqwest 0.11 with native TLS.
+# redis-server: the two nodes of every lab and test, and their three sentinels too: Sentinel is
+# a mode of the same binary (`redis-server <conf> --sentinel`), so no other package is needed.
+# Debian's `redis-sentinel` package is deliberately not installed: it only adds a service, and
+# on a machine with systemd that service starts a system-wide sentinel on port 26379, which is
+# the lab's proxy g1 port (`caplab lab up` would then refuse to start). libssl-dev and
+# pkg-config: toxiproxy_rust builds reqwest 0.11 with native TLS.
 ensure_demo_deps() {
   local need=()
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

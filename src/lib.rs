@@ -1,7 +1,8 @@
 //! # caplab: a distributed consistency lab
 //!
-//! Two HTTP personalities of one service run over a real Redis primary (`g1`) and its replica
-//! (`g2`): **CP** (port 5001) refuses rather than risk a stale or unreplicated answer, **AP**
+//! Two HTTP personalities of one service run over a real Redis pair (nodes `g1` and `g2`, one
+//! primary and its replica, watched by three Redis Sentinels that promote the replica when the
+//! primary is lost): **CP** (port 5001) refuses rather than risk a stale or unreplicated answer, **AP**
 //! (port 5002) answers from whatever node it can reach and says how stale the answer may be.
 //! Partitions are injected through Toxiproxy (or caplab's own compatible server), a load
 //! generator records what happened, and a checker turns the history into verdicts.
@@ -18,7 +19,7 @@
 //! | [`check`] | the history checkers: linearizability, stale reads, lost writes, sessions |
 //! | [`proxy`] | `caplab proxy`, an embedded Toxiproxy-compatible server |
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
-//! | [`lab`] | the local lab: `redis-server` processes, `caplab lab`, `caplab demo` |
+//! | [`lab`] | the local lab: `redis-server` nodes and sentinels, `caplab lab`, `caplab demo` |
 //! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
 //! | [`app`] | `caplab serve`: builds one personality, serves it (connection cap, timeouts, HTTPS), shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
@@ -42,12 +43,14 @@
 //! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means.
 //! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
 //!    fred client with explicit timeouts and a single attempt.
-//! 4. **Redis**: the primary `g1` stores every record; `g2` replicates it with Redis's own
-//!    replication, through the `replication` proxy.
+//! 4. **Redis**: the primary (`g1` at start) stores every record; the other node replicates it
+//!    with Redis's own replication, through the primary's `cluster_*` proxy. The sentinels
+//!    watch the primary through the same proxy and promote the replica when they lose it.
 //!
-//! Between 3 and 4, every byte crosses a Toxiproxy proxy (`g1`, `g2`): the real Toxiproxy or
-//! [`proxy`], whose links copy bytes plainly until a toxic is set; [`faults`] is how the
-//! runner and the lab change those proxies.
+//! Between 3 and 4, every byte crosses a Toxiproxy proxy (`g1`, `g2`; the apps reach the
+//! sentinels through `sentinels`): the real Toxiproxy or [`proxy`], whose links copy bytes
+//! plainly until a toxic is set; [`faults`] is how the runner and the lab change those
+//! proxies.
 
 pub mod check;
 pub mod cli;

@@ -1,6 +1,8 @@
 //! The Docker topology agrees with the lab: `docker-compose config -q` accepts the compose
-//! file, and its service names, ports, proxy names and replica settings are the ones
-//! `caplab lab` uses (docs/design.md). `toxiproxy/proxies.json` is checked without Docker.
+//! file, and its service names, ports, proxy names, replica settings, announced addresses and
+//! sentinels are the ones `caplab lab` uses (docs/design.md). `toxiproxy/proxies.json` and
+//! `sentinel/sentinel.conf` are checked without Docker. Compose is validated only: no Docker
+//! engine runs these containers here.
 //!
 //! Without `docker-compose` on PATH the compose checks are skipped with a note, unless `CI`
 //! is set (CI installs it through scripts/deps.sh).
@@ -10,11 +12,15 @@ use std::process::Command;
 
 use caplab::faults::LAB_PROXIES;
 use caplab::lab::LabPorts;
+use caplab::lab::sentinel::{DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, MASTER_NAME, QUORUM};
 use yaml_rust2::{Yaml, YamlLoader};
 
-const SERVICES: [&str; 7] = [
+const SERVICES: [&str; 10] = [
     "db_g1",
     "db_g2",
+    "sentinel1",
+    "sentinel2",
+    "sentinel3",
     "toxiproxy",
     "app_cp",
     "app_ap",
@@ -181,7 +187,7 @@ fn compose_services_ports_and_proxies_match_the_lab() {
         "app_ap ports {ap:?}: a range for --scale"
     );
 
-    // The apps reach the nodes only through the proxies g1 and g2.
+    // The apps reach the nodes only through the proxies g1 and g2, and s1 through `sentinels`.
     for (app, mode, port) in [
         ("app_cp", "cp", ports.app_cp),
         ("app_ap", "ap", ports.app_ap),
@@ -211,31 +217,109 @@ fn compose_services_ports_and_proxies_match_the_lab() {
                 || !services[app]["secrets"][0]["source"].is_badvalue(),
             "{app} does not get the secret"
         );
+        assert_eq!(
+            env["SENTINEL_URLS"].as_str(),
+            Some(format!("redis://toxiproxy:{}", ports.proxy_sentinels).as_str()),
+            "{app}"
+        );
     }
-    // db_g2 replicates through the `replication` proxy with the design's settings; g1 has AOF.
-    let g2 = strings(&services["db_g2"]["command"]).join(" ");
-    for needle in [
-        format!("--replicaof toxiproxy {}", ports.proxy_replication),
-        "--repl-timeout 5".into(),
-        "--repl-ping-replica-period 1".into(),
-        "--replica-serve-stale-data yes".into(),
-        "--repl-diskless-sync-delay 0".into(),
-        "--hz 100".into(),
+    // Both nodes carry the design's replica settings and an AOF, run from a config file in
+    // their volume (where Sentinel persists a role), and announce their cluster proxy; db_g2
+    // starts as a replica of db_g1 through `cluster_g1`.
+    for (node, cluster) in [
+        ("db_g1", ports.proxy_cluster_g1),
+        ("db_g2", ports.proxy_cluster_g2),
     ] {
-        assert!(g2.contains(&needle), "db_g2 command lacks {needle}: {g2}");
+        let command = strings(&services[node]["command"]).join(" ");
+        for needle in [
+            "redis-server /data/redis.conf".to_string(),
+            "--appendonly yes".into(),
+            "--repl-timeout 5".into(),
+            "--repl-ping-replica-period 1".into(),
+            "--replica-serve-stale-data yes".into(),
+            "--repl-diskless-sync-delay 0".into(),
+            "--hz 100".into(),
+            format!("--replica-announce-ip toxiproxy --replica-announce-port {cluster}"),
+        ] {
+            assert!(
+                command.contains(&needle),
+                "{node} command lacks {needle}: {command}"
+            );
+        }
     }
+    let g2 = strings(&services["db_g2"]["command"]).join(" ");
     assert!(
-        strings(&services["db_g1"]["command"])
-            .join(" ")
-            .contains("--appendonly yes")
+        g2.contains(&format!(
+            "|| echo \"replicaof toxiproxy {}\" > /data/redis.conf",
+            ports.proxy_cluster_g1
+        )),
+        "db_g2 does not start as a replica through cluster_g1: {g2}"
     );
     assert!(
         !services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].is_badvalue(),
         "Grafana's admin password is set from the environment"
     );
-    for volume in ["db_g1_data", "db_g2_data"] {
+    let g1 = strings(&services["db_g1"]["command"]).join(" ");
+    assert!(!g1.contains("replicaof"), "{g1}");
+    // Three sentinels, each from a writable copy of the mounted sentinel.conf, in sentinel
+    // mode, announcing its own name, with a volume of its own.
+    for name in ["sentinel1", "sentinel2", "sentinel3"] {
+        let service = &services[name];
+        let command = strings(&service["command"]).join(" ");
+        assert!(
+            command.contains("cp /config/sentinel.conf /data/sentinel.conf")
+                && command.contains("redis-server /data/sentinel.conf --sentinel")
+                && command.contains("sentinel announce-ip $"),
+            "{name}: {command}"
+        );
+        assert_eq!(service["environment"]["SENTINEL_NAME"].as_str(), Some(name));
+        let volumes = strings(&service["volumes"]).join(" ");
+        assert!(
+            volumes.contains("sentinel/sentinel.conf:/config/sentinel.conf:ro")
+                && volumes.contains(&format!("{name}_data:/data")),
+            "{name}: {volumes}"
+        );
+    }
+    for volume in [
+        "db_g1_data",
+        "db_g2_data",
+        "sentinel1_data",
+        "sentinel2_data",
+        "sentinel3_data",
+    ] {
         assert!(!doc["volumes"][volume].is_badvalue(), "no volume {volume}");
     }
+}
+
+#[test]
+fn the_compose_sentinels_watch_g1_as_the_lab_does() {
+    let conf = read("sentinel/sentinel.conf");
+    let lines: Vec<&str> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let ports = LabPorts::default();
+    let want = [
+        "sentinel resolve-hostnames yes".to_string(),
+        "sentinel announce-hostnames yes".into(),
+        format!(
+            "sentinel monitor {MASTER_NAME} toxiproxy {} {QUORUM}",
+            ports.proxy_cluster_g1
+        ),
+        format!("sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}"),
+        format!("sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}"),
+        format!("sentinel parallel-syncs {MASTER_NAME} 1"),
+    ];
+    for line in &want {
+        assert!(lines.contains(&line.as_str()), "sentinel.conf lacks {line}");
+    }
+    // The monitored host is a name: Sentinel accepts it only if resolve-hostnames comes first.
+    let at = |l: &str| lines.iter().position(|x| *x == l);
+    assert!(
+        at(&want[0]) < at(&want[2]),
+        "resolve-hostnames after monitor"
+    );
 }
 
 #[test]
@@ -249,7 +333,9 @@ fn toxiproxy_populate_file_has_the_lab_proxies_on_the_lab_ports() {
     let expect = [
         ("g1", ports.proxy_g1, "db_g1:6379"),
         ("g2", ports.proxy_g2, "db_g2:6379"),
-        ("replication", ports.proxy_replication, "db_g1:6379"),
+        ("cluster_g1", ports.proxy_cluster_g1, "db_g1:6379"),
+        ("cluster_g2", ports.proxy_cluster_g2, "db_g2:6379"),
+        ("sentinels", ports.proxy_sentinels, "sentinel1:26379"),
     ];
     for (proxy, (name, port, upstream)) in proxies.iter().zip(expect) {
         assert_eq!(proxy["name"], name);

@@ -1,6 +1,6 @@
-//! `caplab demo` end to end: the lab comes up, the partition experiment runs against both
-//! personalities, the table has measured rows for CP and AP in every phase, and the lab is
-//! down afterwards (every pid the demo printed is gone, `lab.json` removed).
+//! `caplab demo` end to end: the lab comes up (with its sentinels), the partition experiment
+//! runs against both personalities, the table has measured rows for CP and AP in every phase,
+//! and the lab is down afterwards (every pid the demo printed is gone, `lab.json` removed).
 
 use std::process::Command;
 
@@ -38,10 +38,14 @@ fn demo_prints_measured_rows_for_cp_and_ap_and_stops_the_lab() {
     // The lab's processes, as the demo printed them, are all gone.
     let pids: Vec<u32> = out
         .lines()
-        .filter(|l| l.starts_with("redis g") || l.starts_with("app_") || l.starts_with("proxy  "))
+        .filter(|l| {
+            ["redis g", "sentinel s", "app_", "proxy  "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .filter_map(|l| cells(l).get(1)?.parse().ok())
         .collect();
-    assert_eq!(pids.len(), 5, "pids in the lab table:\n{out}");
+    assert_eq!(pids.len(), 8, "pids in the lab table:\n{out}");
     for pid in pids {
         assert!(
             proc_stat(pid).is_none_or(|(state, _)| state == 'Z'),

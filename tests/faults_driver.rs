@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use caplab::faults::{FaultDriver, FaultError, G1, G2, ProxySpec, REPLICATION, ToxicSpec};
+use caplab::faults::{
+    CLUSTER_G1, FaultDriver, FaultError, G1, G2, LAB_PROXIES, ProxySpec, ToxicSpec,
+};
 use caplab::proxy::{Stream, ToxicKind};
 use common::proxy::{TestProxy, connect, echo_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,12 +47,12 @@ async fn the_driver_changes_and_confirms_every_fault() {
     );
     let echo = echo_server().await;
 
-    let specs: Vec<ProxySpec> = [G1, G2, REPLICATION]
+    let specs: Vec<ProxySpec> = LAB_PROXIES
         .iter()
         .map(|n| ProxySpec::new(n, "127.0.0.1:0", &echo))
         .collect();
     let made = d.ensure_lab_proxies(&specs).await.unwrap();
-    assert_eq!(made.len(), 3);
+    assert_eq!(made.len(), 5);
     assert!(made.iter().all(|p| p.enabled && p.upstream == echo));
     let g1 = made[0].listen.clone();
     let again = d
@@ -87,11 +89,11 @@ async fn the_driver_changes_and_confirms_every_fault() {
     // reset_peer and noop go over plain HTTP (toxiproxy_rust has no helper for them).
     let rst = ToxicSpec::new(ToxicKind::ResetPeer { timeout: 50 }, Stream::Upstream);
     assert_eq!(
-        d.add_toxic(REPLICATION, rst).await.unwrap().kind,
+        d.add_toxic(CLUSTER_G1, rst).await.unwrap().kind,
         "reset_peer"
     );
     let noop = ToxicSpec::new(ToxicKind::Noop, Stream::Downstream).with_toxicity(0.5);
-    assert_eq!(d.add_toxic(REPLICATION, noop).await.unwrap().toxicity, 0.5);
+    assert_eq!(d.add_toxic(CLUSTER_G1, noop).await.unwrap().toxicity, 0.5);
     let limit = ToxicSpec::new(ToxicKind::LimitData { bytes: 10 }, Stream::Downstream);
     d.add_toxic(G2, limit).await.unwrap();
     let slicer = ToxicSpec::new(
@@ -133,7 +135,7 @@ async fn the_driver_changes_and_confirms_every_fault() {
 
     d.reset().await.unwrap();
     let all = d.proxies().await.unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), LAB_PROXIES.len());
     assert!(all.values().all(|p| p.enabled && p.toxics.is_empty()));
 
     d.delete_proxy(G2).await.unwrap();

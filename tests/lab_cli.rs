@@ -19,9 +19,14 @@ fn port_args(ports: &LabPorts) -> Vec<String> {
     [
         ("--redis-g1-port", ports.redis_g1),
         ("--redis-g2-port", ports.redis_g2),
+        ("--s1-port", ports.sentinel_s1),
+        ("--s2-port", ports.sentinel_s2),
+        ("--s3-port", ports.sentinel_s3),
         ("--proxy-g1-port", ports.proxy_g1),
         ("--proxy-g2-port", ports.proxy_g2),
-        ("--replication-port", ports.proxy_replication),
+        ("--cluster-g1-port", ports.proxy_cluster_g1),
+        ("--cluster-g2-port", ports.proxy_cluster_g2),
+        ("--sentinels-port", ports.proxy_sentinels),
         ("--cp-port", ports.app_cp),
         ("--ap-port", ports.app_ap),
         ("--proxy-api-port", ports.proxy_api),
@@ -75,7 +80,12 @@ fn up_status_down_and_up_twice() {
     for part in [
         "redis g1",
         "redis g2",
-        "proxy replication",
+        "sentinel s1",
+        "sentinel s2",
+        "sentinel s3",
+        "proxy cluster_g1",
+        "proxy cluster_g2",
+        "proxy sentinels",
         "app_cp",
         "app_ap",
     ] {
@@ -86,7 +96,7 @@ fn up_status_down_and_up_twice() {
         "{out}"
     );
     let record = LabRecord::read(&dir).expect("read").expect("lab.json");
-    assert_eq!(record.processes.len(), 5);
+    assert_eq!(record.processes.len(), 8);
     assert!(record.processes.iter().all(|p| p.is_running()));
 
     let again = up(&dir, &ports);
@@ -97,8 +107,27 @@ fn up_status_down_and_up_twice() {
     let status = caplab(&["lab", "status", "--dir", &dir_arg]);
     let out = text(&status);
     assert!(status.status.success(), "{out}");
-    assert!(out.contains("role slave, link up"), "{out}");
-    assert!(!out.contains("DOWN"), "{out}");
+    assert!(
+        out.contains("role slave of g1 through cluster_g1, link up"),
+        "{out}"
+    );
+    for s in ["sentinel s1", "sentinel s2", "sentinel s3"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(s))
+            .expect("a sentinel line");
+        assert!(
+            line.contains("ok") && line.contains("primary g1 (epoch 0"),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains(
+            "primary now: g1 (the sentinels, config epoch 0; g1 says master, g2 says replica)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("DOWN") && !out.contains("WARNING"), "{out}");
 
     // A part that dies is shown DOWN and status exits 1.
     let ap = record
@@ -132,9 +161,24 @@ fn up_status_down_and_up_twice() {
         "{out}"
     );
 
+    // A forced failover: s1 promotes g2, and status follows.
+    let failover = caplab(&["lab", "failover", "--dir", &dir_arg]);
+    assert!(failover.status.success(), "{}", text(&failover));
+    assert!(
+        text(&failover).contains("sentinel s1 promoted g2"),
+        "{}",
+        text(&failover)
+    );
+    let status = caplab(&["lab", "status", "--dir", &dir_arg]);
+    assert!(
+        text(&status).contains("primary now: g2 (the sentinels, config epoch 1;"),
+        "{}",
+        text(&status)
+    );
+
     let down = caplab(&["lab", "down", "--dir", &dir_arg]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(text(&down).contains("stopped 4 of 5"), "{}", text(&down));
+    assert!(text(&down).contains("stopped 7 of 8"), "{}", text(&down));
     common::lab::assert_processes_gone(&record);
     common::lab::assert_ports_free(&ports, "port free after down");
     let status = caplab(&["lab", "status", "--dir", &dir_arg]);
@@ -147,6 +191,13 @@ fn up_status_down_and_up_twice() {
         "{}",
         text(&status)
     );
+    let failover = caplab(&["lab", "failover", "--dir", &dir_arg]);
+    assert_eq!(failover.status.code(), Some(2), "{}", text(&failover));
+    assert!(
+        text(&failover).contains("no lab is recorded"),
+        "{}",
+        text(&failover)
+    );
 }
 
 #[test]
@@ -155,13 +206,13 @@ fn a_taken_port_is_named_and_nothing_runs_after() {
     let dir = tmp.path().join("lab");
     let ports = LabPorts::free().expect("free ports");
     let _guard = DownOnDrop(&dir);
-    let held = std::net::TcpListener::bind(("127.0.0.1", ports.proxy_replication)).expect("hold");
+    let held = std::net::TcpListener::bind(("127.0.0.1", ports.proxy_cluster_g1)).expect("hold");
 
     let out = up(&dir, &ports);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let msg = text(&out);
     assert!(
-        msg.contains("proxy replication") && msg.contains(&ports.proxy_replication.to_string()),
+        msg.contains("proxy cluster_g1") && msg.contains(&ports.proxy_cluster_g1.to_string()),
         "{msg}"
     );
     assert!(!msg.contains("panicked"), "{msg}");

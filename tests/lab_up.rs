@@ -1,7 +1,7 @@
-//! `Lab::up` on free ports: every part checked through its own interface (Redis PING and
-//! ROLE, the proxy API, both apps' /health, a write through CP read back through AP), then
-//! `down` leaves no recorded pid running and every port free; node actions kill and restart
-//! g2 and replication resumes.
+//! `Lab::up` on free ports: every part checked through its own interface (Redis PING, ROLE and
+//! announced address, the three sentinels' views, the proxy API and its five proxies, both
+//! apps' /health, a write through CP read back through AP), then `down` leaves no recorded pid
+//! running and every port free; node actions kill and restart g2 and replication resumes.
 
 mod common;
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use caplab::faults::LAB_PROXIES;
 use caplab::lab::redis_node::{info_field, info_replication, ping};
+use caplab::lab::sentinel::sentinel_view;
 use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, LabRecord, NodeAction};
 use fred::interfaces::ClientLike;
 use fred::types::{ClusterHash, CustomCommand, Value};
@@ -52,6 +53,23 @@ async fn role(url: &str) -> (String, Option<i64>) {
     (name, port)
 }
 
+/// `CONFIG GET replica-announce-port`.
+async fn announced_port(url: &str) -> String {
+    let client = common::app::raw_client(url).await;
+    let answer: Value = client
+        .custom(
+            CustomCommand::new_static("CONFIG", ClusterHash::Random, false),
+            vec![Value::from("GET"), Value::from("replica-announce-port")],
+        )
+        .await
+        .expect("CONFIG GET");
+    let _ = client.quit().await;
+    let Value::Array(pair) = answer else {
+        panic!("CONFIG GET answered {answer:?}")
+    };
+    pair[1].as_string().expect("a port")
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -69,26 +87,53 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
         .expect("read")
         .expect("lab.json written");
     assert_eq!(record, lab.record());
-    assert_eq!(record.processes.len(), 5, "{record:?}");
+    assert_eq!(record.processes.len(), 8, "{record:?}");
 
-    // Redis: both answer PING; g1 is a master, g2 a replica of the replication proxy.
+    // Redis: both answer PING; g1 is a master, g2 a replica of g1's cluster proxy, and each
+    // announces its own cluster proxy as its address.
     for node in [LabNode::G1, LabNode::G2] {
         ping(&lab.redis_url(node)).await.expect("PING");
     }
     assert_eq!(role(&lab.redis_url(LabNode::G1)).await.0, "master");
     assert_eq!(
         role(&lab.redis_url(LabNode::G2)).await,
-        (
-            "slave".to_string(),
-            Some(i64::from(ports.proxy_replication))
-        )
+        ("slave".to_string(), Some(i64::from(ports.proxy_cluster_g1)))
     );
+    for (node, cluster) in [
+        (LabNode::G1, ports.proxy_cluster_g1),
+        (LabNode::G2, ports.proxy_cluster_g2),
+    ] {
+        assert_eq!(
+            announced_port(&lab.redis_url(node)).await,
+            cluster.to_string(),
+            "{node} announces its cluster proxy"
+        );
+    }
+
+    // The sentinels run, know each other and the replica, and name g1 at cluster_g1.
+    let pids = lab.sentinel_pids();
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(Option::is_some), "{pids:?}");
+    for url in lab.sentinel_urls() {
+        let view = sentinel_view(&url).await.expect("SENTINEL MASTER");
+        assert!(view.ready(), "{url}: {view:?}");
+        assert_eq!(view.addr.1, ports.proxy_cluster_g1, "{url}");
+        assert_eq!(view.config_epoch, 0);
+    }
+    assert_eq!(lab.primary().await.expect("primary"), LabNode::G1);
+    let report = lab.primary_report().await;
+    assert_eq!(report.problem(), None, "{report}");
+    // The apps' way to s1 is the `sentinels` proxy.
+    let through = sentinel_view(&lab.sentinels_proxy_url())
+        .await
+        .expect("s1 through proxy sentinels");
+    assert_eq!(through.addr.1, ports.proxy_cluster_g1);
     let info = info_replication(&lab.redis_url(LabNode::G2))
         .await
         .expect("INFO");
     assert_eq!(info_field(&info, "master_link_status"), Some("up"));
 
-    // The proxy API lists the three proxies, enabled, on the lab's ports.
+    // The proxy API lists the five proxies, enabled, on the lab's ports.
     let proxies = lab.faults().proxies().await.expect("proxies");
     for name in LAB_PROXIES {
         let proxy = proxies
@@ -96,14 +141,40 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
             .unwrap_or_else(|| panic!("no proxy {name}"));
         assert!(proxy.enabled, "{name} disabled");
     }
-    assert_eq!(
-        proxies["g1"].listen,
-        format!("127.0.0.1:{}", ports.proxy_g1)
-    );
-    assert_eq!(
-        proxies["replication"].upstream,
-        format!("127.0.0.1:{}", ports.redis_g1)
-    );
+    for (name, upstream) in [
+        ("g1", ports.redis_g1),
+        ("g2", ports.redis_g2),
+        ("cluster_g1", ports.redis_g1),
+        ("cluster_g2", ports.redis_g2),
+        ("sentinels", ports.sentinel_s1),
+    ] {
+        let port = ports.proxy(name).expect("a lab proxy");
+        assert_eq!(proxies[name].listen, format!("127.0.0.1:{port}"), "{name}");
+        assert_eq!(
+            proxies[name].upstream,
+            format!("127.0.0.1:{upstream}"),
+            "{name}"
+        );
+    }
+
+    // Both apps ask s1 through the `sentinels` proxy.
+    for name in ["app_cp", "app_ap"] {
+        let app = record
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .expect("app recorded");
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", app.pid)).expect("cmdline");
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).to_string())
+            .collect();
+        let at = args
+            .iter()
+            .position(|a| a == "--sentinel-urls")
+            .unwrap_or_else(|| panic!("{name} has no --sentinel-urls: {args:?}"));
+        assert_eq!(args[at + 1], lab.sentinels_proxy_url(), "{name}");
+    }
 
     // Both apps are healthy and say which personality they are.
     let client = http();
@@ -255,7 +326,7 @@ async fn an_external_toxiproxy_is_used_and_left_running() {
         record.processes.iter().all(|p| p.name != "proxy"),
         "{record:?}"
     );
-    assert_eq!(record.processes.len(), 4);
+    assert_eq!(record.processes.len(), 7);
 
     // The apps' traffic crosses the given Toxiproxy: disabling its g1 makes CP refuse.
     let client = http();

@@ -1,5 +1,5 @@
 //! Real Redis traffic through the embedded proxy: a client through `g1` with latency and while
-//! disabled, and g2's own replication through a `replication` proxy.
+//! disabled, and g2's own replication through a `cluster_g1` proxy.
 
 mod common;
 
@@ -112,7 +112,7 @@ async fn replication_through_the_proxy_slows_and_cuts() {
 
     // g1 -> g2 is the proxy's downstream (g2 is its client).
     p.toxic(
-        "replication",
+        "cluster_g1",
         json!({"type": "latency", "attributes": {"latency": 300}}),
     )
     .await;
@@ -126,10 +126,10 @@ async fn replication_through_the_proxy_slows_and_cuts() {
         took >= Duration::from_millis(280) && took < Duration::from_millis(1500),
         "{took:?}"
     );
-    p.remove_toxic("replication", "latency_downstream").await;
+    p.remove_toxic("cluster_g1", "latency_downstream").await;
 
     // A hard cut: the replica notices at once and serves stale data.
-    p.set_enabled("replication", false).await;
+    p.set_enabled("cluster_g1", false).await;
     let start = Instant::now();
     loop {
         let info = info_replication(&pair.g2.url()).await.unwrap();
@@ -149,7 +149,7 @@ async fn replication_through_the_proxy_slows_and_cuts() {
             .is_none()
     );
 
-    p.set_enabled("replication", true).await;
+    p.set_enabled("cluster_g1", true).await;
     pair.g2.wait_link_up(Duration::from_secs(15)).await.unwrap();
     assert!(
         replicated(&g2, "c", "3", Duration::from_secs(3))

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use caplab::scenario::spec::StepAction;
 use caplab::scenario::{FileErrors, validate_str};
 
 const GOOD: &str = r#"name = "t"
@@ -25,7 +26,7 @@ at = "2s"
 [[step]]
 at = "2s"
 action = "toxic"
-proxy = "replication"
+proxy = "cluster_g1"
 toxic = "latency"
 latency = 100
 jitter = 10
@@ -162,13 +163,16 @@ fn bad_offset_names_line_and_field() {
 
 #[test]
 fn unknown_proxy_and_toxic_name_line_and_field() {
-    let text = GOOD.replace("proxy = \"replication\"", "proxy = \"g3\"");
+    let text = GOOD.replace("proxy = \"cluster_g1\"", "proxy = \"g3\"");
     let (line, field, message) = problem(&text);
     assert_eq!(
         (line, field.as_str()),
         (line_of(&text, "g3"), "step[0].proxy")
     );
-    assert!(message.contains("g1, g2, replication"), "{message}");
+    assert!(
+        message.contains("g1, g2, cluster_g1, cluster_g2, sentinels"),
+        "{message}"
+    );
 
     let text = GOOD.replace("toxic = \"latency\"", "toxic = \"lag\"");
     let (line, field, message) = problem(&text);
@@ -184,6 +188,69 @@ fn unknown_proxy_and_toxic_name_line_and_field() {
     assert_eq!(
         (line, field.as_str()),
         (line_of(&text, "bytes = 5"), "step[0].bytes")
+    );
+}
+
+#[test]
+fn the_retired_replication_proxy_is_refused_with_the_migration() {
+    let text = GOOD.replace("proxy = \"cluster_g1\"", "proxy = \"replication\"");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "\"replication\""), "step[0].proxy")
+    );
+    for needle in [
+        "`replication` no longer exists",
+        "`cluster_g1`",
+        "`down cluster_g2` then `down cluster_g1`",
+        "heal `cluster_g1` first",
+        "below the sentinels' 1000 ms down-after",
+    ] {
+        assert!(message.contains(needle), "lacks {needle:?}: {message}");
+    }
+    // The binary says the same, with the file and line.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.toml");
+    std::fs::write(&old, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["scenario", "validate"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "old.toml:{line}: step[0].proxy: the proxy `replication`"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failover_step_validates_and_takes_no_proxy_or_node() {
+    let text = GOOD.replace(
+        "[[step]]\nat = \"5s\"",
+        "[[step]]\nat = \"3s\"\naction = \"failover\"\n\n[[step]]\nat = \"5s\"",
+    );
+    let s = validate_str("failover.toml", &text).unwrap();
+    assert_eq!(s.steps.len(), 3);
+    assert_eq!(s.steps[1].action, StepAction::Failover);
+    assert!(s.has_node_steps(), "a failover needs the local lab");
+    assert!(!s.steps[1].action.heals());
+
+    let text = text.replace(
+        "action = \"failover\"",
+        "action = \"failover\"\nnode = \"g2\"",
+    );
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "node = \"g2\""), "step[1].node")
+    );
+    assert!(
+        message.contains("does not apply to a `failover` step"),
+        "{message}"
     );
 }
 
@@ -229,7 +296,7 @@ fn the_binary_validates_and_reports_exit_status() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        GOOD.replace("proxy = \"replication\"", "proxy = \"g3\""),
+        GOOD.replace("proxy = \"cluster_g1\"", "proxy = \"g3\""),
     )
     .unwrap();
     let good = dir.path().join("good.toml");
@@ -243,7 +310,7 @@ fn the_binary_validates_and_reports_exit_status() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = line_of(
-        &GOOD.replace("proxy = \"replication\"", "proxy = \"g3\""),
+        &GOOD.replace("proxy = \"cluster_g1\"", "proxy = \"g3\""),
         "g3",
     );
     assert!(

@@ -44,12 +44,12 @@ at = "4s"
 [[step]]
 at = "2s"
 action = "down"
-proxy = "replication"
+proxy = "cluster_g1"
 
 [[step]]
 at = "4s"
 action = "up"
-proxy = "replication"
+proxy = "cluster_g1"
 
 [[threshold]]
 target = "cp"
@@ -127,7 +127,7 @@ fn topo_args(topo: &Topology) -> Vec<String> {
 /// Every proxy enabled and without toxics.
 async fn assert_proxies_clean(topo: &Topology) {
     let proxies = topo.proxy.call("GET", "/proxies", None).await.body;
-    for name in ["g1", "g2", "replication"] {
+    for name in ["g1", "g2", "cluster_g1", "cluster_g2"] {
         let p = &proxies[name];
         assert_eq!(p["enabled"], true, "{name} left disabled: {p}");
         assert_eq!(
@@ -232,7 +232,7 @@ async fn a_short_partition_runs_checks_and_reports() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        tags.contains(&"caplab") && tags.contains(&"fault") && tags.contains(&"replication"),
+        tags.contains(&"caplab") && tags.contains(&"fault") && tags.contains(&"cluster_g1"),
         "{tags:?}"
     );
 
@@ -346,7 +346,7 @@ latency = 200
 [[step]]
 at = "1s"
 action = "down"
-proxy = "replication"
+proxy = "cluster_g1"
 [[step]]
 at = "29s"
 action = "heal"
@@ -375,7 +375,7 @@ lesson = "never reached"
     loop {
         let p = topo
             .proxy
-            .call("GET", "/proxies/replication", None)
+            .call("GET", "/proxies/cluster_g1", None)
             .await
             .body;
         if p["enabled"] == false {
@@ -509,7 +509,7 @@ keys = 4
 [[step]]
 at = "500ms"
 action = "down"
-proxy = "replication"
+proxy = "cluster_g1"
 [[step]]
 at = "1s"
 action = "kill"

@@ -1,7 +1,7 @@
 //! Read-your-writes and monotonic reads through AP, over a real primary and replica whose
 //! replication link crosses `caplab proxy` (docs/design.md, "Read-your-writes sessions").
 //!
-//! A latency toxic on the `replication` proxy makes g2 lag on purpose. The tests show both
+//! A latency toxic on the `cluster_g1` proxy (the replication link) makes g2 lag on purpose. The tests show both
 //! sides in the same run: the session always reads its own writes while tokenless readers get
 //! stale answers from g2 (so the lag was real); a session's reads never go back across two AP
 //! instances sharing `SECRET_KEY`; and with g1 gone and g2 behind, AP still answers, says
@@ -48,7 +48,7 @@ fn metric(text: &str, series: &str) -> u64 {
 async fn lag_replication(proxy: &TestProxy, app: &TestApp) {
     proxy
         .toxic(
-            "replication",
+            "cluster_g1",
             json!({"type": "latency", "attributes": {"latency": LAG_MS}}),
         )
         .await;
@@ -193,7 +193,7 @@ async fn with_g1_gone_and_g2_behind_ap_answers_without_the_guarantee() {
     .await;
 
     // Cut replication, write again in the session: g2 never gets it.
-    proxy.set_enabled("replication", false).await;
+    proxy.set_enabled("cluster_g1", false).await;
     let w = app
         .post_with("/write/gone/new", &[("x-session-token", token.as_str())])
         .await;

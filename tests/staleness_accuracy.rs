@@ -1,5 +1,5 @@
 //! Staleness accuracy (docs/design.md, "Staleness tracking"): with a latency toxic of L ms on the
-//! `replication` proxy, the g2 staleness an app reports should sit within L ± (heartbeat
+//! `cluster_g1` proxy (the replication link), the g2 staleness an app reports should sit within L ± (heartbeat
 //! interval + 20 ms). A real primary and replica, the replication link through `caplab proxy`,
 //! an AP app reading its heartbeat back from g2.
 
@@ -63,7 +63,7 @@ async fn g2_staleness_follows_a_replication_latency_toxic() {
     // g1 -> g2 is the proxy's downstream (g2 is its client).
     proxy
         .toxic(
-            "replication",
+            "cluster_g1",
             json!({"type": "latency", "attributes": {"latency": LATENCY_MS}}),
         )
         .await;
@@ -98,9 +98,7 @@ async fn g2_staleness_follows_a_replication_latency_toxic() {
     );
 
     // The toxic removed, staleness falls back under one interval.
-    proxy
-        .remove_toxic("replication", "latency_downstream")
-        .await;
+    proxy.remove_toxic("cluster_g1", "latency_downstream").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = sample(&app, Duration::from_secs(1)).await;
     assert!(

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, Environment, Limits, Mode, SecretKey, invalid};
+use super::{Config, ConfigError, Environment, Limits, Mode, SecretKey, Switch, invalid};
 use crate::node::BreakerSettings;
 
 /// `caplab serve`: run one personality (CP or AP) over the Redis pair.
@@ -108,6 +108,31 @@ pub struct ServeArgs {
         default_value_t = 500
     )]
     pub replication_poll_ms: u64,
+    /// The sentinels to ask which node is primary: comma-separated `redis://` URLs (in the
+    /// lab: the `sentinels` proxy). Empty: no sentinels, g1 is always the primary.
+    #[arg(
+        long,
+        env = "SENTINEL_URLS",
+        value_name = "SENTINEL_URLS",
+        default_value = ""
+    )]
+    pub sentinel_urls: String,
+    /// The master name the sentinels monitor the pair under.
+    #[arg(
+        long,
+        env = "SENTINEL_MASTER",
+        value_name = "SENTINEL_MASTER",
+        default_value = super::DEFAULT_SENTINEL_MASTER
+    )]
+    pub sentinel_master: String,
+    /// How often the sentinels are asked which node is primary, in ms.
+    #[arg(
+        long,
+        env = "SENTINEL_POLL_MS",
+        value_name = "SENTINEL_POLL_MS",
+        default_value_t = 200
+    )]
+    pub sentinel_poll_ms: u64,
     /// Consecutive failures that open a circuit breaker.
     #[arg(
         long,
@@ -148,6 +173,16 @@ pub struct ServeArgs {
         default_value_t = 16
     )]
     pub cp_wait_pool_size: usize,
+    /// CP: confirm every read with a replicated fence write on the primary (`on`), or serve
+    /// reads unfenced (`off`, for the experiment that shows why the fence is there).
+    #[arg(
+        long,
+        env = "CP_READ_FENCE",
+        value_name = "CP_READ_FENCE",
+        value_enum,
+        default_value_t = Switch::On
+    )]
+    pub cp_read_fence: Switch,
     /// AP: writes the write-behind queue holds while g1 is away (then 503).
     #[arg(
         long,
@@ -197,6 +232,16 @@ fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
     })
 }
 
+/// `SENTINEL_URLS` split on commas; blanks around and between the commas are dropped, so an
+/// empty value (`${SENTINEL_URLS:-}` in compose) means no sentinels.
+fn split_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl ServeArgs {
     /// Turns the parsed flags into a validated [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
@@ -229,6 +274,9 @@ impl ServeArgs {
         config.session_token_ttl = Duration::from_secs(self.session_token_ttl_sec);
         config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
         config.replication_poll = Duration::from_millis(self.replication_poll_ms);
+        config.sentinel_urls = split_urls(&self.sentinel_urls);
+        config.sentinel_master = self.sentinel_master;
+        config.sentinel_poll = Duration::from_millis(self.sentinel_poll_ms);
         config.breaker = BreakerSettings {
             failure_threshold: self.breaker_failure_threshold,
             open_interval: Duration::from_millis(self.breaker_open_ms),
@@ -236,6 +284,7 @@ impl ServeArgs {
         };
         config.cp_wait_timeout = Duration::from_millis(self.cp_wait_timeout_ms);
         config.cp_wait_pool_size = self.cp_wait_pool_size;
+        config.cp_read_fence = self.cp_read_fence == Switch::On;
         config.ap_queue_capacity = self.ap_queue_capacity;
         config.limits = Limits {
             max_key_bytes: self.max_key_bytes,
@@ -322,6 +371,15 @@ mod tests {
             (&["--max-value-bytes", "0"], "MAX_VALUE_BYTES"),
             (&["--instance-id", "has space"], "INSTANCE_ID"),
             (&["--session-token-ttl-sec", "0"], "SESSION_TOKEN_TTL_SEC"),
+            (&["--sentinel-urls", "http://s1:26379"], "SENTINEL_URLS"),
+            (
+                &["--sentinel-urls", "redis://a:1,redis://a:1"],
+                "SENTINEL_URLS",
+            ),
+            (&["--sentinel-master", ""], "SENTINEL_MASTER"),
+            (&["--sentinel-master", "two words"], "SENTINEL_MASTER"),
+            (&["--sentinel-poll-ms", "1"], "SENTINEL_POLL_MS"),
+            (&["--cp-read-fence", "maybe"], "CP_READ_FENCE"),
         ];
         for (args, setting) in cases {
             let mut all = vec!["--mode", "cp"];
@@ -390,6 +448,37 @@ mod tests {
         let shown = format!("{:?}", c.secret_key);
         assert!(shown.contains("redacted"));
         assert!(!shown.contains(std::str::from_utf8(c.secret_key.as_bytes())?));
+        Ok(())
+    }
+
+    #[test]
+    fn sentinel_settings_default_to_none_and_parse_a_list() -> TestResult {
+        let c = parse(&["--mode", "cp"])?;
+        assert!(c.sentinel_urls.is_empty());
+        assert_eq!(c.sentinel_master, "caplab");
+        assert_eq!(c.sentinel_poll, Duration::from_millis(200));
+        assert!(c.cp_read_fence);
+        let c = parse(&["--mode", "cp", "--sentinel-urls", " "])?;
+        assert!(c.sentinel_urls.is_empty());
+        let c = parse(&[
+            "--mode",
+            "cp",
+            "--sentinel-urls",
+            "redis://127.0.0.1:26379, redis://127.0.0.1:26380,",
+            "--sentinel-master",
+            "mymaster",
+            "--sentinel-poll-ms",
+            "50",
+            "--cp-read-fence",
+            "off",
+        ])?;
+        assert_eq!(
+            c.sentinel_urls,
+            ["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]
+        );
+        assert_eq!(c.sentinel_master, "mymaster");
+        assert_eq!(c.sentinel_poll, Duration::from_millis(50));
+        assert!(!c.cp_read_fence);
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ const PLACEHOLDER_SECRETS: &[&str] = &["change-me", "changeme", "secret", "dev-s
 pub const DEFAULT_SESSION_TOKEN_TTL_SEC: u64 = 3600;
 /// `SESSION_TOKEN_TTL_SEC`'s largest value: 30 days.
 const MAX_SESSION_TOKEN_TTL_SEC: u64 = 30 * 24 * 3600;
+/// `SENTINEL_MASTER`'s default, the name the lab's sentinels monitor the pair under.
+pub const DEFAULT_SENTINEL_MASTER: &str = "caplab";
 /// The shortest secret key accepted in production.
 const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
 
@@ -74,6 +76,15 @@ pub enum Environment {
     Development,
     /// A real deployment: `SECRET_KEY` must be set, not a placeholder, at least 32 bytes.
     Production,
+}
+
+/// An `on`/`off` setting (`CP_READ_FENCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// The HMAC key for session tokens. Its `Debug` never shows the key.
@@ -160,12 +171,20 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// `INFO replication` polling period.
     pub replication_poll: Duration,
+    /// The sentinels asked which node is primary; empty: g1 is always the primary.
+    pub sentinel_urls: Vec<String>,
+    /// The master name the sentinels monitor.
+    pub sentinel_master: String,
+    /// How often the sentinels are asked.
+    pub sentinel_poll: Duration,
     /// Threshold and open intervals of every breaker.
     pub breaker: BreakerSettings,
     /// CP: the `WAIT 1 <ms>` timeout.
     pub cp_wait_timeout: Duration,
     /// CP: size of the dedicated WAIT connection pool.
     pub cp_wait_pool_size: usize,
+    /// CP: confirm every read with a replicated fence write (`CP_READ_FENCE`).
+    pub cp_read_fence: bool,
     /// AP: capacity of the write-behind queue.
     pub ap_queue_capacity: usize,
     /// Key and value limits.
@@ -196,6 +215,9 @@ impl Config {
             environment: Environment::Development,
             heartbeat_interval: Duration::from_millis(100),
             replication_poll: Duration::from_millis(500),
+            sentinel_urls: Vec::new(),
+            sentinel_master: DEFAULT_SENTINEL_MASTER.to_string(),
+            sentinel_poll: Duration::from_millis(200),
             breaker: BreakerSettings {
                 failure_threshold: 5,
                 open_interval: Duration::from_millis(1000),
@@ -203,6 +225,7 @@ impl Config {
             },
             cp_wait_timeout: Duration::from_millis(500),
             cp_wait_pool_size: 16,
+            cp_read_fence: true,
             ap_queue_capacity: 10_000,
             limits: Limits {
                 max_key_bytes: 512,
@@ -242,6 +265,7 @@ impl Config {
         if self.replication_poll < Duration::from_millis(10) {
             return Err(invalid("REPLICATION_POLL_MS", "must be at least 10 ms"));
         }
+        self.validate_sentinels()?;
         let b = &self.breaker;
         if b.failure_threshold == 0 {
             return Err(invalid("BREAKER_FAILURE_THRESHOLD", "must be at least 1"));
@@ -312,6 +336,32 @@ impl Config {
             if let Some(previous) = &self.secret_key_previous {
                 check_production_secret("SECRET_KEY_PREVIOUS", previous)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_sentinels(&self) -> Result<(), ConfigError> {
+        for (i, url) in self.sentinel_urls.iter().enumerate() {
+            check_redis_url("SENTINEL_URLS", url)?;
+            if self.sentinel_urls[..i].contains(url) {
+                return Err(invalid("SENTINEL_URLS", format!("lists {url:?} twice")));
+            }
+        }
+        let name = &self.sentinel_master;
+        if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(invalid(
+                "SENTINEL_MASTER",
+                "must be 1 to 128 printable ASCII characters without spaces",
+            ));
+        }
+        let poll = self.sentinel_poll;
+        if poll < Duration::from_millis(10) || poll > Duration::from_secs(60) {
+            return Err(invalid(
+                "SENTINEL_POLL_MS",
+                format!("must be between 10 and 60000 ms, got {}", poll.as_millis()),
+            ));
         }
         Ok(())
     }

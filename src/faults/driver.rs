@@ -135,7 +135,7 @@ impl FaultDriver {
         self.call("populate", move |s| s.populate(&specs)).await
     }
 
-    /// [`FaultDriver::ensure_proxies`] for the lab: exactly `g1`, `g2` and `replication`.
+    /// [`FaultDriver::ensure_proxies`] for the lab: exactly the five of [`LAB_PROXIES`].
     pub async fn ensure_lab_proxies(
         &self,
         specs: &[ProxySpec],

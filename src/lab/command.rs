@@ -1,18 +1,24 @@
-//! `caplab lab up | status | down | cert`: the lab as a command, left running between commands.
+//! `caplab lab up | status | failover | down | cert`: the lab as a command, left running
+//! between commands.
 //!
 //! `up` starts a [`Lab`] in its own process groups, prints what runs where and leaves it
-//! running, recorded in `<dir>/lab.json`; `status` probes each recorded part; `down` stops
-//! exactly the recorded processes, by pid and start time, never by name.
+//! running, recorded in `<dir>/lab.json`; `status` probes each recorded part and says which
+//! node is primary now (the sentinels' answer beside each node's own role, a split brain
+//! flagged); `failover` forces one through s1 and waits for the promotion; `down` stops exactly
+//! the recorded processes, by pid and start time, never by name.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::error::LabError;
+use super::failover::force_failover;
 use super::health::{Health, probe_record};
 use super::options::{self as d, LabOptions, LabPorts};
 use super::record::LabRecord;
+use super::sentinel::{DOWN_AFTER_MS, MASTER_NAME, QUORUM};
 use super::topology::Lab;
+use crate::faults::{CLUSTER_G1, CLUSTER_G2, G1, G2, SENTINELS};
 
 /// `caplab lab ...`
 #[derive(Debug, clap::Args)]
@@ -23,13 +29,17 @@ pub struct LabArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum LabCommand {
-    /// Start g1, g2, the proxy and both apps, wait until all are healthy, and leave them
-    /// running.
+    /// Start g1, g2, the proxy, three sentinels and both apps, wait until all are healthy,
+    /// and leave them running.
     Up(UpArgs),
-    /// Show each part of the lab and whether it is healthy (exit 1 if one is not).
+    /// Show each part of the lab, whether it is healthy, and which node is primary now (exit
+    /// 1 if a part is not healthy or the sentinels and the nodes disagree on the primary).
     Status(DirArg),
     /// Stop what `up` started (by recorded pid) and leave nothing running.
     Down(DirArg),
+    /// Force a failover (`SENTINEL FAILOVER caplab` on s1) and wait until the sentinels name
+    /// the other node as primary.
+    Failover(DirArg),
     /// Write a self-signed certificate and key for trying HTTPS (TLS_CERT_FILE, TLS_KEY_FILE).
     Cert(super::cert::CertArgs),
 }
@@ -58,15 +68,30 @@ struct UpArgs {
     /// Port of g2's redis-server.
     #[arg(long, default_value_t = d::DEFAULT_REDIS_G2_PORT)]
     redis_g2_port: u16,
+    /// Port of sentinel s1.
+    #[arg(long, default_value_t = d::DEFAULT_SENTINEL_PORTS[0])]
+    s1_port: u16,
+    /// Port of sentinel s2.
+    #[arg(long, default_value_t = d::DEFAULT_SENTINEL_PORTS[1])]
+    s2_port: u16,
+    /// Port of sentinel s3.
+    #[arg(long, default_value_t = d::DEFAULT_SENTINEL_PORTS[2])]
+    s3_port: u16,
     /// Listen port of proxy `g1`.
     #[arg(long, default_value_t = d::DEFAULT_PROXY_G1_PORT)]
     proxy_g1_port: u16,
     /// Listen port of proxy `g2`.
     #[arg(long, default_value_t = d::DEFAULT_PROXY_G2_PORT)]
     proxy_g2_port: u16,
-    /// Listen port of proxy `replication`.
-    #[arg(long, default_value_t = d::DEFAULT_PROXY_REPLICATION_PORT)]
-    replication_port: u16,
+    /// Listen port of proxy `cluster_g1` (g1's address for the sentinels and replication).
+    #[arg(long, default_value_t = d::DEFAULT_PROXY_CLUSTER_G1_PORT)]
+    cluster_g1_port: u16,
+    /// Listen port of proxy `cluster_g2`.
+    #[arg(long, default_value_t = d::DEFAULT_PROXY_CLUSTER_G2_PORT)]
+    cluster_g2_port: u16,
+    /// Listen port of proxy `sentinels` (the apps to s1).
+    #[arg(long, default_value_t = d::DEFAULT_PROXY_SENTINELS_PORT)]
+    sentinels_port: u16,
     /// Port of app_cp.
     #[arg(long, default_value_t = d::DEFAULT_APP_CP_PORT)]
     cp_port: u16,
@@ -83,9 +108,14 @@ impl UpArgs {
         LabPorts {
             redis_g1: self.redis_g1_port,
             redis_g2: self.redis_g2_port,
+            sentinel_s1: self.s1_port,
+            sentinel_s2: self.s2_port,
+            sentinel_s3: self.s3_port,
             proxy_g1: self.proxy_g1_port,
             proxy_g2: self.proxy_g2_port,
-            proxy_replication: self.replication_port,
+            proxy_cluster_g1: self.cluster_g1_port,
+            proxy_cluster_g2: self.cluster_g2_port,
+            proxy_sentinels: self.sentinels_port,
             app_cp: self.cp_port,
             app_ap: self.ap_port,
             proxy_api: self.proxy_api_port,
@@ -180,20 +210,40 @@ pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
         }
         LabCommand::Status(arg) => {
             let record = LabRecord::read(&arg.dir)?.ok_or(LabError::NotUp { dir: arg.dir })?;
-            let health = probe_record(&record).await;
+            let (health, primary) = probe_record(&record).await;
             print!("{}", table(&record, Some(&health)));
-            let all_ok = health.iter().all(|h| h.ok);
-            if !all_ok {
+            println!("\n{primary}");
+            let parts_ok = health.iter().all(|h| h.ok);
+            if !parts_ok {
                 println!(
                     "\nnot every part is healthy; logs are in {}",
                     record.dir.display()
                 );
             }
+            let all_ok = parts_ok && primary.problem().is_none();
             Ok(if all_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
+        }
+        LabCommand::Failover(arg) => {
+            let record = LabRecord::read(&arg.dir)?.ok_or(LabError::NotUp { dir: arg.dir })?;
+            let running = record.running();
+            let (name, port) = record
+                .ports
+                .sentinels()
+                .into_iter()
+                .find(|(name, _)| running.iter().any(|p| p.name == format!("sentinel {name}")))
+                .ok_or_else(|| LabError::Failover {
+                    reason: "no sentinel of the lab is running".into(),
+                })?;
+            let primary = force_failover(&record.ports, name, port).await?;
+            println!(
+                "failover done: sentinel {name} promoted {primary}; the sentinels now turn {} into its replica (`caplab lab status` shows it)",
+                primary.other()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down(arg) => {
             let Some(record) = LabRecord::read(&arg.dir)? else {
@@ -242,51 +292,68 @@ pub fn table(record: &LabRecord, health: Option<&[Health]>) -> String {
     } else {
         "caplab proxy API"
     };
-    let parts: [(&str, String, String); 8] = [
+    let local = |port: u16| format!("127.0.0.1:{port}");
+    let mut parts: Vec<(String, String, String)> = vec![
         (
-            "redis g1",
-            format!("127.0.0.1:{}", p.redis_g1),
-            "primary, AOF on".into(),
+            "redis g1".into(),
+            local(p.redis_g1),
+            format!(
+                "node g1 (primary at start), AOF on, announces cluster_g1 :{}",
+                p.proxy_cluster_g1
+            ),
         ),
         (
-            "redis g2",
-            format!("127.0.0.1:{}", p.redis_g2),
-            "replica of g1 through proxy replication".into(),
-        ),
-        ("proxy", api, proxy_what.into()),
-        (
-            "proxy g1",
-            format!("127.0.0.1:{}", p.proxy_g1),
-            format!("apps -> g1 :{}", p.redis_g1),
-        ),
-        (
-            "proxy g2",
-            format!("127.0.0.1:{}", p.proxy_g2),
-            format!("apps -> g2 :{}", p.redis_g2),
-        ),
-        (
-            "proxy replication",
-            format!("127.0.0.1:{}", p.proxy_replication),
-            format!("g2 -> g1 :{}", p.redis_g1),
-        ),
-        (
-            "app_cp",
-            record.cp_url(),
-            "CP personality, via proxies g1 and g2".into(),
-        ),
-        (
-            "app_ap",
-            record.ap_url(),
-            "AP personality, via proxies g1 and g2".into(),
+            "redis g2".into(),
+            local(p.redis_g2),
+            format!(
+                "node g2 (replica at start, through cluster_g1), AOF on, announces cluster_g2 :{}",
+                p.proxy_cluster_g2
+            ),
         ),
     ];
+    for (name, port) in p.sentinels() {
+        parts.push((
+            format!("sentinel {name}"),
+            local(port),
+            format!(
+                "Sentinel, master `{MASTER_NAME}`, quorum {QUORUM}, down-after {DOWN_AFTER_MS} ms"
+            ),
+        ));
+    }
+    parts.push(("proxy".into(), api, proxy_what.into()));
+    for (name, link) in [
+        (G1, format!("apps -> g1 :{}", p.redis_g1)),
+        (G2, format!("apps -> g2 :{}", p.redis_g2)),
+        (
+            CLUSTER_G1,
+            format!("sentinels, replication -> g1 :{}", p.redis_g1),
+        ),
+        (
+            CLUSTER_G2,
+            format!("sentinels, replication -> g2 :{}", p.redis_g2),
+        ),
+        (SENTINELS, format!("apps -> s1 :{}", p.sentinel_s1)),
+    ] {
+        let port = p.proxy(name).unwrap_or(0);
+        parts.push((format!("proxy {name}"), local(port), link));
+    }
+    for (name, url, mode) in [
+        ("app_cp", record.cp_url(), "CP"),
+        ("app_ap", record.ap_url(), "AP"),
+    ] {
+        parts.push((
+            name.into(),
+            url,
+            format!("{mode} personality, via proxies g1, g2 and sentinels"),
+        ));
+    }
     for (name, address, what) in parts {
         let pid = if name.starts_with("proxy ") {
             "".to_string()
         } else {
-            pid(name)
+            pid(&name)
         };
-        rows.push([name.to_string(), pid, address, what]);
+        rows.push([name, pid, address, what]);
     }
     if let Some(health) = health {
         rows[0][3] = "health".into();

@@ -69,6 +69,12 @@ pub enum LabError {
         /// What went wrong.
         reason: String,
     },
+    /// A failover could not be asked for, or did not complete in time.
+    #[error("failover: {reason}")]
+    Failover {
+        /// What went wrong (Sentinel's refusal, or what the sentinels said last).
+        reason: String,
+    },
     /// A process could not be signalled.
     #[error("cannot stop {part} (pid {pid}): {reason}")]
     Stop {

@@ -1,15 +1,19 @@
-//! Waiting for the lab's parts to become healthy (including g1 streaming to g2), and probing
-//! them afterwards (`caplab lab status`): Redis PING and role, the proxy API and each proxy,
-//! an app's `/health` and `/ready`.
+//! Waiting for the lab's parts to become healthy (including g1 streaming to g2 and the
+//! sentinels knowing each other and the replica), and probing them afterwards (`caplab lab
+//! status`): each node's role, each sentinel's view, the proxy API and each proxy, an app's
+//! `/health` and `/ready`.
 //!
 //! Beside the data path: each probe is short, has a timeout, and reports what it saw.
 
 use std::time::Duration;
 
 use super::error::LabError;
+use super::node_action::LabNode;
+use super::primary::PrimaryReport;
 use super::process::LabProcess;
 use super::record::LabRecord;
-use super::redis_node::{RedisNodeError, info_field, info_replication, ping, probe_client};
+use super::redis_node::{RedisNodeError, probe_client};
+use super::sentinel::{Sentinel, sentinel_view};
 use crate::faults::{FaultDriver, LAB_PROXIES};
 
 /// An HTTP client for loopback probes: short timeouts, never through an HTTP proxy from the
@@ -74,6 +78,34 @@ pub async fn wait_proxy(
     }
 }
 
+/// Waits until every sentinel is [`ready`](super::sentinel::SentinelView::ready): it knows
+/// the two others and the replica, so a failover can happen from then on. Sentinels find
+/// each other through hello messages every two seconds, so this takes a few seconds.
+pub async fn wait_sentinels(sentinels: &[Sentinel], timeout: Duration) -> Result<(), LabError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for sentinel in sentinels {
+        loop {
+            let last = match sentinel_view(&sentinel.url()).await {
+                Ok(view) if view.ready() => break,
+                Ok(view) => format!(
+                    "it knows {} other sentinels and {} replicas (flags {})",
+                    view.other_sentinels, view.replicas, view.flags
+                ),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LabError::NotHealthy {
+                    part: format!("sentinel {}", sentinel.spec().name),
+                    reason: format!("not ready for a failover within {timeout:?}: {last}"),
+                    log: sentinel.spec().log_file(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 fn not_healthy(process: &LabProcess, reason: String) -> LabError {
     let log = &process.record().log;
     let last_line = std::fs::read_to_string(log).ok().and_then(|text| {
@@ -113,9 +145,10 @@ fn health(part: &str, ok: bool, detail: impl Into<String>) -> Health {
 }
 
 /// Probes every part of a recorded lab through its own interface: the process (by pid and
-/// start time), Redis PING and replication role, the proxy API and each proxy, each app's
-/// `/health` and `/ready`.
-pub async fn probe_record(record: &LabRecord) -> Vec<Health> {
+/// start time), each node's own role (a primary, or a replica whose link is up, whichever node
+/// it is), each sentinel's view of the primary, the proxy API and each proxy, each app's
+/// `/health` and `/ready`. Also returns both views of the primary (see [`PrimaryReport`]).
+pub async fn probe_record(record: &LabRecord) -> (Vec<Health>, PrimaryReport) {
     let mut out = Vec::new();
     let running = |name: &str| {
         record
@@ -124,33 +157,24 @@ pub async fn probe_record(record: &LabRecord) -> Vec<Health> {
             .find(|p| p.name == name)
             .is_none_or(|p| p.is_running())
     };
-    let p = record.ports;
-    for (part, port, want) in [
-        ("redis g1", p.redis_g1, "master"),
-        ("redis g2", p.redis_g2, "slave"),
-    ] {
-        if !running(part) {
-            out.push(health(part, false, "process not running"));
+    let primary = PrimaryReport::probe(&record.ports).await;
+    for node in [LabNode::G1, LabNode::G2] {
+        let part = format!("redis {node}");
+        if !running(&part) {
+            out.push(health(&part, false, "process not running"));
             continue;
         }
-        let url = format!("redis://127.0.0.1:{port}");
-        let probe = match ping(&url).await {
-            Ok(()) => info_replication(&url).await,
-            Err(e) => Err(e),
-        };
-        out.push(match probe {
-            Ok(info) => {
-                let role = info_field(&info, "role").unwrap_or("?");
-                let link = info_field(&info, "master_link_status");
-                let ok = role == want && link.is_none_or(|l| l == "up");
-                let detail = match link {
-                    Some(link) => format!("PONG, role {role}, link {link}"),
-                    None => format!("PONG, role {role}"),
-                };
-                health(part, ok, detail)
-            }
-            Err(e) => health(part, false, e.to_string()),
-        });
+        let (ok, detail) = primary.node_detail(node);
+        out.push(health(&part, ok, detail));
+    }
+    for state in &primary.sentinels {
+        let part = format!("sentinel {}", state.name);
+        if !running(&part) {
+            out.push(health(&part, false, "process not running"));
+            continue;
+        }
+        let (ok, detail) = primary.sentinel_detail(state);
+        out.push(health(&part, ok, detail));
     }
     match FaultDriver::new(&record.toxiproxy_url) {
         Ok(faults) if running("proxy") => match faults.proxies().await {
@@ -202,7 +226,7 @@ pub async fn probe_record(record: &LabRecord) -> Vec<Health> {
             (Err(e), _) => health(part, false, e.to_string()),
         });
     }
-    out
+    (out, primary)
 }
 
 /// Waits until the primary at `url` streams to its replica: a `SET` of `key` followed by

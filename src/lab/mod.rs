@@ -2,10 +2,13 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`command`] | `caplab lab up / status / down / cert` |
+//! | [`command`] | `caplab lab up / status / failover / down / cert` |
 //! | [`cert`] | `caplab lab cert`: a self-signed pair for trying HTTPS |
 //! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
-//! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, down, detach |
+//! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, failover, down, detach |
+//! | [`start`] | the steps of `up`: directory and ports, nodes, proxies, sentinels, apps |
+//! | [`primary`] | which node is primary now: the sentinels' answer and each node's own role |
+//! | [`failover`] | a forced failover (`SENTINEL FAILOVER`), confirmed by the promotion |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
 //! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
 //! | [`process`] | the lab's `caplab` child processes; stopping a recorded pid safely |
@@ -24,6 +27,9 @@
 //! println!("CP at {}, AP at {}, Toxiproxy at {}", lab.cp_url(), lab.ap_url(), lab.toxiproxy_url());
 //! lab.node_action(LabNode::G2, NodeAction::Kill).await?;
 //! lab.node_action(LabNode::G2, NodeAction::Restart).await?;
+//! assert_eq!(lab.primary().await?, LabNode::G1);
+//! assert_eq!(lab.failover().await?, LabNode::G2); // the sentinels promote g2
+//! println!("{}", lab.primary_report().await); // g1 says master until they demote it
 //! lab.down().await?;
 //! # Ok(()) }
 //! ```
@@ -40,12 +46,15 @@ pub mod cert;
 pub mod command;
 pub mod demo;
 pub mod error;
+pub mod failover;
 pub mod health;
 pub mod node_action;
 pub mod options;
 pub mod ports;
+pub mod primary;
 pub mod process;
 pub mod record;
 pub mod redis_node;
 pub mod sentinel;
+pub mod start;
 pub mod topology;

@@ -7,13 +7,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// One Redis node of the topology.
+/// One Redis node of the topology. The names name nodes, not roles: after a failover `g2`
+/// is the primary and `g1` its replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LabNode {
-    /// The primary.
+    /// Node g1, the primary at start.
     G1,
-    /// The replica of `g1`.
+    /// Node g2, the replica at start.
     G2,
 }
 
@@ -38,6 +39,14 @@ impl LabNode {
         match self {
             LabNode::G1 => "g1",
             LabNode::G2 => "g2",
+        }
+    }
+
+    /// The other node of the pair.
+    pub fn other(self) -> LabNode {
+        match self {
+            LabNode::G1 => LabNode::G2,
+            LabNode::G2 => LabNode::G1,
         }
     }
 }

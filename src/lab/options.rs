@@ -2,27 +2,42 @@
 //!
 //! Sits before everything the lab starts: [`super::Lab::up`] reads a [`LabOptions`]. The
 //! default ports are the documented ones (apps on 5001 and 5002, the proxy API on 8474, the
-//! Redis nodes and proxies on 16379/16380 and 26379-26381, out of the way of a system Redis on
-//! 6379); [`LabPorts::free`] picks free loopback ports for tests and the demo.
+//! Redis nodes on 16379/16380, the sentinels on 16381-16383 and the five proxies on
+//! 26379-26383, out of the way of a system Redis on 6379; a system Sentinel would hold 26379,
+//! proxy g1's port); [`LabPorts::free`] picks free loopback ports for tests and the demo.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ports::free_port;
 
-/// Every port the lab listens on (all on 127.0.0.1).
+/// Every port the lab listens on (all on 127.0.0.1). A `lab.json` written before the lab had
+/// sentinels lacks some of these: they read as the defaults, so `caplab lab down` can still
+/// stop such a lab by its recorded pids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LabPorts {
-    /// `redis-server` of g1 (the primary).
+    /// `redis-server` of node g1 (the primary at start).
     pub redis_g1: u16,
-    /// `redis-server` of g2 (the replica).
+    /// `redis-server` of node g2 (the replica at start).
     pub redis_g2: u16,
+    /// Sentinel s1 (the one the apps ask, through proxy `sentinels`).
+    pub sentinel_s1: u16,
+    /// Sentinel s2.
+    pub sentinel_s2: u16,
+    /// Sentinel s3.
+    pub sentinel_s3: u16,
     /// Proxy `g1`: the apps to g1.
     pub proxy_g1: u16,
     /// Proxy `g2`: the apps to g2.
     pub proxy_g2: u16,
-    /// Proxy `replication`: g2 to g1.
-    pub proxy_replication: u16,
+    /// Proxy `cluster_g1`: the sentinels and the other node's replication to g1 (g1's
+    /// announced address).
+    pub proxy_cluster_g1: u16,
+    /// Proxy `cluster_g2`: the same for g2.
+    pub proxy_cluster_g2: u16,
+    /// Proxy `sentinels`: the apps to s1.
+    pub proxy_sentinels: u16,
     /// app_cp.
     pub app_cp: u16,
     /// app_ap.
@@ -35,12 +50,18 @@ pub struct LabPorts {
 pub const DEFAULT_REDIS_G1_PORT: u16 = 16379;
 /// Default port of g2's `redis-server` in the lab.
 pub const DEFAULT_REDIS_G2_PORT: u16 = 16380;
+/// Default ports of the sentinels s1, s2, s3.
+pub const DEFAULT_SENTINEL_PORTS: [u16; 3] = [16381, 16382, 16383];
 /// Default listen port of proxy `g1` (also in `toxiproxy/proxies.json`).
 pub const DEFAULT_PROXY_G1_PORT: u16 = 26379;
 /// Default listen port of proxy `g2`.
 pub const DEFAULT_PROXY_G2_PORT: u16 = 26380;
-/// Default listen port of proxy `replication`.
-pub const DEFAULT_PROXY_REPLICATION_PORT: u16 = 26381;
+/// Default listen port of proxy `cluster_g1`.
+pub const DEFAULT_PROXY_CLUSTER_G1_PORT: u16 = 26381;
+/// Default listen port of proxy `cluster_g2`.
+pub const DEFAULT_PROXY_CLUSTER_G2_PORT: u16 = 26382;
+/// Default listen port of proxy `sentinels`.
+pub const DEFAULT_PROXY_SENTINELS_PORT: u16 = 26383;
 /// app_cp's port (docs/design.md).
 pub const DEFAULT_APP_CP_PORT: u16 = 5001;
 /// app_ap's port (docs/design.md).
@@ -48,14 +69,23 @@ pub const DEFAULT_APP_AP_PORT: u16 = 5002;
 /// Toxiproxy's API port (docs/design.md).
 pub const DEFAULT_PROXY_API_PORT: u16 = 8474;
 
+/// How many ports a lab listens on.
+const PORT_COUNT: usize = 13;
+
 impl Default for LabPorts {
     fn default() -> Self {
+        let [s1, s2, s3] = DEFAULT_SENTINEL_PORTS;
         LabPorts {
             redis_g1: DEFAULT_REDIS_G1_PORT,
             redis_g2: DEFAULT_REDIS_G2_PORT,
+            sentinel_s1: s1,
+            sentinel_s2: s2,
+            sentinel_s3: s3,
             proxy_g1: DEFAULT_PROXY_G1_PORT,
             proxy_g2: DEFAULT_PROXY_G2_PORT,
-            proxy_replication: DEFAULT_PROXY_REPLICATION_PORT,
+            proxy_cluster_g1: DEFAULT_PROXY_CLUSTER_G1_PORT,
+            proxy_cluster_g2: DEFAULT_PROXY_CLUSTER_G2_PORT,
+            proxy_sentinels: DEFAULT_PROXY_SENTINELS_PORT,
             app_cp: DEFAULT_APP_CP_PORT,
             app_ap: DEFAULT_APP_AP_PORT,
             proxy_api: DEFAULT_PROXY_API_PORT,
@@ -64,11 +94,11 @@ impl Default for LabPorts {
 }
 
 impl LabPorts {
-    /// Eight distinct free loopback ports. Another process may take one before the lab binds
-    /// it; the lab then reports that port by name.
+    /// Thirteen distinct free loopback ports. Another process may take one before the lab
+    /// binds it; the lab then reports that port by name.
     pub fn free() -> std::io::Result<LabPorts> {
-        let mut taken = Vec::with_capacity(8);
-        while taken.len() < 8 {
+        let mut taken = Vec::with_capacity(PORT_COUNT);
+        while taken.len() < PORT_COUNT {
             let port = free_port()?;
             if !taken.contains(&port) {
                 taken.push(port);
@@ -77,24 +107,56 @@ impl LabPorts {
         Ok(LabPorts {
             redis_g1: taken[0],
             redis_g2: taken[1],
-            proxy_g1: taken[2],
-            proxy_g2: taken[3],
-            proxy_replication: taken[4],
-            app_cp: taken[5],
-            app_ap: taken[6],
-            proxy_api: taken[7],
+            sentinel_s1: taken[2],
+            sentinel_s2: taken[3],
+            sentinel_s3: taken[4],
+            proxy_g1: taken[5],
+            proxy_g2: taken[6],
+            proxy_cluster_g1: taken[7],
+            proxy_cluster_g2: taken[8],
+            proxy_sentinels: taken[9],
+            app_cp: taken[10],
+            app_ap: taken[11],
+            proxy_api: taken[12],
         })
     }
 
+    /// The sentinels' names and ports: `s1`, `s2`, `s3`.
+    pub fn sentinels(&self) -> [(&'static str, u16); 3] {
+        [
+            ("s1", self.sentinel_s1),
+            ("s2", self.sentinel_s2),
+            ("s3", self.sentinel_s3),
+        ]
+    }
+
+    /// The listen port of a lab proxy by name (`g1`, `cluster_g2`, ...).
+    pub fn proxy(&self, name: &str) -> Option<u16> {
+        use crate::faults::{CLUSTER_G1, CLUSTER_G2, G1, G2, SENTINELS};
+        match name {
+            G1 => Some(self.proxy_g1),
+            G2 => Some(self.proxy_g2),
+            CLUSTER_G1 => Some(self.proxy_cluster_g1),
+            CLUSTER_G2 => Some(self.proxy_cluster_g2),
+            SENTINELS => Some(self.proxy_sentinels),
+            _ => None,
+        }
+    }
+
     /// Each port with the name of what listens there, in start order.
-    pub fn named(&self) -> [(&'static str, u16); 8] {
+    pub fn named(&self) -> [(&'static str, u16); PORT_COUNT] {
         [
             ("redis g1", self.redis_g1),
             ("proxy API", self.proxy_api),
             ("proxy g1", self.proxy_g1),
             ("proxy g2", self.proxy_g2),
-            ("proxy replication", self.proxy_replication),
+            ("proxy cluster_g1", self.proxy_cluster_g1),
+            ("proxy cluster_g2", self.proxy_cluster_g2),
+            ("proxy sentinels", self.proxy_sentinels),
             ("redis g2", self.redis_g2),
+            ("sentinel s1", self.sentinel_s1),
+            ("sentinel s2", self.sentinel_s2),
+            ("sentinel s3", self.sentinel_s3),
             ("app_cp", self.app_cp),
             ("app_ap", self.app_ap),
         ]
@@ -159,7 +221,7 @@ mod tests {
         let mut all: Vec<u16> = ports.named().iter().map(|(_, p)| *p).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 8);
+        assert_eq!(all.len(), PORT_COUNT);
         Ok(())
     }
 
@@ -170,5 +232,14 @@ mod tests {
             (ports.app_cp, ports.app_ap, ports.proxy_api),
             (5001, 5002, 8474)
         );
+        let proxies: Vec<Option<u16>> = crate::faults::LAB_PROXIES
+            .iter()
+            .map(|name| ports.proxy(name))
+            .collect();
+        let want: Vec<Option<u16>> = (26379..=26383).map(Some).collect();
+        assert_eq!(proxies, want);
+        assert_eq!(ports.proxy("replication"), None);
+        let sentinels: Vec<u16> = ports.sentinels().iter().map(|(_, p)| *p).collect();
+        assert_eq!(sentinels, [16381, 16382, 16383]);
     }
 }

@@ -91,3 +91,21 @@ impl LabRecord {
         format!("http://127.0.0.1:{}", self.ports.app_ap)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_the_sentinels_still_reads() -> Result<(), serde_json::Error> {
+        let old = r#"{"dir": "/tmp/lab", "ports": {"redis_g1": 7001, "redis_g2": 7002,
+            "proxy_g1": 7003, "proxy_g2": 7004, "proxy_replication": 7005, "app_cp": 7006,
+            "app_ap": 7007, "proxy_api": 7008},
+            "toxiproxy_url": "http://127.0.0.1:7008", "external_toxiproxy": false,
+            "processes": [{"name": "redis g1", "pid": 42, "start_time": 1, "log": "/tmp/l"}]}"#;
+        let record: LabRecord = serde_json::from_str(old)?;
+        assert_eq!(record.processes.len(), 1);
+        assert_eq!((record.ports.redis_g1, record.ports.app_ap), (7001, 7007));
+        Ok(())
+    }
+}

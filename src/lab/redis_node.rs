@@ -6,7 +6,8 @@
 //! since either may become a replica after a failover, `repl-timeout 5`,
 //! `repl-ping-replica-period 1`, `replica-serve-stale-data yes`), optionally announcing another
 //! address to the sentinels and the other node (their `cluster_*` proxy), bound to loopback, and
-//! stopped by pid, never by name.
+//! stopped by pid, never by name. Each node runs from a config file of its own, written at its
+//! first start, so that a role Sentinel gives it at a failover survives a restart.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,10 +91,10 @@ pub struct RedisNodeSpec {
     pub port: u16,
     /// Directory for its data, AOF and log.
     pub dir: PathBuf,
-    /// `Some((host, port))` makes it a replica of that address (in the lab, the
-    /// `replication` proxy in front of g1).
+    /// `Some((host, port))` makes it a replica of that address at its first start (in the
+    /// lab, g2 replicates from the `cluster_g1` proxy in front of g1).
     pub replica_of: Option<(String, u16)>,
-    /// Turn on the append-only file (the lab's g1 keeps its data across a restart).
+    /// Turn on the append-only file (the lab's nodes keep their data across a restart).
     pub append_only: bool,
     /// `Some((host, port))`: the address this node gives its primary as its own
     /// (`replica-announce-ip`, `replica-announce-port`), which is where the sentinels then
@@ -132,59 +133,63 @@ impl RedisNodeSpec {
         self.dir.join(format!("redis-{}.log", self.name))
     }
 
-    /// The `redis-server` command-line arguments for this node.
-    pub fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--protected-mode",
-            "no",
-            "--daemonize",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            if self.append_only { "yes" } else { "no" },
-            "--hz",
-            "100",
-            "--repl-diskless-sync-delay",
-            "0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(["--dir".to_string(), self.dir.display().to_string()]);
-        args.extend([
-            "--logfile".to_string(),
-            self.log_file().display().to_string(),
-        ]);
-        // Replica settings on every node: a failover can make either one a replica.
-        args.extend(
-            [
-                "--repl-timeout",
-                "5",
-                "--repl-ping-replica-period",
-                "1",
-                "--replica-serve-stale-data",
-                "yes",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
+    /// The node's settings as `(name, values)`, in the order they are written.
+    pub fn settings(&self) -> Vec<(&'static str, Vec<String>)> {
+        let one = |v: &str| vec![v.to_string()];
+        let mut settings = vec![
+            ("port", one(&self.port.to_string())),
+            ("bind", one("127.0.0.1")),
+            ("protected-mode", one("no")),
+            ("daemonize", one("no")),
+            ("save", one("")),
+            (
+                "appendonly",
+                one(if self.append_only { "yes" } else { "no" }),
+            ),
+            ("hz", one("100")),
+            ("repl-diskless-sync-delay", one("0")),
+            ("dir", one(&self.dir.display().to_string())),
+            ("logfile", one(&self.log_file().display().to_string())),
+            // Replica settings on every node: a failover can make either one a replica.
+            ("repl-timeout", one("5")),
+            ("repl-ping-replica-period", one("1")),
+            ("replica-serve-stale-data", one("yes")),
+        ];
         if let Some((host, port)) = &self.announce {
-            args.extend([
-                "--replica-announce-ip".to_string(),
-                host.clone(),
-                "--replica-announce-port".to_string(),
-                port.to_string(),
-            ]);
+            settings.push(("replica-announce-ip", one(host)));
+            settings.push(("replica-announce-port", one(&port.to_string())));
         }
         if let Some((host, port)) = &self.replica_of {
-            args.extend(["--replicaof".to_string(), host.clone(), port.to_string()]);
+            settings.push(("replicaof", vec![host.clone(), port.to_string()]));
         }
-        args
+        settings
+    }
+
+    /// The settings as `redis-server` command-line arguments (`--port 7001 ...`).
+    pub fn args(&self) -> Vec<String> {
+        self.settings()
+            .into_iter()
+            .flat_map(|(name, values)| std::iter::once(format!("--{name}")).chain(values))
+            .collect()
+    }
+
+    /// Its config file, which `redis-server` is started from. Written at [`RedisNode::start`],
+    /// kept at [`RedisNode::restart`]: what Sentinel persists there at a failover (it sends
+    /// `REPLICAOF` then `CONFIG REWRITE`) survives a restart, as on a real server.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join(format!("redis-{}.conf", self.name))
+    }
+
+    /// The settings as a config file, every value quoted.
+    pub fn config_text(&self) -> String {
+        let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        self.settings()
+            .into_iter()
+            .map(|(name, values)| {
+                let values: Vec<String> = values.iter().map(|v| quote(v)).collect();
+                format!("{name} {}\n", values.join(" "))
+            })
+            .collect()
     }
 }
 
@@ -197,19 +202,26 @@ pub struct RedisNode {
 }
 
 impl RedisNode {
-    /// Starts the node and waits until it answers PING.
+    /// Writes a fresh config file (forgetting any role an earlier node in `dir` was given),
+    /// starts the node from it and waits until it answers PING.
     pub async fn start(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
-        std::fs::create_dir_all(&spec.dir).map_err(|source| RedisNodeError::Dir {
+        let dir_err = |source| RedisNodeError::Dir {
             name: spec.name.clone(),
             dir: spec.dir.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&spec.dir).map_err(dir_err)?;
+        std::fs::write(spec.config_file(), spec.config_text()).map_err(dir_err)?;
+        RedisNode::spawn(spec).await
+    }
+
+    async fn spawn(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
         let mut command = Command::new("redis-server");
         if spec.own_process_group {
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
         let child = command
-            .args(spec.args())
+            .arg(spec.config_file())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -316,11 +328,12 @@ impl RedisNode {
         Ok(())
     }
 
-    /// Kills the node if it runs, then starts it again with the same spec (same port, same
-    /// directory, so an append-only file brings its data back).
+    /// Kills the node if it runs, then starts it again from its config file: same port, same
+    /// directory (an append-only file brings its data back), and the role it was last given
+    /// there (the spec's, unless Sentinel rewrote it at a failover).
     pub async fn restart(&mut self) -> Result<(), RedisNodeError> {
         self.kill()?;
-        let fresh = RedisNode::start(self.spec.clone()).await?;
+        let fresh = RedisNode::spawn(self.spec.clone()).await?;
         *self = fresh;
         Ok(())
     }
@@ -457,6 +470,24 @@ mod tests {
             args.contains("--replica-announce-ip 127.0.0.1 --replica-announce-port 7003"),
             "{args}"
         );
+    }
+
+    #[test]
+    fn the_config_file_quotes_every_value() {
+        let mut spec =
+            RedisNodeSpec::replica("g2", 7001, Path::new("/tmp/a \"b\""), "127.0.0.1", 7002);
+        spec.announce = Some(("127.0.0.1".into(), 7003));
+        let text = spec.config_text();
+        for line in [
+            "port \"7001\"",
+            "save \"\"",
+            "dir \"/tmp/a \\\"b\\\"\"",
+            "replica-announce-port \"7003\"",
+            "replicaof \"127.0.0.1\" \"7002\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        assert_eq!(text.lines().count(), spec.settings().len());
     }
 
     #[test]

@@ -308,6 +308,76 @@ pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
     SentinelView::parse(reply.map_err(|e| probe(e.to_string()))?).map_err(probe)
 }
 
+/// What a sentinel knows of each replica of [`MASTER_NAME`] (`SENTINEL REPLICAS`), one line
+/// each: address, flags, link status, how long the link has been down and how old its last
+/// INFO is. For error messages: this is what Sentinel weighs when it picks a replica.
+pub async fn sentinel_replicas(url: &str) -> Result<Vec<String>, RedisNodeError> {
+    let client = probe_client(url).await?;
+    let command = CustomCommand::new_static("SENTINEL", ClusterHash::Random, false);
+    let reply: Result<Value, _> = client
+        .custom(
+            command,
+            vec![Value::from("REPLICAS"), Value::from(MASTER_NAME)],
+        )
+        .await;
+    let _ = client.quit().await;
+    let reply = reply.map_err(|e| RedisNodeError::Probe {
+        addr: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    let Value::Array(replicas) = reply else {
+        return Ok(Vec::new());
+    };
+    Ok(replicas
+        .into_iter()
+        .map(|replica| {
+            let Value::Array(items) = replica else {
+                return format!("{replica:?}");
+            };
+            let mut fields = std::collections::HashMap::new();
+            let mut iter = items.into_iter();
+            while let (Some(name), Some(value)) = (iter.next(), iter.next()) {
+                if let (Some(name), Some(value)) = (name.as_string(), value.as_string()) {
+                    fields.insert(name, value);
+                }
+            }
+            let get = |name: &str| fields.get(name).map_or("?", String::as_str);
+            format!(
+                "{}:{} flags {}, link {}, link down {} ms, last INFO {} ms ago",
+                get("ip"),
+                get("port"),
+                get("flags"),
+                get("master-link-status"),
+                get("master-link-down-time"),
+                get("info-refresh"),
+            )
+        })
+        .collect())
+}
+
+/// Asks the sentinel at `url` to fail over [`MASTER_NAME`] now (`SENTINEL FAILOVER`), without
+/// asking the other sentinels for agreement. It answers at once; the promotion follows within
+/// a second or two. A refusal (`-INPROG` a failover is already running, `-NOGOODSLAVE` no
+/// replica can be promoted) is a [`RedisNodeError::Probe`] carrying Sentinel's words.
+pub async fn sentinel_failover(url: &str) -> Result<(), RedisNodeError> {
+    let client = probe_client(url).await?;
+    let command = CustomCommand::new_static("SENTINEL", ClusterHash::Random, false);
+    let reply: Result<Value, _> = client
+        .custom(
+            command,
+            vec![Value::from("FAILOVER"), Value::from(MASTER_NAME)],
+        )
+        .await;
+    let _ = client.quit().await;
+    match reply {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RedisNodeError::Probe {
+            addr: url.to_string(),
+            reason: format!("SENTINEL FAILOVER {MASTER_NAME}: {e}"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

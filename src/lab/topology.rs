@@ -1,7 +1,9 @@
 //! [`Lab`]: the whole topology of docs/design.md on one machine, started in order and checked part
-//! by part: g1 (primary, AOF), the proxy (`caplab proxy`, or a given Toxiproxy) with `g1`,
-//! `g2` and `replication`, g2 replicating from g1 through `replication`, then app_cp and
-//! app_ap wired through `g1` and `g2`.
+//! by part: g1 (primary, AOF, announcing `cluster_g1`), the proxy (`caplab proxy`, or a given
+//! Toxiproxy) with its five proxies, g2 (AOF, announcing `cluster_g2`) replicating from g1
+//! through `cluster_g1`, the sentinels s1..s3 watching g1 at `cluster_g1`, then app_cp and
+//! app_ap wired through `g1`, `g2` and `sentinels`. Besides up and down: node actions, a
+//! forced failover, and which node is primary now.
 //!
 //! Used by `caplab lab up` (which [`detach`](Lab::detach)es it), `caplab demo`, the scenario
 //! runner's `--lab` and the tests (which [`down`](Lab::down) it, or let it drop: every process
@@ -11,14 +13,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::LabError;
-use super::health::{wait_http_ok, wait_proxy, wait_streaming};
+use super::failover::force_failover;
+use super::health::{wait_http_ok, wait_sentinels, wait_streaming};
 use super::options::LabOptions;
-use super::ports::ensure_free;
+use super::primary::{PrimaryReport, primary_by_sentinels};
 use super::process::{LabProcess, ProcessRecord, proc_stat};
 use super::record::LabRecord;
-use super::redis_node::{RedisNode, RedisNodeError, RedisNodeSpec};
+use super::redis_node::RedisNode;
+use super::sentinel::Sentinel;
+use super::start::{
+    create_proxies, prepare, secret_key, start_app, start_node, start_proxy, start_sentinels,
+};
 use super::{LabNode, NodeAction};
-use crate::faults::{FaultDriver, G1, G2, ProxySpec, REPLICATION};
+use crate::faults::FaultDriver;
 
 /// How long a stopped app or proxy gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -30,6 +37,7 @@ pub struct Lab {
     faults: FaultDriver,
     g1: RedisNode,
     g2: RedisNode,
+    sentinels: Vec<Sentinel>,
     proxy: Option<LabProcess>,
     app_cp: LabProcess,
     app_ap: LabProcess,
@@ -61,126 +69,30 @@ fn redis_record(node: &RedisNode) -> Option<ProcessRecord> {
     })
 }
 
-fn redis_installed() -> Result<(), LabError> {
-    match std::process::Command::new("redis-server")
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(RedisNodeError::NotInstalled.into())
-        }
-        _ => Ok(()),
-    }
+fn sentinel_record(sentinel: &Sentinel) -> Option<ProcessRecord> {
+    let pid = sentinel.pid()?;
+    Some(ProcessRecord {
+        name: format!("sentinel {}", sentinel.spec().name),
+        pid,
+        start_time: proc_stat(pid).map(|(_, start)| start),
+        log: sentinel.spec().log_file(),
+    })
 }
 
 impl Lab {
     /// Starts the lab and waits until every part is healthy (each within
     /// `options.start_timeout`). On error, whatever was started is stopped again.
     pub async fn up(mut options: LabOptions) -> Result<Lab, LabError> {
-        redis_installed()?;
-        let dir_err = |e: std::io::Error| LabError::File {
-            path: options.dir.clone(),
-            reason: e.to_string(),
-        };
-        std::fs::create_dir_all(&options.dir).map_err(dir_err)?;
-        // redis-server changes into its --dir before it opens its log: paths must be absolute.
-        let dir = std::fs::canonicalize(&options.dir).map_err(dir_err)?;
-        options.dir = dir.clone();
-        if let Some(record) = LabRecord::read(&dir)? {
-            let running = record.running();
-            if !running.is_empty() {
-                let pids: Vec<String> = running.iter().map(|p| p.pid.to_string()).collect();
-                return Err(LabError::AlreadyUp {
-                    dir,
-                    pids: pids.join(", "),
-                });
-            }
-            LabRecord::remove(&dir)?;
-        }
-        let ports = options.ports;
-        let external = options.toxiproxy_url.is_some();
-        for (what, port) in ports.named() {
-            let on_external = what.starts_with("proxy");
-            if !(external && on_external) {
-                ensure_free(what, port)?;
-            }
-        }
-        let timeout = options.start_timeout;
-        let group = options.detached;
-
-        let mut g1_spec =
-            RedisNodeSpec::primary(LabNode::G1.name(), ports.redis_g1, &dir.join("g1"));
-        g1_spec.append_only = true;
-        g1_spec.own_process_group = group;
-        let g1 = RedisNode::start(g1_spec).await?;
-
-        let (faults, proxy) = match &options.toxiproxy_url {
-            Some(url) => {
-                let faults = FaultDriver::new(url).map_err(|source| LabError::Faults {
-                    part: "the Toxiproxy address".into(),
-                    source,
-                })?;
-                faults
-                    .wait_until_up(timeout)
-                    .await
-                    .map_err(|source| LabError::Faults {
-                        part: format!("external Toxiproxy at {url}"),
-                        source,
-                    })?;
-                (faults, None)
-            }
-            None => {
-                let mut args = vec!["proxy".into(), "--port".into(), ports.proxy_api.to_string()];
-                args.extend(log_file_args(&dir, "proxy.log"));
-                let mut proxy = LabProcess::spawn(
-                    "proxy",
-                    &options.caplab_bin,
-                    &args,
-                    &[],
-                    dir.join("proxy.stderr.log"),
-                    group,
-                )?
-                .log_at(dir.join("proxy.log"));
-                let api = format!("127.0.0.1:{}", ports.proxy_api);
-                let faults = FaultDriver::new(&api).map_err(|source| LabError::Faults {
-                    part: "the proxy API address".into(),
-                    source,
-                })?;
-                wait_proxy(&faults, &mut proxy, timeout).await?;
-                (faults, Some(proxy))
-            }
-        };
-        let local = |port: u16| format!("127.0.0.1:{port}");
-        faults
-            .ensure_lab_proxies(&[
-                ProxySpec::new(G1, &local(ports.proxy_g1), &local(ports.redis_g1)),
-                ProxySpec::new(G2, &local(ports.proxy_g2), &local(ports.redis_g2)),
-                ProxySpec::new(
-                    REPLICATION,
-                    &local(ports.proxy_replication),
-                    &local(ports.redis_g1),
-                ),
-            ])
-            .await
-            .map_err(|source| LabError::Faults {
-                part: "creating the proxies g1, g2, replication".into(),
-                source,
-            })?;
-
-        let mut g2_spec = RedisNodeSpec::replica(
-            LabNode::G2.name(),
-            ports.redis_g2,
-            &dir.join("g2"),
-            "127.0.0.1",
-            ports.proxy_replication,
-        );
-        g2_spec.own_process_group = group;
-        let g2 = RedisNode::start(g2_spec).await?;
+        let dir = prepare(&mut options)?;
+        let (ports, timeout) = (options.ports, options.start_timeout);
+        let g1 = start_node(&options, LabNode::G1).await?;
+        let (faults, proxy) = start_proxy(&options).await?;
+        create_proxies(&faults, &ports).await?;
+        let g2 = start_node(&options, LabNode::G2).await?;
         g2.wait_link_up(timeout).await?;
         wait_streaming(&g1.url(), "caplab:lab:streaming", timeout).await?;
-
+        let sentinels = start_sentinels(&options).await?;
+        wait_sentinels(&sentinels, timeout).await?;
         let secret = secret_key();
         let mut app_cp = start_app(&options, "cp", ports.app_cp, &secret)?;
         let mut app_ap = start_app(&options, "ap", ports.app_ap, &secret)?;
@@ -190,14 +102,12 @@ impl Lab {
         }
 
         let lab = Lab {
-            record_file: RecordFile {
-                dir: dir.clone(),
-                keep: false,
-            },
+            record_file: RecordFile { dir, keep: false },
             options,
             faults,
             g1,
             g2,
+            sentinels,
             proxy,
             app_cp,
             app_ap,
@@ -212,6 +122,7 @@ impl Lab {
         processes.extend(redis_record(&self.g1));
         processes.extend(self.proxy.as_ref().map(|p| p.record().clone()));
         processes.extend(redis_record(&self.g2));
+        processes.extend(self.sentinels.iter().filter_map(sentinel_record));
         processes.push(self.app_cp.record().clone());
         processes.push(self.app_ap.record().clone());
         LabRecord {
@@ -263,6 +174,60 @@ impl Lab {
         self.node(node).pid()
     }
 
+    /// The sentinels' addresses, `redis://127.0.0.1:<port>`, s1 first.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(Sentinel::url).collect()
+    }
+
+    /// The sentinels' pids, s1 first (`None` for one that is not running).
+    pub fn sentinel_pids(&self) -> Vec<Option<u32>> {
+        self.sentinels.iter().map(Sentinel::pid).collect()
+    }
+
+    /// Where the apps ask the sentinels: `redis://127.0.0.1:<port of proxy sentinels>`.
+    pub fn sentinels_proxy_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.options.ports.proxy_sentinels)
+    }
+
+    /// The primary now, according to the sentinels (the newest configuration any of them
+    /// reports). An error when none answers or they name an address that is not a node's.
+    pub async fn primary(&self) -> Result<LabNode, LabError> {
+        let (primary, states) = primary_by_sentinels(&self.options.ports).await;
+        primary.ok_or_else(|| LabError::Failover {
+            reason: format!(
+                "the sentinels name no primary: {}",
+                states
+                    .iter()
+                    .map(|s| match &s.view {
+                        Ok(v) => format!("{} says {}:{}", s.name, v.addr.0, v.addr.1),
+                        Err(e) => format!("{}: {e}", s.name),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+    }
+
+    /// The sentinels' and the nodes' views of the primary, with any disagreement.
+    pub async fn primary_report(&self) -> PrimaryReport {
+        PrimaryReport::probe(&self.options.ports).await
+    }
+
+    /// Forces a failover through the first running sentinel (s1 normally, the one the apps
+    /// ask) and waits until it names the other node (see [`force_failover`]). Returns the
+    /// new primary; the old one is turned into a replica by the sentinels, as after any
+    /// failover.
+    pub async fn failover(&self) -> Result<LabNode, LabError> {
+        let sentinel = self
+            .sentinels
+            .iter()
+            .find(|s| s.pid().is_some())
+            .ok_or_else(|| LabError::Failover {
+                reason: "no sentinel is running".into(),
+            })?;
+        force_failover(&self.options.ports, &sentinel.spec().name, sentinel.port()).await
+    }
+
     fn node(&self, node: LabNode) -> &RedisNode {
         match node {
             LabNode::G1 => &self.g1,
@@ -270,10 +235,12 @@ impl Lab {
         }
     }
 
-    /// Kills, freezes, resumes or restarts a node's process. `Restart` starts it again on the
-    /// same port and data directory and returns once it answers PING (g2 then resyncs from
-    /// g1 through `replication` by itself; this does not wait for that, since the link may be
-    /// cut on purpose). `lab.json` is rewritten with the new pid.
+    /// Kills, freezes, resumes or restarts a node's process, whatever its role. `Restart`
+    /// starts it again on the same port, data directory and announced address, from its
+    /// config file (so in the role Sentinel last gave it), and returns once it answers PING.
+    /// It does not wait for replication (the link may be cut on purpose), and never changes
+    /// a role itself: a former primary that comes back as a primary is turned into a
+    /// replica by the sentinels. `lab.json` is rewritten with the new pid.
     pub async fn node_action(&mut self, node: LabNode, action: NodeAction) -> Result<(), LabError> {
         let target = match node {
             LabNode::G1 => &mut self.g1,
@@ -293,13 +260,19 @@ impl Lab {
         self.record().write()
     }
 
-    /// Stops everything the lab started (apps, proxy, then g2 and g1) and removes
+    /// Stops everything the lab started (apps, sentinels, proxy, then g2 and g1) and removes
     /// `lab.json`. Every process is stopped even if one fails; the first error is returned.
+    /// The sentinels stop before the nodes, so none of them fails over a node going down.
     pub async fn down(mut self) -> Result<(), LabError> {
         let mut first: Option<LabError> = None;
         for app in [&mut self.app_cp, &mut self.app_ap] {
             if let Err(e) = app.stop(STOP_GRACE).await {
                 first.get_or_insert(e);
+            }
+        }
+        for sentinel in &mut self.sentinels {
+            if let Err(e) = sentinel.kill() {
+                first.get_or_insert(e.into());
             }
         }
         if let Some(proxy) = self.proxy.as_mut() {
@@ -326,6 +299,9 @@ impl Lab {
         self.record_file.keep = true;
         let _ = self.g1.detach();
         let _ = self.g2.detach();
+        for sentinel in self.sentinels.drain(..) {
+            let _ = sentinel.detach();
+        }
         if let Some(proxy) = self.proxy.take() {
             proxy.detach();
         }
@@ -333,66 +309,4 @@ impl Lab {
         self.app_ap.detach();
         record
     }
-}
-
-fn secret_key() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn start_app(
-    options: &LabOptions,
-    mode: &str,
-    port: u16,
-    secret: &str,
-) -> Result<LabProcess, LabError> {
-    let ports = options.ports;
-    let mut args: Vec<String> = [
-        "serve",
-        "--mode",
-        mode,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--redis-g1-url",
-        &format!("redis://127.0.0.1:{}", ports.proxy_g1),
-        "--redis-g2-url",
-        &format!("redis://127.0.0.1:{}", ports.proxy_g2),
-        "--instance-id",
-        &format!("lab-{mode}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // Logs rotate by size; the audit trail has its own file; no rate limit in the lab.
-    args.extend(log_file_args(&options.dir, &format!("app_{mode}.log")));
-    args.extend([
-        "--audit-log".to_string(),
-        options
-            .dir
-            .join(format!("audit_{mode}.log"))
-            .display()
-            .to_string(),
-        "--rate-limit-per-minute".into(),
-        "0".into(),
-        "--rate-limit-per-hour".into(),
-        "0".into(),
-    ]);
-    args.extend(options.app_args.iter().cloned());
-    LabProcess::spawn(
-        &format!("app_{mode}"),
-        &options.caplab_bin,
-        &args,
-        &[("SECRET_KEY", secret)],
-        options.dir.join(format!("app_{mode}.stderr.log")),
-        options.detached,
-    )
-    .map(|process| process.log_at(options.dir.join(format!("app_{mode}.log"))))
-}
-
-/// A lab process logs to `dir/name`, rotated by size (10 MiB, 3 files); its stderr file then
-/// holds only what comes before logging starts (a bad flag) or a crash.
-fn log_file_args(dir: &Path, name: &str) -> [String; 2] {
-    ["--log-file".into(), dir.join(name).display().to_string()]
 }

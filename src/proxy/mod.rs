@@ -1,9 +1,10 @@
 //! `caplab proxy`: an embedded Toxiproxy-compatible server, for machines without
 //! Docker or Go. Same HTTP API and status codes as Toxiproxy 2.x, same toxic semantics.
 //!
-//! It sits between the apps and the Redis nodes in the lab: every app-to-node byte and the
-//! replica's replication stream cross one of its proxies (`g1`, `g2`, `replication`), and
-//! every fault of a scenario is a toxic on, or the disabling of, one of them.
+//! It sits between the parts of the lab: every app-to-node byte (`g1`, `g2`), every
+//! sentinel-to-node byte and the replication stream (`cluster_g1`, `cluster_g2`) and the apps'
+//! questions to the sentinels (`sentinels`) cross one of its proxies, and every network fault
+//! of a scenario is a toxic on, or the disabling of, one of them.
 //!
 //! | module | what |
 //! |---|---|

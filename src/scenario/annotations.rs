@@ -71,8 +71,8 @@ mod tests {
     #[test]
     fn windows_become_tagged_regions_in_unix_ms() -> Result<(), serde_json::Error> {
         let windows = [FaultWindow {
-            subject: "replication".into(),
-            label: "replication down".into(),
+            subject: "cluster_g1".into(),
+            label: "cluster_g1 down".into(),
             from_ms: 5063.7,
             to_ms: 15079.2,
         }];
@@ -84,7 +84,7 @@ mod tests {
             [
                 "caplab",
                 "fault",
-                "replication",
+                "cluster_g1",
                 "scenario:replication-partition"
             ]
         );

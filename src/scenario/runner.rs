@@ -74,7 +74,7 @@ pub enum RunError {
     Toxiproxy(#[from] FaultError),
     /// The scenario needs a proxy the Toxiproxy does not have.
     #[error(
-        "Toxiproxy at {api} has no proxy {proxy:?} (the scenario's steps need g1, g2 and replication as in docs/design.md)"
+        "Toxiproxy at {api} has no proxy {proxy:?} (the scenario's steps need the lab's proxies g1, g2, cluster_g1, cluster_g2 and sentinels as in docs/design.md; `caplab lab up` or toxiproxy/proxies.json creates them)"
     )]
     MissingProxy {
         /// The API.
@@ -82,14 +82,14 @@ pub enum RunError {
         /// The proxy.
         proxy: String,
     },
-    /// Node steps without a lab.
+    /// Node or failover steps without a lab.
     #[error(
-        "scenario {name:?} kills or stops Redis nodes (line {line}); that needs the local lab: run it with --lab"
+        "scenario {name:?} acts on the lab's processes (a node step or a failover, line {line}); that needs the local lab: run it with --lab"
     )]
     NeedsLab {
         /// The scenario.
         name: String,
-        /// The first node step's line.
+        /// The first such step's line.
         line: usize,
     },
     /// A step failed; the fault did not happen as planned.
@@ -146,7 +146,7 @@ pub async fn preflight(
     let proxies = driver.proxies().await?;
     for step in &scenario.steps {
         if let Some(p) = match &step.action {
-            StepAction::Node(..) | StepAction::Heal => None,
+            StepAction::Node(..) | StepAction::Heal | StepAction::Failover => None,
             other => other.subject(),
         } {
             if !proxies.contains_key(&p) {
@@ -169,11 +169,7 @@ pub async fn run_scenario<L: LabControl>(
     opts: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
     if !lab.available() {
-        if let Some(step) = scenario
-            .steps
-            .iter()
-            .find(|s| matches!(s.action, StepAction::Node(..)))
-        {
+        if let Some(step) = scenario.steps.iter().find(|s| s.action.needs_lab()) {
             return Err(RunError::NeedsLab {
                 name: scenario.name.clone(),
                 line: step.line,

@@ -127,6 +127,9 @@ pub enum StepAction {
     Heal,
     /// Act on a Redis process of the local lab.
     Node(LabNode, NodeAction),
+    /// Force a failover in the local lab (`SENTINEL FAILOVER caplab`): the sentinels promote
+    /// the replica; the step is applied once they name it as primary.
+    Failover,
 }
 
 impl StepAction {
@@ -139,6 +142,12 @@ impl StepAction {
                 | StepAction::Heal
                 | StepAction::Node(_, NodeAction::Continue | NodeAction::Restart)
         )
+    }
+
+    /// Whether it acts on the local lab's processes rather than on a proxy (node steps, a
+    /// failover).
+    pub fn needs_lab(&self) -> bool {
+        matches!(self, StepAction::Node(..) | StepAction::Failover)
     }
 
     /// A one-line description, for logs and reports.
@@ -162,17 +171,19 @@ impl StepAction {
             StepAction::RemoveToxic { proxy, name } => format!("{proxy} -{name}"),
             StepAction::Heal => "heal (reset all proxies)".to_string(),
             StepAction::Node(node, action) => format!("{action} {node}"),
+            StepAction::Failover => "failover (SENTINEL FAILOVER caplab)".to_string(),
         }
     }
 
-    /// The proxy or node the step acts on (`None` for a heal).
+    /// The proxy or node the step acts on (`None` for a heal, and for a failover, which is
+    /// an event rather than a fault window on one part).
     pub fn subject(&self) -> Option<String> {
         match self {
             StepAction::Down(p) | StepAction::Up(p) => Some(p.clone()),
             StepAction::Toxic { proxy, .. } | StepAction::RemoveToxic { proxy, .. } => {
                 Some(proxy.clone())
             }
-            StepAction::Heal => None,
+            StepAction::Heal | StepAction::Failover => None,
             StepAction::Node(n, _) => Some(n.name().to_string()),
         }
     }
@@ -337,11 +348,10 @@ impl Scenario {
             .map_or("run", |p| p.name.as_str())
     }
 
-    /// Whether a step acts on a Redis process (and so needs the local lab).
+    /// Whether a step acts on the local lab's processes (a node step or a failover), and so
+    /// needs the local lab.
     pub fn has_node_steps(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.action, StepAction::Node(..)))
+        self.steps.iter().any(|s| s.action.needs_lab())
     }
 
     /// Offset of the last healing step, if any.

@@ -1,5 +1,6 @@
 //! The timeline: each step applied at its offset, through the fault driver (proxy steps) or
-//! a [`LabControl`] (node steps), with the planned and the applied offset recorded.
+//! a [`LabControl`] (node steps, a forced failover), with the planned and the applied offset
+//! recorded.
 //!
 //! Where it sits: runs beside the load generator, on the same clock (`t0`). A step that
 //! cannot be applied stops the run (exit 2): a scenario whose fault did not happen proves
@@ -14,8 +15,8 @@ use super::spec::{Step, StepAction};
 use crate::faults::{FaultDriver, FaultError};
 use crate::lab::{LabNode, NodeAction};
 
-/// What can act on the Redis processes of a lab: the local lab ([`crate::lab`]) or a test's
-/// own nodes.
+/// What can act on the processes of a lab: the local lab ([`crate::lab`]) or a test's own
+/// nodes. Also what a console driving the lab needs beside the proxies.
 pub trait LabControl: Send {
     /// Applies `action` to `node`; an error is a message for people.
     fn node_action(
@@ -24,13 +25,20 @@ pub trait LabControl: Send {
         action: NodeAction,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Whether node steps can run at all (false for [`NoLab`]).
+    /// Forces a failover and returns once the sentinels name the new primary (which it
+    /// returns). A lab without sentinels cannot.
+    fn failover(&mut self) -> impl Future<Output = Result<LabNode, String>> + Send {
+        async { Err("this lab has no sentinels to fail over with".to_string()) }
+    }
+
+    /// Whether node and failover steps can run at all (false for [`NoLab`]).
     fn available(&self) -> bool {
         true
     }
 }
 
-/// No lab: node steps cannot run (the runner refuses such scenarios before starting).
+/// No lab: node and failover steps cannot run (the runner refuses such scenarios before
+/// starting).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLab;
 
@@ -41,15 +49,25 @@ impl LabControl for NoLab {
         ))
     }
 
+    async fn failover(&mut self) -> Result<LabNode, String> {
+        Err("cannot fail over: failover steps need the local lab (--lab)".to_string())
+    }
+
     fn available(&self) -> bool {
         false
     }
 }
 
-/// The local lab's Redis processes ([`crate::lab::Lab`]).
+/// The local lab's Redis processes and sentinels ([`crate::lab::Lab`]).
 impl LabControl for crate::lab::Lab {
     async fn node_action(&mut self, node: LabNode, action: NodeAction) -> Result<(), String> {
         crate::lab::Lab::node_action(self, node, action)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn failover(&mut self) -> Result<LabNode, String> {
+        crate::lab::Lab::failover(self)
             .await
             .map_err(|e| e.to_string())
     }
@@ -107,6 +125,7 @@ async fn apply<L: LabControl>(
         }
         StepAction::Heal => driver.reset().await.map_err(fault),
         StepAction::Node(node, act) => lab.node_action(*node, *act).await,
+        StepAction::Failover => lab.failover().await.map(drop),
     }
 }
 
@@ -166,7 +185,7 @@ fn ms(d: Duration) -> f64 {
 /// A shaded interval of the plots: from a fault step to the step that heals it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FaultWindow {
-    /// The proxy or node the fault was on (`g1`, `g2`, `replication`).
+    /// The proxy or node the fault was on (`g1`, `cluster_g1`, ...).
     pub subject: String,
     /// What was faulted.
     pub label: String,
@@ -232,7 +251,7 @@ mod tests {
         let w = fault_windows(
             &[
                 rec(Some("g1"), false, 1000.0),
-                rec(Some("replication"), false, 2000.0),
+                rec(Some("cluster_g1"), false, 2000.0),
                 rec(Some("g1"), true, 3000.0),
                 rec(None, true, 4000.0),
                 rec(Some("g2"), false, 5000.0),

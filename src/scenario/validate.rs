@@ -3,7 +3,7 @@
 //!
 //! Where it sits: between [`super::file`] and the runner. Checks: offsets parse and fall inside
 //! the load, phases start at 0 and increase, steps name a known proxy (`g1`, `g2`,
-//! `replication`) or node, toxics are known types with only their own attributes, thresholds
+//! `cluster_g1`, `cluster_g2`, `sentinels`) or node, toxics are known types with only their own attributes, thresholds
 //! name a target the scenario loads, a phase it defines, a metric that exists and one bound
 //! of the right kind, and carry a lesson.
 

@@ -1,5 +1,6 @@
 //! Validation of timeline steps: the action, its proxy or node, the toxic type and only its
-//! own attributes, stream and toxicity.
+//! own attributes, stream and toxicity. A file naming the retired `replication` proxy is told
+//! how to migrate to the cluster links.
 //!
 //! Where it sits: part of [`super::validate`] (the same `Validator`), split out because steps
 //! are the largest part of a scenario file.
@@ -11,7 +12,9 @@ use toml::Spanned;
 use super::file::{FieldError, RawStep};
 use super::spec::{Step, StepAction};
 use super::validate::Validator;
-use crate::faults::{LAB_PROXIES, Stream, ToxicKind, ToxicSpec};
+use crate::faults::{
+    LAB_PROXIES, REPLICATION_MIGRATION, RETIRED_REPLICATION, Stream, ToxicKind, ToxicSpec,
+};
 
 impl Validator<'_> {
     pub(super) fn step(&mut self, i: usize, s: &RawStep, duration: Duration) -> Option<Step> {
@@ -23,6 +26,10 @@ impl Validator<'_> {
             "heal" => {
                 self.no_extra(&field, s, &[]);
                 Some(StepAction::Heal)
+            }
+            "failover" => {
+                self.no_extra(&field, s, &[]);
+                Some(StepAction::Failover)
             }
             "kill" | "stop" | "continue" | "restart" => {
                 self.no_extra(&field, s, &["node"]);
@@ -47,7 +54,7 @@ impl Validator<'_> {
                 node.zip(action).map(|(n, a)| StepAction::Node(n, a))
             }
             other => {
-                self.err(&s.action, format!("{field}.action"), format!("unknown action {other:?} (expected down, up, toxic, remove_toxic, heal, kill, stop, continue, restart)"));
+                self.err(&s.action, format!("{field}.action"), format!("unknown action {other:?} (expected down, up, toxic, remove_toxic, heal, kill, stop, continue, restart, failover)"));
                 None
             }
         };
@@ -106,18 +113,26 @@ impl Validator<'_> {
                 self.err(
                     &s.action,
                     format!("{field}.proxy"),
-                    format!("a `{action}` step names its proxy (g1, g2, replication)"),
+                    format!(
+                        "a `{action}` step names its proxy ({})",
+                        LAB_PROXIES.join(", ")
+                    ),
                 );
                 None
             }
             Some(p) if LAB_PROXIES.contains(&p.get_ref().as_str()) => Some(p.get_ref().clone()),
+            Some(p) if p.get_ref() == RETIRED_REPLICATION => {
+                self.err(p, format!("{field}.proxy"), REPLICATION_MIGRATION);
+                None
+            }
             Some(p) => {
                 self.err(
                     p,
                     format!("{field}.proxy"),
                     format!(
-                        "unknown proxy {:?} (expected g1, g2, replication)",
-                        p.get_ref()
+                        "unknown proxy {:?} (expected {})",
+                        p.get_ref(),
+                        LAB_PROXIES.join(", ")
                     ),
                 );
                 None

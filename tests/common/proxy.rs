@@ -142,8 +142,9 @@ impl TestProxy {
         }
     }
 
-    /// g1 and g2, g2 replicating from g1 through a proxy named `replication` of this server;
-    /// waits until the replication link is up.
+    /// g1 and g2, g2 replicating from g1 through a proxy named `cluster_g1` of this server
+    /// (and a `cluster_g2` in front of g2, so the lab's cluster proxies exist by name; no
+    /// sentinels watch this pair); waits until the replication link is up.
     pub async fn replication_pair(&self) -> RedisPair {
         let listen_port = caplab::lab::ports::free_port().expect("free port");
         let mut g1_port = 0;
@@ -153,12 +154,14 @@ impl TestProxy {
         })
         .await;
         let body = json!({
-            "name": "replication",
+            "name": "cluster_g1",
             "listen": format!("127.0.0.1:{listen_port}"),
             "upstream": format!("127.0.0.1:{g1_port}"),
         });
         let a = self.call("POST", "/proxies", Some(&body.to_string())).await;
         assert_eq!(a.status, 201, "{a:?}");
+        self.create("cluster_g2", &format!("127.0.0.1:{}", pair.g2.port()))
+            .await;
         pair.g2
             .wait_link_up(Duration::from_secs(15))
             .await

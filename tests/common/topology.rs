@@ -1,6 +1,7 @@
 //! The whole docs/design.md topology in-process, for the scenario runner's tests: a real Redis
-//! primary and replica (g2 replicating through the embedded proxy's `replication` proxy),
-//! proxies `g1` and `g2` in front of them, and CP and AP apps on port 0 talking to the nodes
+//! primary and replica (g2 replicating through the embedded proxy's `cluster_g1` proxy, with
+//! `cluster_g2` in front of g2; no sentinels, so nothing fails over), proxies `g1` and `g2`
+//! in front of them, and CP and AP apps on port 0 talking to the nodes
 //! through those proxies, with [`test_config`]'s short breaker settings but a 400 ms WAIT and
 //! 800 ms network timeout. Everything stops when the [`Topology`] is shut down or dropped.
 

@@ -1,9 +1,10 @@
 //! `caplab demo`: lab up on free ports, a short partition experiment against CP and AP at
 //! once, a side-by-side table, lab down.
 //!
-//! The experiment: a small concurrent load on both personalities ([`load`]) while the
-//! `replication` link is cut and healed, then the apps' link to `g2`; each phase lasts
-//! `--phase`. Every figure in the table ([`table`]) is measured in this run: availability,
+//! The experiment: a small concurrent load on both personalities ([`load`]) while replication
+//! is cut and healed without a failover (both cluster links down, the replica's first, so the
+//! sentinels see the primary down but cannot reach the replica to promote it; healed primary's
+//! link first), then the apps' link to `g2`; each phase lasts `--phase`. Every figure in the table ([`table`]) is measured in this run: availability,
 //! stale reads and their age from what the load saw, `staleness_ms` from the answers, p99
 //! latency, breaker transitions from each app's `/metrics`.
 
@@ -19,7 +20,7 @@ use super::health::probe_http;
 use super::options::{LabOptions, LabPorts};
 use super::record::LabRecord;
 use super::topology::Lab;
-use crate::faults::{FaultDriver, FaultError, G2, REPLICATION};
+use crate::faults::{CLUSTER_G1, CLUSTER_G2, FaultDriver, FaultError, G2};
 use crate::metrics::BREAKER_TRANSITIONS;
 
 pub mod load;
@@ -84,7 +85,9 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
     ]
     .map(String::from)
     .to_vec();
-    println!("caplab demo: starting the lab (two redis-server, the proxy, app_cp, app_ap)...");
+    println!(
+        "caplab demo: starting the lab (two redis-server, three sentinels, the proxy, app_cp, app_ap)..."
+    );
     let lab = tokio::select! {
         lab = Lab::up(options) => lab?,
         () = interrupt.recv() => {
@@ -125,8 +128,10 @@ availability: operations answered 200 (a read's 404 and AP's 202 queued write co
 stale reads: reads that returned an older version than a write acknowledged before the read
   began / successful reads; max stale age: how long before the read that newer write was
   acknowledged. max staleness_ms: the largest staleness the answers themselves reported.
-CP refuses writes it cannot get confirmed by g2 while replication is cut; AP keeps answering
-and serves stale reads from g2 until its staleness passes MAX_STALENESS_MS (1000 ms here).";
+replication cut: both cluster links down (cluster_g2 first), so the sentinels cannot reach g2
+  to promote it and g1 stays primary. CP refuses writes it cannot get confirmed by g2; AP
+  keeps answering and serves stale reads from g2 until its staleness passes MAX_STALENESS_MS
+  (1000 ms here).";
 
 /// A previous demo's Redis data would mix old keys into this run: remove it, unless a lab
 /// recorded in `dir` still runs (then `Lab::up` says so).
@@ -148,13 +153,22 @@ fn wipe_old_data(dir: &std::path::Path) -> Result<(), LabError> {
     Ok(())
 }
 
-/// The fault steps: a name, and which proxy to enable or disable at its start.
-const STEPS: [(&str, Option<(&str, bool)>); 5] = [
-    ("before", None),
-    ("replication cut", Some((REPLICATION, false))),
-    ("replication healed", Some((REPLICATION, true))),
-    ("g2 cut", Some((G2, false))),
-    ("g2 healed", Some((G2, true))),
+/// The phases: a name, and which proxies to enable or disable, in order, at its start. A
+/// replication cut without a failover takes both cluster links, the replica's first (a
+/// sentinel that lost the primary while it still reached the replica would promote it), and
+/// heals the primary's first.
+const STEPS: [(&str, &[(&str, bool)]); 5] = [
+    ("before", &[]),
+    (
+        "replication cut",
+        &[(CLUSTER_G2, false), (CLUSTER_G1, false)],
+    ),
+    (
+        "replication healed",
+        &[(CLUSTER_G1, true), (CLUSTER_G2, true)],
+    ),
+    ("g2 cut", &[(G2, false)]),
+    ("g2 healed", &[(G2, true)]),
 ];
 
 async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<(Vec<load::Op>, Vec<Phase>), DemoError> {
@@ -194,8 +208,8 @@ async fn run_phases(
 ) -> Result<Vec<Phase>, DemoError> {
     let mut phases = Vec::new();
     let mut counted = [transitions(&apps[0]).await?, transitions(&apps[1]).await?];
-    for (name, change) in STEPS {
-        if let Some((proxy, enabled)) = change {
+    for (name, changes) in STEPS {
+        for &(proxy, enabled) in changes {
             faults.set_enabled(proxy, enabled).await?;
         }
         println!("  {name:<20} for {length:?}");
