@@ -27,11 +27,17 @@
 //! | `primary_node` | gauge (1 for the node this instance believes is primary) | mode, node |
 //! | `redis_node_is_primary` | gauge (1 when the node itself says it is a primary) | mode, node |
 //! | `sentinels_reachable` | gauge (1 when the last poll reached a sentinel; only with sentinels) | mode |
+//! | `http_connections_open` | gauge | mode, slot (`regular`, `reserved`) |
+//! | `http_connections_rejected_total` | counter | mode, reason (`limit`: answered 503; `overload`: closed unanswered) |
+//! | `http_connection_timeouts_total` | counter | mode, phase (`header`, `idle`, `tls_handshake`) |
+//! | `rate_limited_total` | counter | mode |
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+
+use std::sync::Arc;
 
 use crate::config::Mode;
 use crate::node::NodeId;
@@ -71,6 +77,15 @@ pub const NODE_IS_PRIMARY: &str = "redis_node_is_primary";
 /// `sentinels_reachable`
 pub const SENTINELS_REACHABLE: &str = "sentinels_reachable";
 
+/// `http_connections_open`
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+/// `http_connections_rejected_total`
+pub const HTTP_CONNECTIONS_REJECTED: &str = "http_connections_rejected_total";
+/// `http_connection_timeouts_total`
+pub const HTTP_CONNECTION_TIMEOUTS: &str = "http_connection_timeouts_total";
+/// `rate_limited_total`
+pub const RATE_LIMITED: &str = "rate_limited_total";
+
 /// Every metric name this module defines, in the order of the table above.
 pub const ALL_NAMES: &[&str] = &[
     REQUESTS_TOTAL,
@@ -90,6 +105,10 @@ pub const ALL_NAMES: &[&str] = &[
     PRIMARY_NODE,
     NODE_IS_PRIMARY,
     SENTINELS_REACHABLE,
+    HTTP_CONNECTIONS_OPEN,
+    HTTP_CONNECTIONS_REJECTED,
+    HTTP_CONNECTION_TIMEOUTS,
+    RATE_LIMITED,
 ];
 
 /// Latency buckets, in seconds: sub-millisecond resolution for fail-fast answers up to the
@@ -137,6 +156,22 @@ pub struct Metrics {
     pub node_is_primary: IntGaugeVec,
     /// `sentinels_reachable{mode}`
     pub sentinels_reachable: IntGaugeVec,
+    /// The HTTP server's own metrics.
+    pub server: Arc<ServerMetrics>,
+}
+
+/// The HTTP server's metrics (connections, timeouts, the rate limit), behind one `Arc` so the
+/// handles every part of the app clones stay small.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    /// `http_connections_open{mode,slot}`
+    pub connections_open: IntGaugeVec,
+    /// `http_connections_rejected_total{mode,reason}`
+    pub connections_rejected: IntCounterVec,
+    /// `http_connection_timeouts_total{mode,phase}`
+    pub connection_timeouts: IntCounterVec,
+    /// `rate_limited_total{mode}`
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -224,6 +259,26 @@ impl Metrics {
             "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
             &["mode", "node"],
         )?;
+        let connections_open = gauge(
+            HTTP_CONNECTIONS_OPEN,
+            "HTTP connections open, on a regular slot or on one reserved for the status endpoints",
+            &["mode", "slot"],
+        )?;
+        let connections_rejected = counter(
+            HTTP_CONNECTIONS_REJECTED,
+            "Connections refused at MAX_CONNECTIONS (limit: answered 503; overload: closed unanswered)",
+            &["mode", "reason"],
+        )?;
+        let connection_timeouts = counter(
+            HTTP_CONNECTION_TIMEOUTS,
+            "Connections closed by a timeout (header read, idle keep-alive, TLS handshake)",
+            &["mode", "phase"],
+        )?;
+        let rate_limited = counter(
+            RATE_LIMITED,
+            "Requests refused with 429 by the per-address rate limit",
+            &["mode"],
+        )?;
 
         let failovers_seen = counter(
             FAILOVERS_SEEN,
@@ -266,6 +321,12 @@ impl Metrics {
             primary_node,
             node_is_primary,
             sentinels_reachable,
+            server: Arc::new(ServerMetrics {
+                connections_open,
+                connections_rejected,
+                connection_timeouts,
+                rate_limited,
+            }),
         };
         metrics.touch_defaults();
         Ok(metrics)
@@ -290,6 +351,17 @@ impl Metrics {
         self.believe_primary(NodeId::G1);
         // The request series the dashboard and the alerts rate(), and each outcome this mode
         // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        let server = &self.server;
+        for slot in ["regular", "reserved"] {
+            server.connections_open.with_label_values(&[m, slot]).set(0);
+        }
+        for reason in ["limit", "overload"] {
+            server.connections_rejected.with_label_values(&[m, reason]);
+        }
+        for phase in ["header", "idle", "tls_handshake"] {
+            server.connection_timeouts.with_label_values(&[m, phase]);
+        }
+        server.rate_limited.with_label_values(&[m]);
         for operation in ["read", "write"] {
             self.requests.with_label_values(&[m, operation, "200"]);
             self.latency.with_label_values(&[m, operation]);
@@ -394,7 +466,11 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         404 => "404",
         405 => "405",
+        408 => "408",
         413 => "413",
+        414 => "414",
+        429 => "429",
+        431 => "431",
         503 => "503",
         500 => "500",
         s if s < 300 => "2xx",

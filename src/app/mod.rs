@@ -8,6 +8,17 @@
 //! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`state`] | [`AppState`]: the shared handles every handler and task sees |
+//! | [`server`] | the accept loop: connection cap and reserve, timeouts, HTTPS, graceful stop |
+//! | [`conn_service`] | one connection's service: reserved-slot and rate-limit checks, then the router |
+//! | [`activity`] | what a connection is doing (idle, reading headers, in a request), for its timeouts |
+//! | [`watched_io`] | the socket as hyper sees it: reads recorded, hyper's bare error answers made JSON |
+//! | [`tls`] | the rustls configuration from `TLS_CERT_FILE`/`TLS_KEY_FILE`, self-signed pairs |
+//! | [`memory`] | giving freed memory back to the OS after a burst of connections |
+//! | [`fd_limit`] | the open-file limit raised to fit `MAX_CONNECTIONS` |
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -18,17 +29,26 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{Config, ConfigError, Mode, ServeArgs};
+use crate::http::rate_limit::AddressLimiter;
 use crate::metrics::Metrics;
 use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
 use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
+use server::{Server, Stop};
 
 /// How long a start waits for its first connections (at least the network timeout): long
 /// enough for a loaded machine, short enough that a node that is down does not hold the start.
 const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+pub mod activity;
+pub mod conn_service;
+pub mod fd_limit;
+pub mod memory;
+pub mod server;
 pub mod state;
+pub mod tls;
+pub mod watched_io;
 
 pub use state::{AppState, Shared};
 
@@ -37,7 +57,7 @@ pub use state::{AppState, Shared};
 pub enum AppError {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -48,7 +68,7 @@ pub enum AppError {
     },
     /// The metrics registry refused a metric (a duplicate name: a bug).
     #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     /// A Redis client could not be built from its URL.
     #[error("cannot set up the Redis client for {node}: {source}")]
     Redis {
@@ -63,6 +83,23 @@ pub enum AppError {
     /// Waiting for the termination signals failed.
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(std::io::Error),
+    /// The HTTPS certificate or key could not be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(tls::TlsError),
+}
+
+// The errors carry their cause in their message, so they do not also report it as a
+// `source()`: printing the chain would say it twice.
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> Self {
+        AppError::Config(e)
+    }
+}
+
+impl From<prometheus::Error> for AppError {
+    fn from(e: prometheus::Error) -> Self {
+        AppError::Metrics(e)
+    }
 }
 
 /// What a graceful shutdown left behind.
@@ -79,7 +116,7 @@ pub struct ShutdownReport {
 pub struct RunningApp {
     addr: SocketAddr,
     state: AppState,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     server: JoinHandle<std::io::Result<()>>,
     tasks: JoinSet<()>,
     ap: Option<Arc<Ap>>,
@@ -98,6 +135,10 @@ pub async fn bind(config: &Config) -> Result<TcpListener, AppError> {
 /// Starts a personality on `listener` (port 0 is fine: see [`RunningApp::local_addr`]).
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, AppError> {
     config.validate()?;
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls::acceptor(files).map_err(AppError::Tls)?),
+        None => None,
+    };
     let addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: format!("{}:{}", config.host, config.port),
         source,
@@ -246,16 +287,33 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
     }
 
-    let (stop, mut stopped) = watch::channel(false);
-    let service = crate::http::service(state.clone());
-    let server = tokio::spawn(
-        axum::serve(listener, axum::ServiceExt::into_make_service(service))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
-    tracing::info!(mode = config.mode.as_str(), %addr, instance_id = config.instance_id, "SERVE_START");
+    let limiter = AddressLimiter::new(config.server.rate_limit).map(Arc::new);
+    if let Some(limiter) = &limiter {
+        tasks.spawn(crate::http::rate_limit::forget_idle_periodically(
+            limiter.clone(),
+        ));
+    }
+    let count = Arc::new(memory::ConnectionCount::default());
+    tasks.spawn(memory::trim_after_bursts(count.clone()));
+    let (stop, stopped) = watch::channel(Stop::Running);
+    let server = Server {
+        count,
+        shared: conn_service::ConnShared {
+            service: crate::http::service(state.clone()),
+            metrics: state.metrics.clone(),
+            limiter,
+            max_connections: config.server.max_connections,
+        },
+        settings: config.server.clone(),
+        tls,
+    };
+    let server = tokio::spawn(server::serve(listener, server, stopped));
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(mode = config.mode.as_str(), %addr, scheme, instance_id = config.instance_id, "SERVE_START");
     Ok(RunningApp {
         addr,
         state,
@@ -290,7 +348,7 @@ impl RunningApp {
         let config = &self.state.config;
         let grace = config.shutdown_grace;
         let started = tokio::time::Instant::now();
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Stop::Graceful);
         let cut_short = match tokio::time::timeout(grace, &mut self.server).await {
             Ok(Ok(Ok(()))) => false,
             Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
@@ -300,7 +358,13 @@ impl RunningApp {
                     grace_sec = grace.as_secs_f64(),
                     "in-flight requests still running after the grace period; closing"
                 );
-                self.server.abort();
+                let _ = self.stop.send(Stop::Now);
+                if tokio::time::timeout(FORCED_CLOSE_WAIT, &mut self.server)
+                    .await
+                    .is_err()
+                {
+                    self.server.abort();
+                }
                 true
             }
         };
@@ -335,9 +399,12 @@ impl RunningApp {
     }
 }
 
+/// How long connections get to close once the grace period is over.
+const FORCED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `caplab serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode, AppError> {
     let config = args.into_config()?;
+    fd_limit::ensure_fd_limit(&config);
     let listener = bind(&config).await?;
     let app = start(config, listener).await?;
     wait_for_termination().await?;

@@ -135,7 +135,8 @@ impl Personality {
     }
 }
 
-/// The audit line of every write (`WRITE`); keys are fine in logs, never in metric labels.
+/// The audit line of every write (`WRITE`, target `audit`: `AUDIT_LOG` routes it); keys are
+/// fine in logs, never in metric labels.
 pub(crate) fn audit_write(
     mode: Mode,
     key: &str,
@@ -145,6 +146,7 @@ pub(crate) fn audit_write(
     node: Option<&str>,
 ) {
     tracing::info!(
+        target: crate::logging::AUDIT_TARGET,
         mode = mode.as_str(),
         key,
         value_bytes,

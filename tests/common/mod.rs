@@ -9,6 +9,7 @@ pub mod app;
 pub mod failover;
 pub mod lab;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 pub mod sentinels;
 pub mod topology;
