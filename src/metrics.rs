@@ -3,7 +3,8 @@
 //! This sits beside the whole data path: the HTTP layer counts requests and latencies, the
 //! node clients count connection failures, the breakers set their state and count transitions,
 //! the mode policies count write outcomes and stale reads, the heartbeat sets staleness and
-//! replication lag. The names and the first labels are fixed by docs/design.md (the deployment
+//! replication lag, the primary tracker counts the failovers it follows and the replication
+//! poll sets what each node says of its own role. The names and the first labels are fixed by docs/design.md (the deployment
 //! guide's five plus the others). Labels carry only small closed sets (mode, node, operation,
 //! status, outcome, target state), never keys or values.
 //!
@@ -22,13 +23,24 @@
 //! | `session_guarantee_violations_total` | counter | mode |
 //! | `session_ryw_fallbacks_total` | counter | mode |
 //! | `stale_reads_total` | counter | mode, node |
+//! | `failovers_seen_total` | counter | mode |
+//! | `primary_node` | gauge (1 for the node this instance believes is primary) | mode, node |
+//! | `redis_node_is_primary` | gauge (1 when the node itself says it is a primary) | mode, node |
+//! | `sentinels_reachable` | gauge (1 when the last poll reached a sentinel; only with sentinels) | mode |
+//! | `http_connections_open` | gauge | mode, slot (`regular`, `reserved`) |
+//! | `http_connections_rejected_total` | counter | mode, reason (`limit`: answered 503; `overload`: closed unanswered) |
+//! | `http_connection_timeouts_total` | counter | mode, phase (`header`, `idle`, `tls_handshake`) |
+//! | `rate_limited_total` | counter | mode |
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
+use std::sync::Arc;
+
 use crate::config::Mode;
+use crate::node::NodeId;
 
 /// `app_requests_total`
 pub const REQUESTS_TOTAL: &str = "app_requests_total";
@@ -56,6 +68,23 @@ pub const SESSION_VIOLATIONS: &str = "session_guarantee_violations_total";
 pub const SESSION_RYW_FALLBACKS: &str = "session_ryw_fallbacks_total";
 /// `stale_reads_total`
 pub const STALE_READS: &str = "stale_reads_total";
+/// `failovers_seen_total`
+pub const FAILOVERS_SEEN: &str = "failovers_seen_total";
+/// `primary_node`
+pub const PRIMARY_NODE: &str = "primary_node";
+/// `redis_node_is_primary`
+pub const NODE_IS_PRIMARY: &str = "redis_node_is_primary";
+/// `sentinels_reachable`
+pub const SENTINELS_REACHABLE: &str = "sentinels_reachable";
+
+/// `http_connections_open`
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+/// `http_connections_rejected_total`
+pub const HTTP_CONNECTIONS_REJECTED: &str = "http_connections_rejected_total";
+/// `http_connection_timeouts_total`
+pub const HTTP_CONNECTION_TIMEOUTS: &str = "http_connection_timeouts_total";
+/// `rate_limited_total`
+pub const RATE_LIMITED: &str = "rate_limited_total";
 
 /// Every metric name this module defines, in the order of the table above.
 pub const ALL_NAMES: &[&str] = &[
@@ -72,6 +101,14 @@ pub const ALL_NAMES: &[&str] = &[
     SESSION_VIOLATIONS,
     SESSION_RYW_FALLBACKS,
     STALE_READS,
+    FAILOVERS_SEEN,
+    PRIMARY_NODE,
+    NODE_IS_PRIMARY,
+    SENTINELS_REACHABLE,
+    HTTP_CONNECTIONS_OPEN,
+    HTTP_CONNECTIONS_REJECTED,
+    HTTP_CONNECTION_TIMEOUTS,
+    RATE_LIMITED,
 ];
 
 /// Latency buckets, in seconds: sub-millisecond resolution for fail-fast answers up to the
@@ -111,6 +148,30 @@ pub struct Metrics {
     pub session_ryw_fallbacks: IntCounterVec,
     /// `stale_reads_total{mode,node}`
     pub stale_reads: IntCounterVec,
+    /// `failovers_seen_total{mode}`
+    pub failovers_seen: IntCounterVec,
+    /// `primary_node{mode,node}`
+    pub primary_node: IntGaugeVec,
+    /// `redis_node_is_primary{mode,node}`
+    pub node_is_primary: IntGaugeVec,
+    /// `sentinels_reachable{mode}`
+    pub sentinels_reachable: IntGaugeVec,
+    /// The HTTP server's own metrics.
+    pub server: Arc<ServerMetrics>,
+}
+
+/// The HTTP server's metrics (connections, timeouts, the rate limit), behind one `Arc` so the
+/// handles every part of the app clones stay small.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    /// `http_connections_open{mode,slot}`
+    pub connections_open: IntGaugeVec,
+    /// `http_connections_rejected_total{mode,reason}`
+    pub connections_rejected: IntCounterVec,
+    /// `http_connection_timeouts_total{mode,phase}`
+    pub connection_timeouts: IntCounterVec,
+    /// `rate_limited_total{mode}`
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -175,7 +236,7 @@ impl Metrics {
         )?;
         let replication_link_up = gauge(
             REPLICATION_LINK_UP,
-            "1 when g2 reports master_link_status:up",
+            "1 when the replica reports master_link_status:up",
             &["mode"],
         )?;
         let ap_queue_depth = gauge(
@@ -198,6 +259,47 @@ impl Metrics {
             "Reads served with stale: true (staleness above MAX_STALENESS_MS)",
             &["mode", "node"],
         )?;
+        let connections_open = gauge(
+            HTTP_CONNECTIONS_OPEN,
+            "HTTP connections open, on a regular slot or on one reserved for the status endpoints",
+            &["mode", "slot"],
+        )?;
+        let connections_rejected = counter(
+            HTTP_CONNECTIONS_REJECTED,
+            "Connections refused at MAX_CONNECTIONS (limit: answered 503; overload: closed unanswered)",
+            &["mode", "reason"],
+        )?;
+        let connection_timeouts = counter(
+            HTTP_CONNECTION_TIMEOUTS,
+            "Connections closed by a timeout (header read, idle keep-alive, TLS handshake)",
+            &["mode", "phase"],
+        )?;
+        let rate_limited = counter(
+            RATE_LIMITED,
+            "Requests refused with 429 by the per-address rate limit",
+            &["mode"],
+        )?;
+
+        let failovers_seen = counter(
+            FAILOVERS_SEEN,
+            "Switches of the believed primary this instance made after the sentinels reported a failover",
+            &["mode"],
+        )?;
+        let primary_node = gauge(
+            PRIMARY_NODE,
+            "1 for the node this instance believes is the primary, 0 for the other",
+            &["mode", "node"],
+        )?;
+        let node_is_primary = gauge(
+            NODE_IS_PRIMARY,
+            "1 when the node says it is a primary (INFO replication role:master); 0 for a replica or a node that did not answer",
+            &["mode", "node"],
+        )?;
+        let sentinels_reachable = gauge(
+            SENTINELS_REACHABLE,
+            "1 when the last poll reached a sentinel, 0 when none answered (only with SENTINEL_URLS)",
+            &["mode"],
+        )?;
 
         let metrics = Metrics {
             registry,
@@ -215,6 +317,16 @@ impl Metrics {
             session_violations,
             session_ryw_fallbacks,
             stale_reads,
+            failovers_seen,
+            primary_node,
+            node_is_primary,
+            sentinels_reachable,
+            server: Arc::new(ServerMetrics {
+                connections_open,
+                connections_rejected,
+                connection_timeouts,
+                rate_limited,
+            }),
         };
         metrics.touch_defaults();
         Ok(metrics)
@@ -229,12 +341,27 @@ impl Metrics {
         self.ap_queue_depth.with_label_values(&[m]).set(0);
         self.session_violations.with_label_values(&[m]);
         self.session_ryw_fallbacks.with_label_values(&[m]);
+        self.failovers_seen.with_label_values(&[m]);
         for node in ["g1", "g2"] {
             self.db_failures.with_label_values(&[m, node]);
             self.stale_reads.with_label_values(&[m, node]);
+            self.node_is_primary.with_label_values(&[m, node]).set(0);
         }
+        // g1 is the primary until the sentinels say otherwise.
+        self.believe_primary(NodeId::G1);
         // The request series the dashboard and the alerts rate(), and each outcome this mode
         // can produce, at zero (tests/ops_live.rs checks every name is there before use).
+        let server = &self.server;
+        for slot in ["regular", "reserved"] {
+            server.connections_open.with_label_values(&[m, slot]).set(0);
+        }
+        for reason in ["limit", "overload"] {
+            server.connections_rejected.with_label_values(&[m, reason]);
+        }
+        for phase in ["header", "idle", "tls_handshake"] {
+            server.connection_timeouts.with_label_values(&[m, phase]);
+        }
+        server.rate_limited.with_label_values(&[m]);
         for operation in ["read", "write"] {
             self.requests.with_label_values(&[m, operation, "200"]);
             self.latency.with_label_values(&[m, operation]);
@@ -275,6 +402,35 @@ impl Metrics {
             .set(ms as f64);
     }
 
+    /// Sets `primary_node`: 1 for `primary`, 0 for the other node.
+    pub fn believe_primary(&self, primary: NodeId) {
+        for node in NodeId::BOTH {
+            self.primary_node
+                .with_label_values(&[self.mode(), node.as_str()])
+                .set(i64::from(node == primary));
+        }
+    }
+
+    /// Counts one switch of the believed primary.
+    pub fn failover_seen(&self) {
+        self.failovers_seen.with_label_values(&[self.mode()]).inc();
+    }
+
+    /// Sets `sentinels_reachable`.
+    pub fn set_sentinels_reachable(&self, reachable: bool) {
+        self.sentinels_reachable
+            .with_label_values(&[self.mode()])
+            .set(i64::from(reachable));
+    }
+
+    /// Sets `redis_node_is_primary` for `node` from what it said of itself (`None`: it did not
+    /// answer, which counts as not claiming to be a primary).
+    pub fn set_node_is_primary(&self, node: NodeId, says_primary: Option<bool>) {
+        self.node_is_primary
+            .with_label_values(&[self.mode(), node.as_str()])
+            .set(i64::from(says_primary == Some(true)));
+    }
+
     /// Counts a failed call to a node.
     pub fn db_failure(&self, node: &str) {
         self.db_failures
@@ -310,7 +466,11 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         404 => "404",
         405 => "405",
+        408 => "408",
         413 => "413",
+        414 => "414",
+        429 => "429",
+        431 => "431",
         503 => "503",
         500 => "500",
         s if s < 300 => "2xx",
@@ -339,6 +499,7 @@ mod tests {
             .breaker_transitions
             .with_label_values(&["ap", "g1", "open"])
             .inc();
+        metrics.set_sentinels_reachable(true);
         let text = metrics.encode()?;
         for name in ALL_NAMES {
             let help = format!("# HELP {name} ");
@@ -346,6 +507,37 @@ mod tests {
         }
         assert!(text.contains(r#"app_requests_total{mode="ap",operation="read",status="200"} 1"#));
         assert!(text.contains(r#"data_staleness_ms{mode="ap",node="g2"} 12"#));
+        Ok(())
+    }
+
+    #[test]
+    fn the_primary_series_start_at_g1_and_follow_a_switch() -> TestResult {
+        let metrics = Metrics::new(Mode::Cp)?;
+        let text = metrics.encode()?;
+        for line in [
+            r#"primary_node{mode="cp",node="g1"} 1"#,
+            r#"primary_node{mode="cp",node="g2"} 0"#,
+            r#"failovers_seen_total{mode="cp"} 0"#,
+            r#"redis_node_is_primary{mode="cp",node="g1"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(
+            !text.contains("sentinels_reachable{"),
+            "only with sentinels"
+        );
+        metrics.believe_primary(NodeId::G2);
+        metrics.failover_seen();
+        metrics.set_node_is_primary(NodeId::G2, Some(true));
+        let text = metrics.encode()?;
+        for line in [
+            r#"primary_node{mode="cp",node="g1"} 0"#,
+            r#"primary_node{mode="cp",node="g2"} 1"#,
+            r#"failovers_seen_total{mode="cp"} 1"#,
+            r#"redis_node_is_primary{mode="cp",node="g2"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
         Ok(())
     }
 

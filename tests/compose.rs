@@ -43,7 +43,7 @@ fn compose_config(quiet: bool) -> Option<std::process::Output> {
     command
         .current_dir(root())
         .args(["-f", "docker-compose.yml", "config"])
-        .env("SECRET_KEY", "test-secret-key-of-at-least-32-bytes!!");
+        .env("GRAFANA_ADMIN_PASSWORD", "test-grafana-password");
     if quiet {
         command.arg("-q");
     }
@@ -69,16 +69,16 @@ fn compose_file_is_valid() {
         "docker-compose config -q: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // Without a SECRET_KEY the apps refuse to start: compose says so.
+    // Grafana's admin password has no default: without it compose refuses.
     let refused = Command::new("docker-compose")
         .current_dir(root())
         .args(["-f", "docker-compose.yml", "config", "-q"])
-        .env_remove("SECRET_KEY")
+        .env_remove("GRAFANA_ADMIN_PASSWORD")
         .output()
         .expect("docker-compose");
     assert!(
         !refused.status.success(),
-        "a compose file without SECRET_KEY was accepted"
+        "a compose file without GRAFANA_ADMIN_PASSWORD was accepted"
     );
 }
 
@@ -169,6 +169,16 @@ fn compose_services_ports_and_proxies_match_the_lab() {
         published(&services["app_cp"]),
         vec![(ports.app_cp.to_string(), i64::from(ports.app_cp))]
     );
+    // The apps are published on loopback unless the operator says otherwise.
+    for app in ["app_cp", "app_ap"] {
+        let raw = strings(&services[app]["ports"]).join(" ");
+        let long = services[app]["ports"][0]["host_ip"].as_str().unwrap_or("");
+        assert!(
+            raw.starts_with("127.0.0.1:") || long == "127.0.0.1",
+            "{app} ports {:?}",
+            services[app]["ports"]
+        );
+    }
     let ap = published(&services["app_ap"]);
     assert_eq!(ap.len(), 1);
     assert_eq!(ap[0].1, i64::from(ports.app_ap));
@@ -193,7 +203,20 @@ fn compose_services_ports_and_proxies_match_the_lab() {
             env["REDIS_G2_URL"].as_str(),
             Some(format!("redis://toxiproxy:{}", ports.proxy_g2).as_str())
         );
-        assert!(env["SECRET_KEY"].as_str().is_some_and(|k| !k.is_empty()));
+        // The key is a Docker secret, read from its file; never in the environment.
+        assert_eq!(
+            env["SECRET_KEY_FILE"].as_str(),
+            Some("/run/secrets/secret_key")
+        );
+        assert!(
+            env["SECRET_KEY"].is_badvalue(),
+            "{app}: SECRET_KEY in the environment"
+        );
+        assert!(
+            strings(&services[app]["secrets"]).contains(&"secret_key".to_string())
+                || !services[app]["secrets"][0]["source"].is_badvalue(),
+            "{app} does not get the secret"
+        );
         assert_eq!(
             env["SENTINEL_URLS"].as_str(),
             Some(format!("redis://toxiproxy:{}", ports.proxy_sentinels).as_str()),
@@ -231,6 +254,10 @@ fn compose_services_ports_and_proxies_match_the_lab() {
             ports.proxy_cluster_g1
         )),
         "db_g2 does not start as a replica through cluster_g1: {g2}"
+    );
+    assert!(
+        !services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].is_badvalue(),
+        "Grafana's admin password is set from the environment"
     );
     let g1 = strings(&services["db_g1"]["command"]).join(" ");
     assert!(!g1.contains("replicaof"), "{g1}");

@@ -1,10 +1,12 @@
 //! End to end: a real Prometheus server (Debian's `prometheus`) scrapes a CP and an
 //! AP app running over a real primary and replica whose g1 and g2 links go through
 //! `caplab proxy`, loads the shipped rule files with the lab's scrape config, and sees
-//! `CaplabCircuitBreakerOpen` go pending for CP's g1 once g1 is cut off, and not before.
+//! `CaplabCircuitBreakerOpen` go pending for CP's g1 once g1 is cut off, and not before. It
+//! scrapes the proxy's API too, and sees g1's bytes go flat at the cut while g2's keep moving.
 //!
-//! The scrape config is `prometheus/prometheus-local.yml` with the apps' ports and the
-//! intervals shortened (1 s instead of 5 s) so the test takes seconds, not minutes.
+//! The scrape config is `prometheus/prometheus-local.yml` with the apps' and the proxy API's
+//! ports and the intervals shortened (1 s instead of 5 s) so the test takes seconds, not
+//! minutes.
 
 mod common;
 
@@ -37,8 +39,9 @@ fn root() -> std::path::PathBuf {
 }
 
 impl Prometheus {
-    /// Starts Prometheus with the lab's scrape config pointed at `cp` and `ap`.
-    fn start(cp: u16, ap: u16) -> Prometheus {
+    /// Starts Prometheus with the lab's scrape config pointed at `cp`, `ap` and the proxy API
+    /// `proxy_api` (`host:port`).
+    fn start(cp: u16, ap: u16, proxy_api: &str) -> Prometheus {
         let port = free_port().expect("free port");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("rules")).expect("rules dir");
@@ -53,6 +56,7 @@ impl Prometheus {
             .expect("prometheus-local.yml")
             .replace("127.0.0.1:5001", &format!("127.0.0.1:{cp}"))
             .replace("127.0.0.1:5002", &format!("127.0.0.1:{ap}"))
+            .replace("127.0.0.1:8474", proxy_api)
             .replace("scrape_interval: 5s", "scrape_interval: 1s")
             .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
             .replace("scrape_timeout: 4s", "scrape_timeout: 900ms");
@@ -111,6 +115,30 @@ impl Prometheus {
             .collect()
     }
 
+    /// The value of an instant query whose result is one number.
+    async fn number(&self, query: &str) -> Option<f64> {
+        let path = format!(
+            "/api/v1/query?query={}",
+            query
+                .bytes()
+                .map(|b| format!("%{b:02X}"))
+                .collect::<String>()
+        );
+        let r = self.api(&path).await?;
+        r["data"]["result"].as_array()?.first()?["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
+    }
+
+    /// Bytes sent through proxy `proxy`, both directions, as last scraped.
+    async fn proxy_bytes(&self, proxy: &str) -> Option<f64> {
+        self.number(&format!(
+            "sum(toxiproxy_proxy_sent_bytes_total{{job=\"toxiproxy\",proxy=\"{proxy}\"}})"
+        ))
+        .await
+    }
+
     /// The `up` value per job, once both app jobs have been scraped.
     async fn apps_up(&self) -> Option<(f64, f64)> {
         let r = self.api("/api/v1/query?query=up").await?;
@@ -148,7 +176,7 @@ async fn prometheus_sees_the_breaker_alert_go_pending_during_a_g1_partition() {
     };
     let cp = TestApp::start(through_proxies(Mode::Cp)).await;
     let ap = TestApp::start(through_proxies(Mode::Ap)).await;
-    let prom = Prometheus::start(cp.addr.port(), ap.addr.port());
+    let prom = Prometheus::start(cp.addr.port(), ap.addr.port(), &proxy.api());
 
     // Both apps scraped and healthy, and no breaker alert while nothing is cut.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -159,6 +187,16 @@ async fn prometheus_sees_the_breaker_alert_go_pending_during_a_g1_partition() {
         assert!(
             Instant::now() < deadline,
             "Prometheus never scraped both apps as up:\n{}",
+            prom.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The proxy is scraped as the lab's `toxiproxy` job, and bytes flow through g1.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom.proxy_bytes("g1").await.unwrap_or(0.0) <= 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no bytes through g1 scraped from the proxy:\n{}",
             prom.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -199,6 +237,20 @@ async fn prometheus_sees_the_breaker_alert_go_pending_during_a_g1_partition() {
     assert!(
         pending.iter().all(|(_, _, state)| state == "pending"),
         "{pending:?}"
+    );
+
+    // The dashboard's "bytes through each link": g1 flat since the cut, g2 still moving
+    // (AP's heartbeat reads g2). Three scrapes apart.
+    let (g1_then, g2_then) = (prom.proxy_bytes("g1").await, prom.proxy_bytes("g2").await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (g1_now, g2_now) = (prom.proxy_bytes("g1").await, prom.proxy_bytes("g2").await);
+    assert!(
+        g1_then.is_some() && g1_now == g1_then,
+        "g1 moved: {g1_then:?} -> {g1_now:?}"
+    );
+    assert!(
+        g2_now > g2_then,
+        "g2 did not move: {g2_then:?} -> {g2_now:?}"
     );
 
     proxy.set_enabled("g1", true).await;

@@ -192,6 +192,33 @@ async fn slicer_delivers_every_byte_in_slices() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slicer_keeps_its_delay_per_slice_without_timer_overhead() {
+    let p = TestProxy::start();
+    let payload: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let listen = p
+        .create("g1", &sending_server(payload.clone(), true).await)
+        .await;
+    // 2,000 bytes halved down to 10 or less: 256 slices of 7 or 8 bytes, 2 ms apart, and the
+    // close 2 ms after the last: 512 ms of delays. Counting each delay from the wake-up of a
+    // 1 ms timer made it 3 ms a slice (768 ms or more).
+    p.toxic(
+        "g1",
+        json!({"type": "slicer", "attributes": {"average_size": 10, "size_variation": 0, "delay": 2000}}),
+    )
+    .await;
+    let start = Instant::now();
+    let mut sock = connect(&listen).await;
+    let (got, end) = read_to_end(&mut sock, Duration::from_secs(10)).await;
+    let took = start.elapsed();
+    end.unwrap();
+    assert_eq!(got, payload);
+    eprintln!("slicer: 2,000 bytes in {took:?}");
+    assert!(took >= Duration::from_millis(510), "{took:?}");
+    // The band: 140 ms above the delays, for a loaded machine; below the old 768 ms.
+    assert!(took < Duration::from_millis(650), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_close_delays_only_the_close() {
     let p = TestProxy::start();
     let listen = p

@@ -492,8 +492,8 @@ lesson = "without a replica CP refuses writes"
 target = "cp"
 phase = "down"
 metric = "read_availability"
-min = 0.95
-lesson = "CP still reads from the primary"
+max = 0.25
+lesson = "without a replica CP cannot fence a read (prove it is still the primary), so it refuses reads too"
 [[threshold]]
 target = "cp"
 metric = "linearizable"

@@ -9,6 +9,7 @@ use caplab::config::Mode;
 use caplab::metrics::Metrics;
 use caplab::mode::ap::Ap;
 use caplab::node::{Node, NodeId, ScriptReply, WriteRequest};
+use caplab::primary::Nodes;
 use caplab::staleness::Staleness;
 use common::app::{TestApp, raw_client, raw_value, streaming_pair, test_config};
 
@@ -123,8 +124,7 @@ async fn drain_counts_superseded_writes_and_never_applies_one_twice() {
     .unwrap();
     assert!(g1.wait_connected(Duration::from_secs(3)).await);
     let ap = Arc::new(Ap::new(
-        g1.clone(),
-        g2,
+        Nodes::fixed(g1.clone(), g2),
         10,
         Staleness::new(config.heartbeat_interval),
         config.max_staleness,

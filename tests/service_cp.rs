@@ -156,6 +156,9 @@ async fn replication_breaker_opens_then_writes_fail_definitely_and_recover() {
 async fn reads_never_come_from_the_replica() {
     let mut pair = streaming_pair().await;
     let app = TestApp::over(Mode::Cp, &pair).await;
+    let mut config = test_config(Mode::Cp, &pair);
+    config.cp_read_fence = false;
+    let unfenced = TestApp::start(config).await;
     assert_eq!(app.post("/write/x/primary").await.status, 200);
     // Detach g2 and give it a different value for the same key.
     let g2 = raw_client(&pair.g2.url()).await;
@@ -178,26 +181,37 @@ async fn reads_never_come_from_the_replica() {
         )
         .await
         .unwrap();
-    let read = app.get("/read/x").await;
+    // Unfenced, CP reads g1's value; fenced, g1 has no replica to confirm the read, so CP
+    // refuses: neither answers g2's.
+    let read = unfenced.get("/read/x").await;
     assert_eq!(
         (read.json["value"].as_str(), read.json["node"].as_str()),
         (Some("primary"), Some("g1")),
         "{read:?}"
     );
+    let read = app.get("/read/x").await;
+    assert_eq!(read.status, 503, "{read:?}");
+    assert!(
+        read.json["error"].as_str().unwrap().contains("fence"),
+        "{read:?}"
+    );
 
     // With g1 gone, CP refuses rather than answer from g2, which is up and holds the key.
     pair.g1.kill().unwrap();
-    let read = app.get("/read/x").await;
-    assert_eq!(read.status, 503, "{read:?}");
-    assert_eq!(read.json["outcome"].as_str(), Some("failed"));
-    assert!(read.headers.contains_key("retry-after"));
-    let ready = app.get("/ready").await;
-    assert_eq!(
-        (ready.status, ready.json["ready"].as_bool()),
-        (503, Some(false)),
-        "{ready:?}"
-    );
+    for app in [&app, &unfenced] {
+        let read = app.get("/read/x").await;
+        assert_eq!(read.status, 503, "{read:?}");
+        assert_eq!(read.json["outcome"].as_str(), Some("failed"));
+        assert!(read.headers.contains_key("retry-after"));
+        let ready = app.get("/ready").await;
+        assert_eq!(
+            (ready.status, ready.json["ready"].as_bool()),
+            (503, Some(false)),
+            "{ready:?}"
+        );
+    }
     let _ = g2.quit().await;
+    unfenced.shutdown().await;
     app.shutdown().await;
 }
 

@@ -6,12 +6,16 @@
 //!   on the replica), the floor of this design;
 //! - CP `POST /write/{key}/{value}` against a bare axum handler doing `SET` + `WAIT 1` in one
 //!   pipeline on a pool of dedicated connections of the same size;
+//! - CP `GET /read/{key}` with the read fence (`CP_READ_FENCE=on`, the default: the read, a
+//!   fence write and `WAIT 1` in one pipeline on a dedicated connection) against the same CP
+//!   without it (`off`: one `HGETALL` on the shared connection): the fence's cost;
 //! - CP `GET /read/{key}` with g1 hung (SIGSTOP) and its breaker open: the fail-fast latency.
 //!
 //! Each comparison runs in alternating rounds (bare, caplab; then caplab, bare; ...) so the noise
 //! falls on both; throughput and p50/p99 come from every round together. Load: 32 keep-alive
 //! HTTP/1 connections, each sending its next request when the previous answer arrived.
-//! `BENCH_SECS` (per round, default 2) and `BENCH_ROUNDS` (default 6) change the length.
+//! `BENCH_SECS` (per round, default 2) and `BENCH_ROUNDS` (default 6) change the length;
+//! `BENCH_ONLY=read`, `write` or `fence` runs one comparison.
 
 mod bare;
 mod load;
@@ -91,7 +95,9 @@ async fn run() -> Result<(), Failure> {
     config.cp_wait_pool_size = POOL;
     let ap = caplab::app::start(config.clone(), loopback().await?).await?;
     config.mode = Mode::Cp;
-    let cp = caplab::app::start(config, loopback().await?).await?;
+    let cp = caplab::app::start(config.clone(), loopback().await?).await?;
+    config.cp_read_fence = false;
+    let cp_unfenced = caplab::app::start(config, loopback().await?).await?;
     let bare = start_bare(&g1.url(), &g2.url()).await?;
 
     // Keys to read, written through CP so they are on both nodes.
@@ -136,6 +142,14 @@ async fn run() -> Result<(), Failure> {
         ];
         writes = alternate(rounds, round, &targets).await?;
     }
+    let mut fenced = Vec::new();
+    if only.is_empty() || only == "fence" {
+        let targets = [
+            ("GET", cp_unfenced.local_addr(), read),
+            ("GET", cp.local_addr(), read),
+        ];
+        fenced = alternate(rounds, round, &targets).await?;
+    }
     let (open, open_single, inside) = breaker_open(&g2.url(), &dir, round).await?;
 
     println!();
@@ -154,10 +168,19 @@ async fn run() -> Result<(), Failure> {
         (false, true) => names[..2].to_vec(),
         (true, _) => names[2..].to_vec(),
     };
-    for (name, r) in names.into_iter().zip(measured).chain([
-        ("CP GET /read/{key}, g1 breaker open", &open),
-        ("same, 1 connection", &open_single),
-    ]) {
+    let fence_names = [
+        "CP GET /read/{key}, CP_READ_FENCE=off",
+        "CP GET /read/{key}, CP_READ_FENCE=on",
+    ];
+    for (name, r) in names
+        .into_iter()
+        .zip(measured)
+        .chain(fence_names.into_iter().zip(fenced.iter()))
+        .chain([
+            ("CP GET /read/{key}, g1 breaker open", &open),
+            ("same, 1 connection", &open_single),
+        ])
+    {
         println!(
             "| {name} | {:.0} | {} | {} | {} |",
             r.rate(),
@@ -180,6 +203,21 @@ async fn run() -> Result<(), Failure> {
             cp_write.rate() / design_cmds.rate()
         );
     }
+    if let [unfenced, fenced] = fenced.as_slice() {
+        println!(
+            "CP read throughput with the fence / without: {:.2}; p50 {} vs {}",
+            fenced.rate() / unfenced.rate(),
+            micros(fenced.p(0.5)),
+            micros(unfenced.p(0.5))
+        );
+        if let [bare_read, _] = reads.as_slice() {
+            println!(
+                "CP read throughput / bare HGETALL: {:.2} unfenced, {:.2} fenced",
+                unfenced.rate() / bare_read.rate(),
+                fenced.rate() / bare_read.rate()
+            );
+        }
+    }
     println!(
         "p99 with the breaker open: {} at {CONNECTIONS} connections, {} at 1 connection (target < 1 ms; all {} answers were 503: {})",
         micros(open.p(0.99)),
@@ -195,6 +233,7 @@ async fn run() -> Result<(), Failure> {
 
     ap.shutdown().await?;
     cp.shutdown().await?;
+    cp_unfenced.shutdown().await?;
     Ok(())
 }
 
@@ -280,7 +319,7 @@ async fn breaker_open(
     let app = caplab::app::start(config, loopback().await?).await?;
     hung.pause()?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state().g1.breaker().state() != caplab::node::BreakerState::Open {
+    while app.state().nodes.g1().breaker().state() != caplab::node::BreakerState::Open {
         if Instant::now() > deadline {
             return Err("the g1 breaker never opened over a hung primary".into());
         }

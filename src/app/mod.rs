@@ -1,12 +1,24 @@
 //! `caplab serve`: build one personality, serve it, and shut it down gracefully.
 //!
 //! Data path: the top. [`start`] validates the [`Config`], connects the node clients (in the
-//! background: a node that is down at start is a node that is down, not a crash), builds the
-//! shared state and the router, starts the background tasks (heartbeat writer and reader,
-//! replication poller, AP queue drain) and serves on the listener it is given, so tests and the
-//! lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
+//! background: a node that is down at start is a node that is down, not a crash), and, with
+//! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
+//! serves. It builds the shared state and the router, starts the background tasks (primary
+//! tracker, heartbeat writer and reader, replication poller, AP queue drain) and serves on the
+//! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`state`] | [`AppState`]: the shared handles every handler and task sees |
+//! | [`server`] | the accept loop: connection cap and reserve, timeouts, HTTPS, graceful stop |
+//! | [`conn_service`] | one connection's service: reserved-slot and rate-limit checks, then the router |
+//! | [`activity`] | what a connection is doing (idle, reading headers, in a request), for its timeouts |
+//! | [`watched_io`] | the socket as hyper sees it: reads recorded, hyper's bare error answers made JSON |
+//! | [`tls`] | the rustls configuration from `TLS_CERT_FILE`/`TLS_KEY_FILE`, self-signed pairs |
+//! | [`memory`] | giving freed memory back to the OS after a burst of connections |
+//! | [`fd_limit`] | the open-file limit raised to fit `MAX_CONNECTIONS` |
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,16 +29,26 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{Config, ConfigError, Mode, ServeArgs};
+use crate::http::rate_limit::AddressLimiter;
 use crate::metrics::Metrics;
 use crate::mode::{Personality, ap::Ap, cp::Cp};
-use crate::node::{Breaker, Node, NodeId, WaitPool};
+use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
+use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
+use server::{Server, Stop};
 
 /// How long a start waits for its first connections (at least the network timeout): long
 /// enough for a loaded machine, short enough that a node that is down does not hold the start.
 const STARTUP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+pub mod activity;
+pub mod conn_service;
+pub mod fd_limit;
+pub mod memory;
+pub mod server;
 pub mod state;
+pub mod tls;
+pub mod watched_io;
 
 pub use state::{AppState, Shared};
 
@@ -35,7 +57,7 @@ pub use state::{AppState, Shared};
 pub enum AppError {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -46,11 +68,11 @@ pub enum AppError {
     },
     /// The metrics registry refused a metric (a duplicate name: a bug).
     #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     /// A Redis client could not be built from its URL.
     #[error("cannot set up the Redis client for {node}: {source}")]
     Redis {
-        /// `g1` or `g2`.
+        /// `g1`, `g2` or `sentinels`.
         node: &'static str,
         /// What fred said.
         source: fred::error::Error,
@@ -61,12 +83,29 @@ pub enum AppError {
     /// Waiting for the termination signals failed.
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(std::io::Error),
+    /// The HTTPS certificate or key could not be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(tls::TlsError),
+}
+
+// The errors carry their cause in their message, so they do not also report it as a
+// `source()`: printing the chain would say it twice.
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> Self {
+        AppError::Config(e)
+    }
+}
+
+impl From<prometheus::Error> for AppError {
+    fn from(e: prometheus::Error) -> Self {
+        AppError::Metrics(e)
+    }
 }
 
 /// What a graceful shutdown left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// AP: queued writes that could not be drained to g1 (lost). CP: always 0.
+    /// AP: queued writes that could not be drained to the primary (lost). CP: always 0.
     pub undrained_writes: usize,
     /// Whether in-flight requests were still running when the grace period ended.
     pub cut_short: bool,
@@ -77,11 +116,12 @@ pub struct ShutdownReport {
 pub struct RunningApp {
     addr: SocketAddr,
     state: AppState,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     server: JoinHandle<std::io::Result<()>>,
     tasks: JoinSet<()>,
     ap: Option<Arc<Ap>>,
-    pool: Option<WaitPool>,
+    pools: Vec<WaitPool>,
+    sentinels: Option<SentinelClients>,
 }
 
 /// Binds the configured `host:port`.
@@ -95,6 +135,10 @@ pub async fn bind(config: &Config) -> Result<TcpListener, AppError> {
 /// Starts a personality on `listener` (port 0 is fine: see [`RunningApp::local_addr`]).
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, AppError> {
     config.validate()?;
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls::acceptor(files).map_err(AppError::Tls)?),
+        None => None,
+    };
     let addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: format!("{}:{}", config.host, config.port),
         source,
@@ -111,52 +155,73 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     let g1 = connect(NodeId::G1, &config.g1_url)?;
     let g2 = connect(NodeId::G2, &config.g2_url)?;
     let staleness = Staleness::new(config.heartbeat_interval);
+    let belief = if config.sentinel_urls.is_empty() {
+        Belief::fixed()
+    } else {
+        Belief::following_sentinels()
+    };
+    let nodes = Nodes::new(g1.clone(), g2.clone(), belief);
 
-    let (personality, ap, pool) = match config.mode {
+    let (personality, ap, pools) = match config.mode {
         Mode::Cp => {
-            let pool = WaitPool::connect(
-                &g1,
-                &config.g1_url,
-                config.cp_wait_pool_size,
-                config.cp_wait_timeout,
-            )
-            .map_err(|source| AppError::Redis { node: "g1", source })?;
+            let pool = |node: &Node, url: &str| {
+                WaitPool::connect(node, url, config.cp_wait_pool_size, config.cp_wait_timeout)
+                    .map_err(|source| AppError::Redis {
+                        node: node.name(),
+                        source,
+                    })
+            };
+            let pools = [pool(&g1, &config.g1_url)?, pool(&g2, &config.g2_url)?];
             let replication = Breaker::new("replication", config.breaker, &metrics);
+            let fence = config.cp_read_fence.then(|| fence_key(&config.instance_id));
             let cp = Cp::new(
-                g1.clone(),
-                pool.clone(),
+                nodes.clone(),
+                pools.clone(),
                 replication,
+                fence,
                 staleness.clone(),
                 metrics.clone(),
             );
-            (Personality::Cp(cp), None, Some(pool))
+            (Personality::Cp(Box::new(cp)), None, pools.to_vec())
         }
         Mode::Ap => {
             let ap = Arc::new(Ap::new(
-                g1.clone(),
-                g2.clone(),
+                nodes.clone(),
                 config.ap_queue_capacity,
                 staleness.clone(),
                 config.max_staleness,
                 metrics.clone(),
             ));
-            (Personality::Ap(ap.clone()), Some(ap), None)
+            (Personality::Ap(ap.clone()), Some(ap), Vec::new())
         }
+    };
+    let sentinels = if config.sentinel_urls.is_empty() {
+        None
+    } else {
+        let clients = SentinelClients::connect(
+            &config.sentinel_urls,
+            &config.sentinel_master,
+            config.network_timeout,
+        )
+        .map_err(|source| AppError::Redis {
+            node: "sentinels",
+            source,
+        })?;
+        Some(clients)
     };
 
     // Give the first connections a moment, so the first requests do not fail fast for nothing;
     // a node that does not come stays down and the breakers take it from there.
     let first_wait = config.network_timeout.max(STARTUP_CONNECT_WAIT);
-    let pool_up = async {
-        match &pool {
-            Some(pool) => pool.wait_connected(first_wait).await,
-            None => true,
+    let pools_up = async {
+        for pool in &pools {
+            pool.wait_connected(first_wait).await;
         }
     };
     let (up1, up2, _) = tokio::join!(
         g1.wait_connected(first_wait),
         g2.wait_connected(first_wait),
-        pool_up
+        pools_up
     );
     for (node, up) in [(&g1, up1), (&g2, up2)] {
         if !up {
@@ -167,13 +232,31 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
             );
         }
     }
+    // Ask the sentinels once before serving, so the first requests go to the primary they
+    // name (bounded: sentinels that do not answer leave g1, and the tracker keeps asking).
+    let tracker = match &sentinels {
+        Some(clients) => {
+            let mut tracker = Tracker::new(
+                nodes.clone(),
+                clients.clone(),
+                config.sentinel_poll,
+                metrics.clone(),
+            );
+            let first = async {
+                clients.wait_connected(first_wait).await;
+                tracker.poll_once().await;
+            };
+            let _ = tokio::time::timeout(first_wait, first).await;
+            Some(tracker)
+        }
+        None => None,
+    };
 
     let replication = ReplicationStatus::default();
     let state: AppState = Arc::new(Shared {
         config: config.clone(),
         metrics: metrics.clone(),
-        g1: g1.clone(),
-        g2: g2.clone(),
+        nodes: nodes.clone(),
         personality,
         staleness: staleness.clone(),
         replication: replication.clone(),
@@ -181,31 +264,56 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     });
 
     let mut tasks = JoinSet::new();
+    if let Some(tracker) = tracker {
+        tasks.spawn(tracker.run());
+    }
     let heartbeat = Heartbeat {
         key: heartbeat_key(&config.instance_id),
         interval: config.heartbeat_interval,
-        g1: g1.clone(),
-        g2: g2.clone(),
+        nodes: nodes.clone(),
         staleness,
         metrics: metrics.clone(),
     };
     tasks.spawn(heartbeat.clone().run_writer());
     tasks.spawn(heartbeat.run_reader());
-    tasks.spawn(replication.run_poller(g1, g2, metrics, config.replication_poll));
+    let replication_breaker = state.personality.replication_breaker().cloned();
+    tasks.spawn(replication.run_poller(
+        nodes,
+        metrics,
+        config.replication_poll,
+        replication_breaker,
+    ));
     if let Some(ap) = &ap {
         tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
     }
 
-    let (stop, mut stopped) = watch::channel(false);
-    let service = crate::http::service(state.clone());
-    let server = tokio::spawn(
-        axum::serve(listener, axum::ServiceExt::into_make_service(service))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
-    tracing::info!(mode = config.mode.as_str(), %addr, instance_id = config.instance_id, "SERVE_START");
+    let limiter = AddressLimiter::new(config.server.rate_limit).map(Arc::new);
+    if let Some(limiter) = &limiter {
+        tasks.spawn(crate::http::rate_limit::forget_idle_periodically(
+            limiter.clone(),
+        ));
+    }
+    let count = Arc::new(memory::ConnectionCount::default());
+    tasks.spawn(memory::trim_after_bursts(count.clone()));
+    let (stop, stopped) = watch::channel(Stop::Running);
+    let server = Server {
+        count,
+        shared: conn_service::ConnShared {
+            service: crate::http::service(state.clone()),
+            metrics: state.metrics.clone(),
+            limiter,
+            max_connections: config.server.max_connections,
+        },
+        settings: config.server.clone(),
+        tls,
+    };
+    let server = tokio::spawn(server::serve(listener, server, stopped));
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(mode = config.mode.as_str(), %addr, scheme, instance_id = config.instance_id, "SERVE_START");
     Ok(RunningApp {
         addr,
         state,
@@ -213,7 +321,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         server,
         tasks,
         ap,
-        pool,
+        pools,
+        sentinels,
     })
 }
 
@@ -239,7 +348,7 @@ impl RunningApp {
         let config = &self.state.config;
         let grace = config.shutdown_grace;
         let started = tokio::time::Instant::now();
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Stop::Graceful);
         let cut_short = match tokio::time::timeout(grace, &mut self.server).await {
             Ok(Ok(Ok(()))) => false,
             Ok(Ok(Err(e))) => return Err(AppError::Serve(e)),
@@ -249,7 +358,13 @@ impl RunningApp {
                     grace_sec = grace.as_secs_f64(),
                     "in-flight requests still running after the grace period; closing"
                 );
-                self.server.abort();
+                let _ = self.stop.send(Stop::Now);
+                if tokio::time::timeout(FORCED_CLOSE_WAIT, &mut self.server)
+                    .await
+                    .is_err()
+                {
+                    self.server.abort();
+                }
                 true
             }
         };
@@ -262,10 +377,14 @@ impl RunningApp {
             None => 0,
         };
         let limit = config.network_timeout;
-        let _ = tokio::time::timeout(limit, self.state.g1.quit()).await;
-        let _ = tokio::time::timeout(limit, self.state.g2.quit()).await;
-        if let Some(pool) = &self.pool {
+        for node in self.state.nodes.both() {
+            let _ = tokio::time::timeout(limit, node.quit()).await;
+        }
+        for pool in &self.pools {
             let _ = tokio::time::timeout(limit, pool.quit()).await;
+        }
+        if let Some(sentinels) = &self.sentinels {
+            let _ = tokio::time::timeout(limit, sentinels.quit()).await;
         }
         tracing::info!(
             mode = config.mode.as_str(),
@@ -280,9 +399,12 @@ impl RunningApp {
     }
 }
 
+/// How long connections get to close once the grace period is over.
+const FORCED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `caplab serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode, AppError> {
     let config = args.into_config()?;
+    fd_limit::ensure_fd_limit(&config);
     let listener = bind(&config).await?;
     let app = start(config, listener).await?;
     wait_for_termination().await?;

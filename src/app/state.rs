@@ -1,15 +1,16 @@
 //! The shared state every handler and background task sees: an `Arc` of cheap handles.
 //!
 //! Data path: the top. Built once by `app::start`; the HTTP handlers get it through axum's
-//! `State`, the background tasks (heartbeat, replication poller, AP drain) get clones of the
-//! handles they need. Nothing in it is locked across an `.await`.
+//! `State`, the background tasks (primary tracker, heartbeat, replication poller, AP drain)
+//! get clones of the handles they need. Nothing in it is locked across an `.await`.
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mode::Personality;
-use crate::node::{BreakerSnapshot, Node};
+use crate::node::BreakerSnapshot;
+use crate::primary::Nodes;
 use crate::session::Sessions;
 use crate::staleness::{ReplicationStatus, Staleness};
 
@@ -20,10 +21,8 @@ pub struct Shared {
     pub config: Config,
     /// The app's metrics and registry.
     pub metrics: Metrics,
-    /// The primary.
-    pub g1: Node,
-    /// The replica.
-    pub g2: Node,
+    /// g1, g2 and the belief of which one is the primary.
+    pub nodes: Nodes,
     /// CP or AP.
     pub personality: Personality,
     /// Heartbeat staleness per node.
@@ -40,7 +39,12 @@ pub type AppState = Arc<Shared>;
 impl Shared {
     /// Every breaker of this instance: `g1`, `g2`, and CP's `replication`.
     pub fn breakers(&self) -> Vec<BreakerSnapshot> {
-        let mut all = vec![self.g1.breaker().snapshot(), self.g2.breaker().snapshot()];
+        let mut all: Vec<BreakerSnapshot> = self
+            .nodes
+            .both()
+            .iter()
+            .map(|node| node.breaker().snapshot())
+            .collect();
         if let Some(replication) = self.personality.replication_breaker() {
             all.push(replication.snapshot());
         }

@@ -62,6 +62,17 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub secret_key: Option<String>,
+    /// A file holding SECRET_KEY (a Docker secret, `/run/secrets/...`); exclusive with
+    /// SECRET_KEY. Surrounding whitespace, such as a final newline, is not part of the key.
+    #[arg(long, env = "SECRET_KEY_FILE", value_name = "SECRET_KEY_FILE")]
+    pub secret_key_file: Option<std::path::PathBuf>,
+    /// A file holding SECRET_KEY_PREVIOUS; exclusive with SECRET_KEY_PREVIOUS.
+    #[arg(
+        long,
+        env = "SECRET_KEY_PREVIOUS_FILE",
+        value_name = "SECRET_KEY_PREVIOUS_FILE"
+    )]
+    pub secret_key_previous_file: Option<std::path::PathBuf>,
     /// The key before the last rotation: tokens it signed are still accepted (empty = none).
     #[arg(
         long,
@@ -207,6 +218,9 @@ pub struct ServeArgs {
         default_value_t = 10.0
     )]
     pub shutdown_grace_sec: f64,
+    /// The HTTP server: timeouts, connection cap, rate limit, HTTPS.
+    #[command(flatten)]
+    pub server: super::ServerArgs,
 }
 
 fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
@@ -237,14 +251,24 @@ impl ServeArgs {
         config.network_timeout = seconds("NETWORK_TIMEOUT_SEC", self.network_timeout_sec)?;
         config.max_staleness = Duration::from_millis(self.max_staleness_ms);
         config.environment = self.environment;
-        config.secret_key = match self.secret_key {
+        let secret_key = super::read_secret_file(
+            ("SECRET_KEY", self.secret_key),
+            ("SECRET_KEY_FILE", self.secret_key_file.as_deref()),
+        )?;
+        let secret_key_previous = super::read_secret_file(
+            ("SECRET_KEY_PREVIOUS", self.secret_key_previous),
+            (
+                "SECRET_KEY_PREVIOUS_FILE",
+                self.secret_key_previous_file.as_deref(),
+            ),
+        )?;
+        config.secret_key = match secret_key {
             Some(key) => SecretKey(key),
             None if self.environment == Environment::Production => SecretKey(String::new()),
             None => SecretKey::generate(),
         };
         // An empty SECRET_KEY_PREVIOUS (`${SECRET_KEY_PREVIOUS:-}` in compose) means none.
-        config.secret_key_previous = self
-            .secret_key_previous
+        config.secret_key_previous = secret_key_previous
             .filter(|k| !k.trim().is_empty())
             .map(SecretKey);
         config.session_token_ttl = Duration::from_secs(self.session_token_ttl_sec);
@@ -270,6 +294,7 @@ impl ServeArgs {
             config.instance_id = id;
         }
         config.shutdown_grace = seconds("SHUTDOWN_GRACE_SEC", self.shutdown_grace_sec)?;
+        config.server = self.server.into_settings()?;
         config.validate()?;
         Ok(config)
     }

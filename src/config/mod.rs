@@ -13,8 +13,12 @@ use std::time::Duration;
 use crate::node::BreakerSettings;
 
 mod args;
+mod secret_file;
+mod server;
 
 pub use args::ServeArgs;
+pub use secret_file::read_secret_file;
+pub use server::{RateLimit, ServerArgs, ServerSettings, TlsFiles};
 
 /// The default port of the CP personality (docs/design.md).
 pub const CP_PORT: u16 = 5001;
@@ -189,6 +193,8 @@ pub struct Config {
     pub instance_id: String,
     /// Bound on the graceful shutdown.
     pub shutdown_grace: Duration,
+    /// The HTTP server: timeouts, connection cap, rate limit, HTTPS.
+    pub server: ServerSettings,
 }
 
 impl Config {
@@ -227,6 +233,7 @@ impl Config {
             },
             instance_id: default_instance_id(mode),
             shutdown_grace: Duration::from_secs(10),
+            server: ServerSettings::default(),
         }
     }
 
@@ -323,6 +330,7 @@ impl Config {
                 ),
             ));
         }
+        self.server.validate()?;
         if self.environment == Environment::Production {
             check_production_secret("SECRET_KEY", &self.secret_key)?;
             if let Some(previous) = &self.secret_key_previous {

@@ -85,17 +85,19 @@ where
     }
 }
 
-/// The `operation` label of a request.
+/// The `operation` label of a request. `HEAD` is counted as the `GET` it is served by (axum
+/// answers it with the GET handler, body left out: a `HEAD /read/k` reads the key).
 pub fn operation(method: &Method, path: &str) -> &'static str {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let get = method == Method::GET || method == Method::HEAD;
     match (method, first) {
         (&Method::POST, "write") | (&Method::PUT, "kv") => "write",
-        (&Method::GET, "read" | "kv") => "read",
-        (&Method::GET, "health") => "health",
-        (&Method::GET, "ready") => "ready",
-        (&Method::GET, "metrics") => "metrics",
-        (&Method::GET, "circuit-breaker") => "circuit_breaker",
-        (&Method::GET, "replication") => "replication",
+        (_, "read" | "kv") if get => "read",
+        (_, "health") if get => "health",
+        (_, "ready") if get => "ready",
+        (_, "metrics") if get => "metrics",
+        (_, "circuit-breaker") if get => "circuit_breaker",
+        (_, "replication") if get => "replication",
         _ => "unmatched",
     }
 }
@@ -115,6 +117,9 @@ mod tests {
             "circuit_breaker"
         );
         assert_eq!(operation(&Method::DELETE, "/read/k"), "unmatched");
+        assert_eq!(operation(&Method::HEAD, "/read/k"), "read");
+        assert_eq!(operation(&Method::HEAD, "/health"), "health");
+        assert_eq!(operation(&Method::HEAD, "/write/k/v"), "unmatched");
         assert_eq!(operation(&Method::GET, "/secret-key"), "unmatched");
     }
 }

@@ -44,10 +44,37 @@ pub enum InputError {
     /// The value is longer than `MAX_VALUE_BYTES`.
     #[error("value is {len} bytes, larger than the limit of {max} bytes (MAX_VALUE_BYTES)")]
     ValueTooLarge {
-        /// Its length, when known.
+        /// Its length (a body's, as its `Content-Length` announced it).
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// A body larger than `MAX_VALUE_BYTES` whose size was not announced (no
+    /// `Content-Length`): reading stopped at the limit.
+    #[error("value is larger than the limit of {max} bytes (MAX_VALUE_BYTES)")]
+    ValueOverLimit {
+        /// The limit.
+        max: usize,
+    },
+    /// The body did not arrive within `HTTP_BODY_TIMEOUT_SEC`.
+    #[error(
+        "the request body did not arrive within {} s (HTTP_BODY_TIMEOUT_SEC)",
+        *millis as f64 / 1000.0
+    )]
+    BodyTimeout {
+        /// The limit, in milliseconds.
+        millis: u64,
+    },
+    /// The body could not be read (the client closed the connection, say).
+    #[error("cannot read the request body: {0}")]
+    BodyUnreadable(String),
+    /// A header that may appear once appeared more than once.
+    #[error("header {name} appears {count} times; send it once")]
+    DuplicateHeader {
+        /// The header.
+        name: &'static str,
+        /// How many times it appeared.
+        count: usize,
     },
     /// A key or value is not valid UTF-8 (after percent-decoding).
     #[error("invalid encoding: {0}")]
@@ -73,7 +100,10 @@ pub enum InputError {
 impl InputError {
     fn status(&self) -> StatusCode {
         match self {
-            InputError::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            InputError::ValueTooLarge { .. } | InputError::ValueOverLimit { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            InputError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             InputError::NotFound { .. } => StatusCode::NOT_FOUND,
             InputError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
@@ -86,7 +116,12 @@ impl InputError {
             InputError::KeyTooLong { .. } => "key_too_long",
             InputError::KeyControlCharacter { .. } => "invalid_key",
             InputError::EmptyValue => "empty_value",
-            InputError::ValueTooLarge { .. } => "value_too_large",
+            InputError::ValueTooLarge { .. } | InputError::ValueOverLimit { .. } => {
+                "value_too_large"
+            }
+            InputError::BodyTimeout { .. } => "body_timeout",
+            InputError::BodyUnreadable(_) => "body_unreadable",
+            InputError::DuplicateHeader { .. } => "duplicate_header",
             InputError::InvalidEncoding(_) => "invalid_encoding",
             InputError::NotFound { .. } => "not_found",
             InputError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -226,7 +261,7 @@ impl IntoResponse for ApiError {
                     key: &key,
                     value: &value,
                     version,
-                    node: Some("g1"),
+                    node: error.node(),
                     replicated: false,
                     queued: false,
                     outcome: error.outcome(),

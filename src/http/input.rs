@@ -5,9 +5,13 @@
 //! `MAX_VALUE_BYTES`, valid UTF-8 (from the path or from a `PUT` body). A path that only misses
 //! its key or value (`/read/`, `/write/k/`) says so instead of a bare 404.
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::http::StatusCode;
-use bytes::Bytes;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 
 use super::error::InputError;
 use crate::config::Limits;
@@ -51,24 +55,47 @@ pub fn path_rejection(rejection: PathRejection) -> InputError {
     InputError::InvalidEncoding(rejection.body_text())
 }
 
-/// The value of a `PUT /kv/{key}` body.
-pub fn body_value(
-    body: Result<Bytes, BytesRejection>,
+/// The value of a `PUT /kv/{key}` body. A `Content-Length` above `MAX_VALUE_BYTES` is refused
+/// with that size before a byte is read; a body without one is read up to the limit and no
+/// further. The whole body must arrive within `deadline` (`HTTP_BODY_TIMEOUT_SEC`), however
+/// slowly its bytes trickle in.
+pub async fn body_value(
+    headers: &HeaderMap,
+    body: Body,
     limits: &Limits,
+    deadline: Duration,
 ) -> Result<String, InputError> {
-    let bytes = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => InputError::ValueTooLarge {
-            len: 0,
-            max: limits.max_value_bytes,
-        },
-        _ => InputError::InvalidEncoding(rejection.body_text()),
-    })?;
-    if bytes.len() > limits.max_value_bytes {
-        return Err(InputError::ValueTooLarge {
-            len: bytes.len(),
-            max: limits.max_value_bytes,
-        });
+    let max = limits.max_value_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > max) {
+        return Err(InputError::ValueTooLarge { len, max });
     }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| InputError::BodyUnreadable(e.to_string()))?;
+            if bytes.len() + chunk.len() > max {
+                return Err(InputError::ValueOverLimit { max });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes.freeze())
+    };
+    let bytes =
+        tokio::time::timeout(deadline, read)
+            .await
+            .map_err(|_| InputError::BodyTimeout {
+                millis: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            })??;
+    value_from_bytes(bytes, limits)
+}
+
+/// A body's bytes as a checked value.
+pub fn value_from_bytes(bytes: Bytes, limits: &Limits) -> Result<String, InputError> {
     let value = String::from_utf8(bytes.to_vec())
         .map_err(|e| InputError::InvalidEncoding(format!("the value is not valid UTF-8 ({e})")))?;
     check_value(&value, limits)?;
@@ -132,15 +159,63 @@ mod tests {
             Err(InputError::ValueTooLarge { len: 5, max: 4 })
         );
         assert!(
-            body_value(Ok(Bytes::from_static(b"\xff\xfe")), &LIMITS)
+            value_from_bytes(Bytes::from_static(b"\xff\xfe"), &LIMITS)
                 .unwrap_err()
                 .to_string()
                 .contains("UTF-8")
         );
         assert_eq!(
-            body_value(Ok(Bytes::from_static(b"ok")), &LIMITS),
+            value_from_bytes(Bytes::from_static(b"ok"), &LIMITS),
             Ok("ok".to_string())
         );
+    }
+
+    #[tokio::test]
+    async fn bodies_are_refused_by_their_announced_size_or_at_the_limit() {
+        let second = Duration::from_secs(1);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, "10485760".parse().unwrap());
+        assert_eq!(
+            body_value(&headers, Body::from("x"), &LIMITS, second).await,
+            Err(InputError::ValueTooLarge {
+                len: 10_485_760,
+                max: 4
+            })
+        );
+        let unannounced = body_value(&HeaderMap::new(), Body::from("12345"), &LIMITS, second).await;
+        assert_eq!(unannounced, Err(InputError::ValueOverLimit { max: 4 }));
+        assert_eq!(
+            body_value(&HeaderMap::new(), Body::from("1234"), &LIMITS, second).await,
+            Ok("1234".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_in_past_the_deadline_is_refused() {
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let body = Body::from_stream(rx);
+        let limits = Limits {
+            max_key_bytes: 8,
+            max_value_bytes: 64,
+        };
+        // One byte every 50 ms: each arrives well within any per-chunk timeout, the whole
+        // body never within the deadline.
+        let feeder = tokio::spawn(async move {
+            let mut tx = tx;
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if futures::SinkExt::send(&mut tx, Ok(Bytes::from_static(b"a")))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let deadline = Duration::from_millis(300);
+        let got = body_value(&HeaderMap::new(), body, &limits, deadline).await;
+        assert_eq!(got, Err(InputError::BodyTimeout { millis: 300 }));
+        feeder.abort();
     }
 
     #[test]

@@ -9,14 +9,14 @@
 //! says `session_guarantee` in its body.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, InputError};
 use super::input::{body_value, check_key, check_value, path_rejection};
 use crate::app::AppState;
 use crate::session::{SESSION_HEADER, SessionId, SessionRead, SessionToken, TokenError};
@@ -69,13 +69,42 @@ pub struct ReadBody<'a> {
     pub session_guarantee: Option<bool>,
 }
 
-/// The request's verified session token, if it carried one.
+/// What is wrong with a request's `X-Session-Token` header(s).
+enum TokenHeaderError {
+    /// More than one.
+    Duplicate(InputError),
+    /// The one there is was refused.
+    Refused(TokenError),
+}
+
+impl From<TokenHeaderError> for ApiError {
+    fn from(e: TokenHeaderError) -> Self {
+        match e {
+            TokenHeaderError::Duplicate(e) => ApiError::Input(e),
+            TokenHeaderError::Refused(e) => ApiError::Session(e),
+        }
+    }
+}
+
+/// The request's verified session token, if it carried one. Two tokens are refused (400):
+/// checking only the first would let a client smuggle a second past whatever looked at it.
 fn session_token(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<SessionToken>, TokenError> {
-    let header = headers.get(SESSION_HEADER).map(HeaderValue::as_bytes);
-    state.sessions.check(header)
+) -> Result<Option<SessionToken>, TokenHeaderError> {
+    let mut all = headers.get_all(SESSION_HEADER).iter();
+    let header = all.next().map(HeaderValue::as_bytes);
+    let more = all.count();
+    if more > 0 {
+        return Err(TokenHeaderError::Duplicate(InputError::DuplicateHeader {
+            name: "X-Session-Token",
+            count: more + 1,
+        }));
+    }
+    state
+        .sessions
+        .check(header)
+        .map_err(TokenHeaderError::Refused)
 }
 
 /// Adds the signed token of `session` requiring `min_offset` to `response`.
@@ -105,12 +134,13 @@ pub async fn write_body(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let token = session_token(&state, &headers)?;
     let Path(key) = path.map_err(path_rejection)?;
     check_key(&key, &state.config.limits)?;
-    let value = body_value(body, &state.config.limits)?;
+    let limits = &state.config.limits;
+    let value = body_value(&headers, body, limits, state.config.server.body_timeout).await?;
     Ok(write(&state, token, &key, &value).await)
 }
 

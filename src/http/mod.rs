@@ -5,9 +5,9 @@
 //! keys and values before any node is asked; [`error`] is the one place that turns failures
 //! (a refused session token among them: 401) into statuses and JSON. [`count`] wraps the router and counts every request in
 //! `app_requests_total` and `app_request_latency_seconds` by operation (never by key).
+//! [`rate_limit`] is the per-address limit the server applies before the router.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -18,14 +18,11 @@ pub mod count;
 pub mod error;
 pub mod input;
 pub mod kv;
+pub mod rate_limit;
 pub mod status;
 
-pub use count::Counted;
+pub use count::{Counted, CountedFuture};
 pub use error::{ApiError, InputError};
-
-/// Bytes of body allowed beyond `MAX_VALUE_BYTES`, so an oversized value is measured and
-/// refused with its size rather than cut off.
-const BODY_SLACK: usize = 1024;
 
 /// The whole HTTP surface of one personality, counted: what `caplab serve` serves.
 pub fn service(state: AppState) -> Counted {
@@ -34,19 +31,10 @@ pub fn service(state: AppState) -> Counted {
 
 /// The routes of one personality.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state
-        .config
-        .limits
-        .max_value_bytes
-        .saturating_add(BODY_SLACK);
+    // PUT bodies are read by `input::body_value` (its own size limit and deadline).
     Router::new()
         .route("/write/{key}/{value}", post(kv::write_path))
-        .route(
-            "/kv/{key}",
-            put(kv::write_body)
-                .layer(DefaultBodyLimit::max(body_limit))
-                .get(kv::read),
-        )
+        .route("/kv/{key}", put(kv::write_body).get(kv::read))
         .route("/read/{key}", get(kv::read))
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))

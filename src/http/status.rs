@@ -1,8 +1,8 @@
 //! The status handlers: `/health`, `/ready`, `/metrics`, `/circuit-breaker`, `/replication`.
 //!
-//! Data path: beside it. They read the shared state (breakers, staleness, the replication poll,
-//! the AP queue) and never call Redis themselves, so they answer at once even when every node
-//! is unreachable.
+//! Data path: beside it. They read the shared state (the believed primary, breakers,
+//! staleness, the replication poll, the AP queue) and never call Redis or a sentinel
+//! themselves, so they answer at once even when every node is unreachable.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +15,8 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::config::Mode;
 use crate::node::{BreakerState, Node, NodeId};
-use crate::staleness::ReplicationSnapshot;
+use crate::primary::BeliefSnapshot;
+use crate::staleness::{NodeRoles, ReplicationSnapshot};
 
 /// `GET /health`: 200 while the process serves.
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -31,31 +32,46 @@ struct NodeReadiness {
     connected: bool,
     breaker: &'static str,
     usable: bool,
+    /// What the node said of itself at the last replication poll: `primary`, `replica`, or
+    /// `null` when it did not answer.
+    role: Option<&'static str>,
 }
 
-fn readiness(node: &Node) -> NodeReadiness {
+fn readiness(node: &Node, roles: &NodeRoles) -> NodeReadiness {
     let state = node.breaker().state();
     let connected = node.is_connected();
     NodeReadiness {
         connected,
         breaker: state.as_str(),
         usable: connected && state != BreakerState::Open,
+        role: roles.of(node.id()),
     }
 }
 
-/// `GET /ready`: per-node reachability and breaker states; 503 when this mode cannot serve
-/// (CP needs g1; AP needs g1 or g2).
+/// `GET /ready`: the believed primary, per-node reachability, breaker states and own roles,
+/// and whether the sentinels answer; 503 when this mode cannot serve (CP needs the primary;
+/// AP needs either node).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let g1 = readiness(&state.g1);
-    let g2 = readiness(&state.g2);
+    let roles = state.replication.snapshot().roles;
+    let nodes = &state.nodes;
+    let primary = readiness(nodes.primary(), &roles);
+    let replica = readiness(nodes.replica(), &roles);
     let ready = match state.config.mode {
-        Mode::Cp => g1.usable,
-        Mode::Ap => g1.usable || g2.usable,
+        Mode::Cp => primary.usable,
+        Mode::Ap => primary.usable || replica.usable,
     };
+    let belief = nodes.belief().snapshot();
+    let mut by_name = serde_json::Map::new();
+    for (node, readiness) in [(nodes.primary(), primary), (nodes.replica(), replica)] {
+        by_name.insert(node.name().to_string(), json!(readiness));
+    }
     let body = json!({
         "ready": ready,
         "mode": state.config.mode.as_str(),
-        "nodes": { "g1": g1, "g2": g2 },
+        "primary": belief.primary,
+        "primary_source": belief.source,
+        "sentinels_reachable": belief.sentinels_reachable,
+        "nodes": by_name,
         "replication_breaker": state.personality.replication_breaker().map(|b| b.state().as_str()),
     });
     let status = if ready {
@@ -102,7 +118,15 @@ pub async fn circuit_breakers(State(state): State<AppState>) -> Json<serde_json:
 pub struct ReplicationBody {
     /// `cp` or `ap`.
     pub mode: &'static str,
-    /// g2's `master_link_status` (`up`, `down`), or `unknown` when g2 did not answer.
+    /// The node this instance believes is the primary now (`g1` or `g2`).
+    pub primary: &'static str,
+    /// How it knows: the sentinels' answers, or `fixed` (no sentinels), with their
+    /// reachability, epoch and the failovers this instance followed.
+    pub following: BeliefSnapshot,
+    /// What each node said of its own role at the last poll (`primary`, `replica`, `null`).
+    pub roles: NodeRoles,
+    /// The replica's `master_link_status` (`up`, `down`), or `unknown` when it did not answer
+    /// as a replica.
     pub link_status: String,
     /// Primary offset minus replica offset, when both answered the last poll.
     pub lag_bytes: Option<u64>,
@@ -118,11 +142,16 @@ pub struct ReplicationBody {
     pub poll: ReplicationSnapshot,
 }
 
-/// `GET /replication`: link status, lag bytes, staleness per node, AP queue depth.
+/// `GET /replication`: the believed primary and how it was learned, each node's own role,
+/// link status, lag bytes, staleness per node, AP queue depth.
 pub async fn replication(State(state): State<AppState>) -> Json<ReplicationBody> {
     let poll = state.replication.snapshot();
+    let following = state.nodes.belief().snapshot();
     Json(ReplicationBody {
         mode: state.config.mode.as_str(),
+        primary: following.primary,
+        roles: poll.roles.clone(),
+        following,
         link_status: poll
             .link_status
             .clone()

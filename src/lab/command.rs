@@ -1,5 +1,5 @@
-//! `caplab lab up | status | failover | down`: the lab as a command, left running between
-//! commands.
+//! `caplab lab up | status | failover | down | cert`: the lab as a command, left running
+//! between commands.
 //!
 //! `up` starts a [`Lab`] in its own process groups, prints what runs where and leaves it
 //! running, recorded in `<dir>/lab.json`; `status` probes each recorded part and says which
@@ -40,6 +40,8 @@ enum LabCommand {
     /// Force a failover (`SENTINEL FAILOVER caplab` on s1) and wait until the sentinels name
     /// the other node as primary.
     Failover(DirArg),
+    /// Write a self-signed certificate and key for trying HTTPS (TLS_CERT_FILE, TLS_KEY_FILE).
+    Cert(super::cert::CertArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +170,7 @@ impl Interrupt {
 /// Runs a lab subcommand.
 pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
     match args.command {
+        LabCommand::Cert(cert) => super::cert::run(cert),
         LabCommand::Up(up) => {
             let mut interrupt = Interrupt::listen();
             let mut options = LabOptions::new(&up.dir.dir, current_bin()?).with_ports(up.ports());

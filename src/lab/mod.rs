@@ -2,7 +2,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`command`] | `caplab lab up / status / failover / down` |
+//! | [`command`] | `caplab lab up / status / failover / down / cert` |
+//! | [`cert`] | `caplab lab cert`: a self-signed pair for trying HTTPS |
 //! | [`demo`](mod@demo) | `caplab demo`: lab up, CP and AP under partitions side by side, lab down |
 //! | [`topology`] | [`Lab`]: up (in order, each part checked), node actions, failover, down, detach |
 //! | [`start`] | the steps of `up`: directory and ports, nodes, proxies, sentinels, apps |
@@ -41,6 +42,7 @@ pub use options::{LabOptions, LabPorts};
 pub use record::LabRecord;
 pub use topology::Lab;
 
+pub mod cert;
 pub mod command;
 pub mod demo;
 pub mod error;

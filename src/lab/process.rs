@@ -155,6 +155,13 @@ impl LabProcess {
         })
     }
 
+    /// Records `log` as its log file: the file it writes itself (`--log-file`), its stdout and
+    /// stderr file then holding only what comes before its logging starts.
+    pub fn log_at(mut self, log: PathBuf) -> LabProcess {
+        self.record.log = log;
+        self
+    }
+
     /// What `lab.json` says of it.
     pub fn record(&self) -> &ProcessRecord {
         &self.record

@@ -6,7 +6,7 @@
 //! Beside the data path: process start-up. Each step returns what it started, so that an
 //! error drops (and kills) everything started before it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::LabError;
 use super::health::wait_proxy;
@@ -114,15 +114,17 @@ pub(super) async fn start_proxy(
         return Ok((faults, None));
     }
     let port = options.ports.proxy_api;
-    let args = vec!["proxy".into(), "--port".into(), port.to_string()];
+    let mut args = vec!["proxy".into(), "--port".into(), port.to_string()];
+    args.extend(log_file_args(&options.dir, "proxy.log"));
     let mut proxy = LabProcess::spawn(
         "proxy",
         &options.caplab_bin,
         &args,
         &[],
-        options.dir.join("proxy.log"),
+        options.dir.join("proxy.stderr.log"),
         options.detached,
-    )?;
+    )?
+    .log_at(options.dir.join("proxy.log"));
     let faults =
         FaultDriver::new(&format!("127.0.0.1:{port}")).map_err(|source| LabError::Faults {
             part: "the proxy API address".into(),
@@ -212,13 +214,34 @@ pub(super) fn start_app(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Logs rotate by size; the audit trail has its own file; no rate limit in the lab.
+    args.extend(log_file_args(&options.dir, &format!("app_{mode}.log")));
+    args.extend([
+        "--audit-log".to_string(),
+        options
+            .dir
+            .join(format!("audit_{mode}.log"))
+            .display()
+            .to_string(),
+        "--rate-limit-per-minute".into(),
+        "0".into(),
+        "--rate-limit-per-hour".into(),
+        "0".into(),
+    ]);
     args.extend(options.app_args.iter().cloned());
     LabProcess::spawn(
         &format!("app_{mode}"),
         &options.caplab_bin,
         &args,
         &[("SECRET_KEY", secret)],
-        options.dir.join(format!("app_{mode}.log")),
+        options.dir.join(format!("app_{mode}.stderr.log")),
         options.detached,
     )
+    .map(|process| process.log_at(options.dir.join(format!("app_{mode}.log"))))
+}
+
+/// A lab process logs to `dir/name`, rotated by size (10 MiB, 3 files); its stderr file then
+/// holds only what comes before logging starts (a bad flag) or a crash.
+fn log_file_args(dir: &Path, name: &str) -> [String; 2] {
+    ["--log-file".into(), dir.join(name).display().to_string()]
 }

@@ -1,23 +1,29 @@
 //! AP: availability over consistency.
 //!
-//! Data path: second layer. A write goes to g1 without `WAIT` (the script and `ROLE` in one
-//! pipeline) and answers `replicated: false`. If g1 cannot take it (unreachable, timed out,
-//! breaker open) the write joins the bounded write-behind [`WriteQueue`] and answers 202; a full
-//! queue answers 503. The drain applies queued writes when g1 is back, each only if no newer
+//! Data path: second layer. "Primary" and "replica" below are the roles this instance believes
+//! the nodes have at the moment it sends ([`Nodes`]); after a failover g2 is the primary.
+//!
+//! A write goes to the primary without `WAIT` (the script and `ROLE` in one pipeline) and
+//! answers `replicated: false`. If the primary cannot take it (unreachable, timed out, breaker
+//! open, or it answered `READONLY` because a failover made it a replica) the write joins the
+//! bounded write-behind [`WriteQueue`] and answers 202; a full queue answers 503. The drain
+//! applies queued writes to whichever node is the primary when it drains, each only if no newer
 //! write (by writer timestamp) landed meanwhile; superseded ones are counted, not silently
 //! dropped. A write whose earlier attempt timed out but landed is recognised by its write id,
 //! so a drain never applies a write twice.
 //!
-//! A read goes to g2 (the replica, "nearest") by default; to g1 when g2 fails or its breaker is
-//! open, or first to g1 when g2's staleness exceeds `MAX_STALENESS_MS` and g1's breaker is not
-//! open (bounded staleness). An answer staler than the bound is still served, with
-//! `stale: true`: availability wins, and the answer says so.
+//! A read goes to the replica ("nearest") by default; to the primary when the replica fails or
+//! its breaker is open, or first to the primary when the replica's staleness exceeds
+//! `MAX_STALENESS_MS` and the primary's breaker is not open (bounded staleness). An answer
+//! staler than the bound is still served, with `stale: true`: availability wins, and the
+//! answer says so.
 
 use std::time::Duration;
 
 use crate::config::Mode;
 use crate::metrics::Metrics;
-use crate::node::{BreakerState, Node, NodeError, NodeId, ScriptReply, WriteRequest};
+use crate::node::{BreakerState, Node, NodeError, ScriptReply, WriteRequest};
+use crate::primary::Nodes;
 use crate::session::SessionId;
 use crate::staleness::Staleness;
 
@@ -27,8 +33,7 @@ use super::{ReadAnswer, ServiceError, Written, audit_write};
 /// The AP policy.
 #[derive(Debug)]
 pub struct Ap {
-    pub(super) g1: Node,
-    pub(super) g2: Node,
+    pub(super) nodes: Nodes,
     pub(super) queue: WriteQueue,
     staleness: Staleness,
     max_staleness: Duration,
@@ -38,11 +43,11 @@ pub struct Ap {
 /// What one pass of the drain did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DrainReport {
-    /// Queued writes applied on g1.
+    /// Queued writes applied on the primary.
     pub applied: usize,
     /// Queued writes not applied because a newer write held the key.
     pub superseded: usize,
-    /// Queued writes g1 refused with an error reply (dropped and logged).
+    /// Queued writes the primary refused with an error reply (dropped and logged).
     pub refused: usize,
     /// Writes still queued after the pass.
     pub remaining: usize,
@@ -51,8 +56,7 @@ pub struct DrainReport {
 impl Ap {
     /// AP over both nodes with a queue of `queue_capacity`.
     pub fn new(
-        g1: Node,
-        g2: Node,
+        nodes: Nodes,
         queue_capacity: usize,
         staleness: Staleness,
         max_staleness: Duration,
@@ -60,8 +64,7 @@ impl Ap {
     ) -> Ap {
         let depth = metrics.ap_queue_depth.with_label_values(&[metrics.mode()]);
         Ap {
-            g1,
-            g2,
+            nodes,
             queue: WriteQueue::new(queue_capacity, depth),
             staleness,
             max_staleness,
@@ -74,7 +77,8 @@ impl Ap {
         &self.queue
     }
 
-    /// Writes on g1 without waiting for the replica; queues the write if g1 is away.
+    /// Writes on the primary without waiting for the replica; queues the write if the primary
+    /// is away.
     pub async fn write(&self, key: &str, value: &str) -> Result<Written, ServiceError> {
         self.write_in(key, value, None).await
     }
@@ -88,12 +92,13 @@ impl Ap {
         session: Option<SessionId>,
     ) -> Result<Written, ServiceError> {
         let write = WriteRequest::new(key.to_string(), value.to_string());
-        let error = match self.g1.write(&write).await {
+        let primary = self.nodes.primary();
+        let error = match primary.write(&write).await {
             Ok(ack) => {
-                self.record(&write, "ok", Some(ack.version));
+                self.record(&write, "ok", Some((primary.name(), ack.version)));
                 return Ok(Written {
                     version: Some(ack.version),
-                    node: Some("g1"),
+                    node: Some(primary.name()),
                     replicated: false,
                     queued: false,
                     primary_offset: Some(ack.primary_offset),
@@ -101,10 +106,16 @@ impl Ap {
             }
             Err(e) => e,
         };
+        // A node that is a replica now applied nothing: the write waits for the primary the
+        // tracker is asked to find at once.
+        self.nodes.noticed(&error);
         if let NodeError::Redis { .. } = error {
-            // g1 answered and refused: queueing would only refuse again later.
+            // The primary answered and refused: queueing would only refuse again later.
             self.record(&write, "failed", None);
-            return Err(ServiceError::WriteFailed(error));
+            return Err(ServiceError::WriteFailed {
+                node: primary.name(),
+                error,
+            });
         }
         match self.queue.push_for(write.clone(), session) {
             Ok(depth) => {
@@ -127,27 +138,29 @@ impl Ap {
         }
     }
 
-    fn record(&self, write: &WriteRequest, outcome: &str, version: Option<u64>) {
+    /// Counts and audits a write; `stored` is the node and version that took it.
+    fn record(&self, write: &WriteRequest, outcome: &str, stored: Option<(&str, u64)>) {
         self.metrics.write_outcome(outcome);
-        let node = version.map(|_| "g1");
         audit_write(
             Mode::Ap,
             &write.key,
             write.value.len(),
-            version,
+            stored.map(|(_, version)| version),
             outcome,
-            node,
+            stored.map(|(node, _)| node),
         );
     }
 
-    /// The order to ask the nodes in: g2 first, unless it is too stale and g1 is usable.
+    /// The order to ask the nodes in: the replica first, unless it is too stale and the
+    /// primary is usable.
     pub(super) fn order(&self) -> [&Node; 2] {
-        let g2_too_stale = self.staleness.staleness_ms(NodeId::G2) > self.max_ms();
-        let g1_usable = self.g1.breaker().state() != BreakerState::Open;
-        if g2_too_stale && g1_usable {
-            [&self.g1, &self.g2]
+        let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
+        let replica_too_stale = self.staleness.staleness_ms(replica.id()) > self.max_ms();
+        let primary_usable = primary.breaker().state() != BreakerState::Open;
+        if replica_too_stale && primary_usable {
+            [primary, replica]
         } else {
-            [&self.g2, &self.g1]
+            [replica, primary]
         }
     }
 
@@ -187,33 +200,41 @@ impl Ap {
         }
     }
 
-    /// Applies queued writes in order until the queue is empty or g1 fails; a failed entry
-    /// stays at the front for the next pass.
+    /// Applies queued writes in order, each to whichever node is the primary when it is sent,
+    /// until the queue is empty or the primary fails; a failed entry stays at the front for
+    /// the next pass.
     pub async fn drain(&self) -> DrainReport {
         let mut report = DrainReport::default();
         while let Some(write) = self.queue.front() {
-            let (outcome, version) = match self.g1.apply_if_newer(&write).await {
+            let primary = self.nodes.primary();
+            let node = primary.name();
+            let (outcome, stored) = match primary.apply_if_newer(&write).await {
                 Ok(ScriptReply::Applied { version } | ScriptReply::AlreadyApplied { version }) => {
                     report.applied += 1;
-                    ("drained", Some(version))
+                    ("drained", Some((node, version)))
                 }
                 Ok(ScriptReply::Superseded { version }) => {
                     report.superseded += 1;
-                    ("superseded", Some(version))
+                    ("superseded", Some((node, version)))
                 }
                 Err(NodeError::Redis { detail, .. }) => {
                     tracing::warn!(
                         key = write.key,
+                        node,
                         error = detail,
-                        "AP queued write refused by g1; dropped"
+                        "AP queued write refused by the primary; dropped"
                     );
                     report.refused += 1;
                     ("failed", None)
                 }
-                Err(_) => break,
+                Err(e) => {
+                    // Unreachable, or a replica now (READONLY): kept for the next pass.
+                    self.nodes.noticed(&e);
+                    break;
+                }
             };
             self.queue.pop_if(&write.write_id);
-            self.record(&write, outcome, version);
+            self.record(&write, outcome, stored);
         }
         report.remaining = self.queue.len();
         report
@@ -259,7 +280,7 @@ impl Ap {
             }
             tracing::warn!(
                 undrained = left,
-                "AP_QUEUE_UNDRAINED: queued writes could not reach g1 before shutdown and are lost"
+                "AP_QUEUE_UNDRAINED: queued writes could not reach the primary before shutdown and are lost"
             );
         }
         left

@@ -9,20 +9,29 @@ use crate::node::NodeError;
 /// Why a personality could not answer a request the way it promises.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
-    /// CP: the write may be on g1 (and may still reach g2) but no replica confirmed it.
-    /// Redis does not roll it back: it may appear later.
+    /// CP: the write may be on the primary (and may still reach the replica) but no replica
+    /// confirmed it. Redis does not roll it back: it may appear later.
     #[error("the write was not confirmed by a replica and may still appear: {detail}")]
     WriteIndeterminate {
-        /// The version g1 assigned, if its answer arrived.
+        /// The node it was sent to.
+        node: &'static str,
+        /// The version that node assigned, if its answer arrived.
         version: Option<u64>,
         /// What happened.
         detail: String,
     },
     /// The write certainly did not happen.
-    #[error("the write was not applied: {0}")]
-    WriteFailed(NodeError),
-    /// AP: g1 is away and the write-behind queue is full.
-    #[error("g1 is unreachable and the write-behind queue is full ({capacity} writes waiting)")]
+    #[error("the write was not applied: {error}")]
+    WriteFailed {
+        /// The node it was meant for (the believed primary).
+        node: &'static str,
+        /// Why it was refused.
+        error: NodeError,
+    },
+    /// AP: the primary is away and the write-behind queue is full.
+    #[error(
+        "the primary is unreachable and the write-behind queue is full ({capacity} writes waiting)"
+    )]
     QueueFull {
         /// The queue's capacity.
         capacity: usize,
@@ -37,8 +46,17 @@ impl ServiceError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ServiceError::WriteIndeterminate { .. } => "indeterminate",
-            ServiceError::WriteFailed(_) | ServiceError::ReadUnavailable(_) => "failed",
+            ServiceError::WriteFailed { .. } | ServiceError::ReadUnavailable(_) => "failed",
             ServiceError::QueueFull { .. } => "rejected",
+        }
+    }
+
+    /// The node a failed write was sent to, when it was sent to one.
+    pub fn node(&self) -> Option<&'static str> {
+        match self {
+            ServiceError::WriteIndeterminate { node, .. }
+            | ServiceError::WriteFailed { node, .. } => Some(node),
+            ServiceError::QueueFull { .. } | ServiceError::ReadUnavailable(_) => None,
         }
     }
 }

@@ -2,16 +2,19 @@
 //!
 //! Data path: second layer, between the HTTP handlers and the node clients. [`Personality`]
 //! is CP or AP; each takes a validated key (and value) and decides which node to ask and what
-//! its answer means:
+//! its answer means. "Primary" and "replica" are roles this instance believes the nodes have
+//! when it sends ([`crate::primary::Nodes`]): g1 at start, g2 after a failover.
 //!
-//! - [`cp::Cp`] writes on g1 and waits for one replica (`WAIT 1`) on a dedicated connection,
-//!   reads from g1 only, and refuses (503) rather than risk a stale or unreplicated answer.
-//! - [`ap::Ap`] writes on g1 without waiting, queues the write when g1 is away, reads from g2
-//!   (falling back to g1, or preferring g1 when g2 is too stale) and says how stale it is.
+//! - [`cp::Cp`] writes on the primary and waits for one replica (`WAIT 1`) on a dedicated
+//!   connection, reads from the primary only, fenced by a replicated write, and refuses (503)
+//!   rather than risk a stale, unreplicated or deposed answer.
+//! - [`ap::Ap`] writes on the primary without waiting, queues the write when the primary is
+//!   away, reads from the replica (falling back to the primary, or preferring it when the
+//!   replica is too stale) and says how stale it is.
 //!
-//! A read that carries a session token goes through [`session`] instead: AP serves from g2
-//! only if g2 has processed the session's offset, CP reads g1 as always; both report the
-//! offset they observed so the handler can raise the token.
+//! A read that carries a session token goes through [`session`] instead: AP serves from the
+//! replica only if it has processed the session's offset, CP reads the primary as always; both
+//! report the offset they observed so the handler can raise the token.
 
 use crate::config::Mode;
 use crate::node::{Breaker, Record};
@@ -28,7 +31,7 @@ pub use error::ServiceError;
 /// What a write produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    /// The version g1 assigned (`None` while queued).
+    /// The version the primary assigned (`None` while queued).
     pub version: Option<u64>,
     /// The node that stored it (`None` while queued).
     pub node: Option<&'static str>,
@@ -63,7 +66,7 @@ pub struct ReadAnswer {
 #[derive(Debug)]
 pub enum Personality {
     /// Consistency over availability.
-    Cp(cp::Cp),
+    Cp(Box<cp::Cp>),
     /// Availability over consistency (shared with its drain task).
     Ap(std::sync::Arc<ap::Ap>),
 }
@@ -132,7 +135,8 @@ impl Personality {
     }
 }
 
-/// The audit line of every write (`WRITE`); keys are fine in logs, never in metric labels.
+/// The audit line of every write (`WRITE`, target `audit`: `AUDIT_LOG` routes it); keys are
+/// fine in logs, never in metric labels.
 pub(crate) fn audit_write(
     mode: Mode,
     key: &str,
@@ -142,6 +146,7 @@ pub(crate) fn audit_write(
     node: Option<&str>,
 ) {
     tracing::info!(
+        target: crate::logging::AUDIT_TARGET,
         mode = mode.as_str(),
         key,
         value_bytes,

@@ -1,10 +1,11 @@
-//! AP's write-behind queue: writes accepted while g1 is away, drained when it returns.
+//! AP's write-behind queue: writes accepted while the primary is away, drained when one is back.
 //!
-//! Data path: second layer, inside the AP policy. A write that cannot reach g1 (unreachable,
-//! timed out, or its breaker open) is accepted here and answered 202 `queued: true`; when the
+//! Data path: second layer, inside the AP policy. A write that cannot reach the primary
+//! (unreachable, timed out, its breaker open, or a replica now) is accepted here and answered
+//! 202 `queued: true`; when the
 //! queue is full the write is refused (503). The queue is bounded and in memory only: a crash
 //! loses what it holds (the README says so). The drain (in `mode::ap`) applies entries in
-//! order, each only if no newer write landed meanwhile. Each entry remembers the session that
+//! order, to whichever node is the primary then, each only if no newer write landed meanwhile. Each entry remembers the session that
 //! wrote it (if any), so a session can read its own queued write ([`WriteQueue::lookup_for`]).
 
 use std::collections::VecDeque;
@@ -30,7 +31,7 @@ pub struct QueueFull {
     pub capacity: usize,
 }
 
-/// A bounded FIFO of writes waiting for g1. The lock is synchronous and never held across an
+/// A bounded FIFO of writes waiting for the primary. The lock is synchronous and never held across an
 /// `.await`.
 #[derive(Debug)]
 pub struct WriteQueue {
@@ -108,7 +109,7 @@ impl WriteQueue {
 
     /// For a read by `session`: the newest queued write to `key` (by anyone), if `session`
     /// itself has a write to `key` in the queue; `None` otherwise. The newest one is what the
-    /// drain will leave on g1 (by writer timestamp), so it is at least as new as the
+    /// drain will leave on the primary (by writer timestamp), so it is at least as new as the
     /// session's own.
     pub fn lookup_for(&self, key: &str, session: SessionId) -> Option<WriteRequest> {
         self.with(|q| {

@@ -2,23 +2,30 @@
 //!
 //! Data path: second layer, in place of the plain read when the handler verified a token.
 //!
-//! - **AP** asks the nodes in the usual order (g2, or g1 first when g2 is too stale), but a
-//!   replica answer counts only if g2's offset, taken with `ROLE` before the data read in the
-//!   same pipeline, has reached the token's: otherwise the read goes to g1
-//!   (`session_ryw_fallbacks_total`). If g1 cannot answer either (or is itself behind), the replica's answer is still
-//!   served (availability wins) with `session_guarantee: false`, counted in
+//! "Primary" and "replica" are the roles this instance believes the nodes have when it sends
+//! (after a failover g2 is the primary); a failover keeps offsets growing (the promoted
+//! replica continues the old primary's), so tokens stay meaningful across it.
+//!
+//! - **AP** asks the nodes in the usual order (the replica, or the primary first when the
+//!   replica is too stale), and an answer counts only if the node's offset, taken with `ROLE`
+//!   before the data read in the same pipeline, has reached the token's: a replica behind the
+//!   session sends the read to the primary (`session_ryw_fallbacks_total`). If the primary
+//!   cannot answer either (or is itself behind), the replica's answer is still served
+//!   (availability wins) with `session_guarantee: false`, counted in
 //!   `session_guarantee_violations_total`. A key this session wrote that still waits in the
 //!   queue is served from the queue, unless a node holds a newer write of it (by writer
-//!   timestamp, the drain's rule).
-//! - **CP** reads g1 as always; the guarantee holds whenever it answers, unless g1's own
-//!   offset is below the token's (g1 lost history the session saw: a restart without
-//!   persistence), which both modes report as `session_guarantee: false`.
+//!   timestamp, the drain's rule). The offset is asked before the read on both nodes, so a
+//!   belief that lags a failover cannot make a replica's answer count as a primary's.
+//! - **CP** reads the primary as always (fenced unless `CP_READ_FENCE=off`); the guarantee
+//!   holds whenever it answers, unless the primary's own offset is below the token's (it lost
+//!   history the session saw: a restart without persistence, or a promotion of a replica that
+//!   had not received it), which both modes report as `session_guarantee: false`.
 //!
 //! Either way the answer carries the serving node's offset taken after the read, which the
 //! handler folds into the token: the next read of the session, on any instance, needs a node
 //! at least that far along.
 
-use crate::node::{NodeId, ObservedRead, Record, WriteRequest};
+use crate::node::{ObservedRead, Record, WriteRequest};
 use crate::session::{SessionOutcome, SessionRead};
 
 use super::ap::Ap;
@@ -55,7 +62,7 @@ impl Ap {
                 .with_label_values(&[self.metrics.mode()])
                 .inc();
             tracing::debug!(key, min_offset = session.min_offset, session = %session.id,
-                "SESSION_GUARANTEE_VIOLATION: g1 unreachable and g2 behind the session");
+                "SESSION_GUARANTEE_VIOLATION: the primary unreachable and the replica behind the session");
         }
         answer.session = Some(SessionOutcome {
             guarantee,
@@ -64,20 +71,18 @@ impl Ap {
         Ok(answer)
     }
 
-    /// Asks the nodes in order. A node that has not reached `min_offset` (g2: its offset
-    /// before the read; g1: after it, lower only when g1 lost part of its history, e.g. a
-    /// restart without persistence) is kept only as the answer of last resort, g1's first.
+    /// Asks the nodes in order. A node that has not reached `min_offset` by its offset before
+    /// the read (a replica behind, or a primary that lost part of its history) is kept only as
+    /// the answer of last resort, the primary's first.
     async fn route(&self, key: &str, min_offset: u64) -> Result<Routed, ServiceError> {
         let mut behind: Option<(&crate::node::Node, ObservedRead)> = None;
         let mut failures = Vec::with_capacity(2);
+        let primary = self.nodes.belief().primary();
         for (i, node) in self.order().into_iter().enumerate() {
-            let replica = node.id() == NodeId::G2;
-            match node.read_observed(key, replica).await {
+            let replica = node.id() != primary;
+            match node.read_observed(key, true).await {
                 Ok(read) => {
-                    let reached = match read.offset_before {
-                        Some(before) => before,
-                        None => read.offset_after,
-                    };
+                    let reached = read.offset_before.unwrap_or(read.offset_after);
                     if reached >= min_offset {
                         return Ok(Routed {
                             answer: self.answer(node, read.record),
@@ -118,7 +123,7 @@ fn from_queue(write: WriteRequest) -> ReadAnswer {
     ReadAnswer {
         record: Some(Record {
             value: write.value,
-            // A queued write has no version until g1 assigns one; the body says null.
+            // A queued write has no version until the primary assigns one; the body says null.
             version: 0,
             written_at_ms: write.written_at_ms,
             write_id: write.write_id,
@@ -132,39 +137,29 @@ fn from_queue(write: WriteRequest) -> ReadAnswer {
 }
 
 impl Cp {
-    /// Reads `key` from g1 with its offset after the read. The guarantee holds whenever CP
-    /// answers, unless g1's offset is below the token's: g1 lost part of the history the
-    /// session saw (a restart without persistence). CP still answers what g1 holds (refusing
-    /// would not bring the data back), says `session_guarantee: false` and counts it.
+    /// Reads `key` from the believed primary with its offset after the read. The guarantee
+    /// holds whenever CP answers, unless that offset is below the token's: the primary lacks
+    /// part of the history the session saw (a restart without persistence). CP still answers
+    /// what the primary holds (refusing would not bring the data back), says
+    /// `session_guarantee: false` and counts it.
     pub async fn read_in(
         &self,
         key: &str,
         session: SessionRead,
     ) -> Result<ReadAnswer, ServiceError> {
-        match self.g1.read_observed(key, false).await {
-            Ok(read) => {
-                let guarantee = read.offset_after >= session.min_offset;
-                if !guarantee {
-                    self.metrics
-                        .session_violations
-                        .with_label_values(&[self.metrics.mode()])
-                        .inc();
-                }
-                Ok(ReadAnswer {
-                    record: read.record,
-                    node: "g1",
-                    staleness_ms: self.staleness.staleness_ms(NodeId::G1),
-                    stale: false,
-                    queued: false,
-                    session: Some(SessionOutcome {
-                        guarantee,
-                        observed_offset: Some(read.offset_after),
-                    }),
-                })
-            }
-            Err(e) => Err(ServiceError::ReadUnavailable(format!(
-                "CP reads only from g1, and {e}"
-            ))),
+        let (node, read) = self.read_primary(key, true).await?;
+        let guarantee = read.offset_after >= session.min_offset;
+        if !guarantee {
+            self.metrics
+                .session_violations
+                .with_label_values(&[self.metrics.mode()])
+                .inc();
         }
+        let mut answer = self.answer(node, read.record);
+        answer.session = Some(SessionOutcome {
+            guarantee,
+            observed_offset: Some(read.offset_after),
+        });
+        Ok(answer)
     }
 }

@@ -281,6 +281,16 @@ impl Breaker {
         })
     }
 
+    /// Closes the breaker now, forgetting its failure count and its backoff (logged and counted
+    /// as a transition when it was not closed). For evidence that the dependency is back which
+    /// no call has shown yet: the replication poll seeing the primary's replica return.
+    pub fn reset(&self) {
+        self.tracked
+            .consecutive_failures
+            .store(0, Ordering::Relaxed);
+        self.machine.reset();
+    }
+
     fn rejected(&self) -> Rejected {
         Rejected {
             name: self.tracked.name,
@@ -413,6 +423,29 @@ mod tests {
             assert_eq!(b.state(), BreakerState::HalfOpen);
             b.permit()?.success();
             assert_eq!(b.state(), BreakerState::Closed);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn reset_closes_at_once_and_forgets_the_backoff() -> TestResult {
+        failsafe::clock::freeze(|clock| -> TestResult {
+            let (b, _m) = breaker(1, 1000, 8000)?;
+            b.permit()?.failure();
+            clock.advance(Duration::from_millis(1001));
+            b.permit()?.failure(); // a failed trial: the next interval is 2 s
+            assert_eq!(b.state(), BreakerState::Open);
+            b.reset();
+            assert_eq!(b.state(), BreakerState::Closed);
+            assert_eq!(b.snapshot().consecutive_failures, 0);
+            b.permit()?.success();
+            // Opened again, it waits the first interval, not the doubled one.
+            b.permit()?.failure();
+            clock.advance(Duration::from_millis(1001));
+            assert!(b.permit().is_ok());
+            b.reset();
+            b.reset(); // closed: nothing happens, no transition counted
+            assert_eq!(b.snapshot().transitions, 7, "{:?}", b.snapshot());
             Ok(())
         })
     }

@@ -241,6 +241,16 @@ impl Node {
         self.guarded(|| cmd.info(Some(InfoKind::Replication))).await
     }
 
+    /// The node's `run_id` (`INFO server`): it names one run of one redis-server process,
+    /// which is how Sentinel names the primary it reports.
+    pub async fn run_id(&self) -> Result<String, NodeError> {
+        let cmd = self.0.client.with_options(&self.0.options);
+        let info: String = self.guarded(|| cmd.info(Some(InfoKind::Server))).await?;
+        crate::lab::redis_node::info_field(&info, "run_id")
+            .map(str::to_string)
+            .ok_or_else(|| self.protocol("INFO server has no run_id".into()))
+    }
+
     /// `ROLE`: primary or replica, and its replication offset.
     pub async fn role(&self) -> Result<Role, NodeError> {
         let cmd = self.0.client.with_options(&self.0.options);

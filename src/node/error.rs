@@ -68,6 +68,13 @@ pub enum NodeError {
         /// What fred said.
         detail: String,
     },
+    /// The node answered `READONLY`: it is a replica now (a failover made another node the
+    /// primary), so the write was refused and nothing was applied.
+    #[error("{node} is a replica now and refused the write (READONLY); nothing was applied")]
+    NotPrimary {
+        /// The node.
+        node: &'static str,
+    },
     /// The node answered with an error reply: it refused the command.
     #[error("{node} refused the command: {detail}")]
     Redis {
@@ -104,10 +111,25 @@ impl NodeError {
                 node,
                 detail: error.details().to_string(),
             },
+            _ if error.details().starts_with("READONLY") => NodeError::NotPrimary { node },
             _ => NodeError::Redis {
                 node,
                 detail: error.details().to_string(),
             },
+        }
+    }
+
+    /// The node the failure is about (`g1`, `g2`).
+    pub fn node(&self) -> &'static str {
+        match self {
+            NodeError::BreakerOpen { node, .. }
+            | NodeError::NotConnected { node, .. }
+            | NodeError::PoolExhausted { node, .. }
+            | NodeError::Timeout { node, .. }
+            | NodeError::ConnectionLost { node, .. }
+            | NodeError::NotPrimary { node }
+            | NodeError::Redis { node, .. }
+            | NodeError::Protocol { node, .. } => node,
         }
     }
 
@@ -125,6 +147,7 @@ impl NodeError {
             NodeError::BreakerOpen { .. }
             | NodeError::NotConnected { .. }
             | NodeError::PoolExhausted { .. }
+            | NodeError::NotPrimary { .. }
             | NodeError::Redis { .. } => Certainty::Definite,
             NodeError::Timeout { .. }
             | NodeError::ConnectionLost { .. }
@@ -142,6 +165,11 @@ impl NodeError {
                 | NodeError::Timeout { .. }
                 | NodeError::ConnectionLost { .. }
         )
+    }
+
+    /// Whether the node said it is a replica now (`READONLY`).
+    pub fn is_not_primary(&self) -> bool {
+        matches!(self, NodeError::NotPrimary { .. })
     }
 
     /// Whether the server said its script cache does not hold our script.
@@ -170,6 +198,24 @@ mod tests {
             assert_eq!(err.certainty(), certainty, "{kind:?}");
             assert_eq!(err.is_connectivity(), connectivity, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn readonly_is_a_definite_not_primary_for_the_node_that_said_it() {
+        let err = NodeError::from_fred(
+            "g1",
+            T,
+            &FredError::new(
+                ErrorKind::Unknown,
+                "READONLY You can't write against a read only replica. script: 1f, on @user_script:1.",
+            ),
+        );
+        assert_eq!(err, NodeError::NotPrimary { node: "g1" });
+        assert!(err.is_not_primary());
+        assert_eq!(err.certainty(), Certainty::Definite);
+        assert!(!err.is_connectivity());
+        assert_eq!(err.node(), "g1");
+        assert!(err.to_string().contains("replica now"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! CP's dedicated write connections to g1: each carries one write + `WAIT` at a time.
+//! CP's dedicated connections to one node: each carries one write + `WAIT` (or one fenced
+//! read) at a time.
 //!
-//! Data path: between the CP policy and g1. `WAIT` counts only the writes of its own
+//! Data path: between the CP policy and a node; CP keeps one pool per node and uses the pool of
+//! whichever node it believes is the primary when it sends. `WAIT` counts only the writes of its own
 //! connection and blocks that connection until it answers, so a CP write must not share its
 //! connection: on a shared client a `WAIT` would count someone else's write, and every command
 //! queued behind it would wait too (docs/design.md measured both). The pool hands out a connection
 //! through a semaphore and a short, synchronous lock (never held across `.await`); the write,
-//! `ROLE` and `WAIT 1 <ms>` then go out in one pipeline on that connection, behind g1's breaker.
+//! `ROLE` and `WAIT 1 <ms>` then go out in one pipeline on that connection, behind the node's breaker.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,10 +21,10 @@ use super::client::{Node, WriteAck, build_client};
 use super::error::NodeError;
 use super::record::WriteRequest;
 
-/// A fixed set of dedicated connections to the primary.
+/// A fixed set of dedicated connections to one node.
 #[derive(Debug, Clone)]
 pub struct WaitPool {
-    g1: Node,
+    node: Node,
     idle: Arc<Mutex<Vec<Client>>>,
     permits: Arc<Semaphore>,
     all: Arc<Vec<Client>>,
@@ -30,8 +32,8 @@ pub struct WaitPool {
 }
 
 /// A connection taken from the pool; it goes back when dropped.
-struct Lease {
-    client: Option<Client>,
+pub(super) struct Lease {
+    pub(super) client: Option<Client>,
     idle: Arc<Mutex<Vec<Client>>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -45,22 +47,23 @@ impl Drop for Lease {
 }
 
 impl WaitPool {
-    /// Opens `size` connections to `url` (in the background) for writes through `g1`.
+    /// Opens `size` connections to `url` (in the background) for calls to `node`, behind its
+    /// breaker.
     pub fn connect(
-        g1: &Node,
+        node: &Node,
         url: &str,
         size: usize,
         wait_timeout: Duration,
     ) -> Result<WaitPool, FredError> {
         let mut clients = Vec::with_capacity(size);
         for _ in 0..size {
-            let client = build_client(url, g1.timeout())?;
+            let client = build_client(url, node.timeout())?;
             // The connection task runs until `quit`.
             let _task = client.connect();
             clients.push(client);
         }
         Ok(WaitPool {
-            g1: g1.clone(),
+            node: node.clone(),
             idle: Arc::new(Mutex::new(clients.clone())),
             permits: Arc::new(Semaphore::new(size)),
             all: Arc::new(clients),
@@ -73,6 +76,11 @@ impl WaitPool {
         self.wait_timeout
     }
 
+    /// The node these connections go to.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
     /// Writes on a dedicated connection and waits for one replica: script, `ROLE`, `WAIT 1`.
     /// The answer's `replicas_acked` says whether the replica confirmed.
     pub async fn write_and_wait(&self, write: &WriteRequest) -> Result<WriteAck, NodeError> {
@@ -81,13 +89,13 @@ impl WaitPool {
             // ok: a lease always holds its client until dropped.
             return Err(self.exhausted(Duration::ZERO));
         };
-        self.g1
+        self.node
             .write_via(conn, write, Some(self.wait_timeout))
             .await
     }
 
-    async fn lease(&self) -> Result<Lease, NodeError> {
-        let limit = self.g1.timeout();
+    pub(super) async fn lease(&self) -> Result<Lease, NodeError> {
+        let limit = self.node.timeout();
         let permit = match tokio::time::timeout(limit, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             _ => return Err(self.exhausted(limit)),
@@ -104,9 +112,9 @@ impl WaitPool {
         }
     }
 
-    fn exhausted(&self, waited: Duration) -> NodeError {
+    pub(super) fn exhausted(&self, waited: Duration) -> NodeError {
         NodeError::PoolExhausted {
-            node: self.g1.name(),
+            node: self.node.name(),
             waited,
         }
     }

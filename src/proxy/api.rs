@@ -3,27 +3,43 @@
 //! Control plane entry: each handler takes the raw body (any content type, as Toxiproxy
 //! accepts), hands the operation to the control task ([`super::control`]) and turns the answer
 //! into Toxiproxy's status code and JSON. Errors become responses in one place,
-//! [`ApiError`]'s `IntoResponse`.
+//! [`ApiError`]'s `IntoResponse`. Every response carries a fresh `X-Toxiproxy-Request-Id` (an
+//! xid, as Toxiproxy's request-id middleware makes), and `/metrics` serves the proxy's
+//! registry ([`super::metrics`]) when metrics are on.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Serialize;
 
 use super::control::Control;
 use super::error::{ApiError, ErrorBody};
+use super::metrics::ProxyMetrics;
 use super::model::ProxyJson;
 
 /// What `GET /version` reports.
 pub const VERSION: &str = concat!("caplab-", env!("CARGO_PKG_VERSION"));
 
-/// The API's routes, Toxiproxy's paths and methods.
-pub fn router(control: Control) -> Router {
-    Router::new()
+/// The header Toxiproxy puts a request id in.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-toxiproxy-request-id");
+
+/// The API's routes, Toxiproxy's paths and methods; `/metrics` only with `metrics`.
+pub fn router(control: Control, metrics: Option<Arc<ProxyMetrics>>) -> Router {
+    let mut routes = Router::new();
+    if let Some(metrics) = metrics {
+        // Any method, as Toxiproxy registers it.
+        routes = routes.route(
+            "/metrics",
+            any(move || async move { serve_metrics(&metrics) }),
+        );
+    }
+    routes
         .route("/reset", post(reset))
         .route("/proxies", get(list).post(create))
         .route("/populate", post(populate))
@@ -43,7 +59,35 @@ pub fn router(control: Control) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_browsers))
+        .layer(middleware::from_fn(request_id))
         .with_state(control)
+}
+
+/// Adds a new request id to the response, as Toxiproxy's `hlog.RequestIDHandler` does. (The
+/// xid generator reads the system clock and would panic only on a clock set before 1970.)
+async fn request_id(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(id) = HeaderValue::from_str(&xid::new().to_string()) {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    response
+}
+
+fn serve_metrics(metrics: &ProxyMetrics) -> Response {
+    match metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode the proxy metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -89,7 +133,9 @@ async fn version() -> Response {
 }
 
 async fn reset(State(control): State<Control>) -> ApiResult {
-    control.run_sync(|r| r.reset()).await??;
+    control
+        .run(|r| Box::pin(async move { r.reset().await }))
+        .await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -99,7 +145,9 @@ async fn list(State(control): State<Control>) -> ApiResult {
 }
 
 async fn create(State(control): State<Control>, body: Bytes) -> ApiResult {
-    let proxy = control.run_sync(move |r| r.create(&body)).await??;
+    let proxy = control
+        .run(move |r| Box::pin(async move { r.create(&body).await }))
+        .await??;
     Ok(json(StatusCode::CREATED, &proxy))
 }
 

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::link::{Link, LinkEnd};
+use super::listener::Route;
 use super::signal::{Controls, Wakers};
 use super::toxics::Chain;
 
@@ -32,8 +33,9 @@ pub struct ChainWatch {
 }
 
 /// Serves one accepted client until its connection ends.
-pub async fn serve(client: TcpStream, upstream: Arc<str>, chains: ChainWatch, proxy: Arc<str>) {
-    let mut server = match TcpStream::connect(&*upstream).await {
+pub async fn serve(client: TcpStream, route: Arc<Route>, chains: ChainWatch) {
+    let (proxy, upstream) = (&route.proxy, &route.upstream);
+    let mut server = match route.policy.dial(upstream).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%proxy, %upstream, error = %e, "cannot connect to upstream; closing the client");
@@ -52,8 +54,18 @@ pub async fn serve(client: TcpStream, upstream: Arc<str>, chains: ChainWatch, pr
         let (mut server_read, mut server_write) = server.split();
         let stop_up = AtomicBool::new(false);
         let stop_down = AtomicBool::new(false);
-        let up = Link::new(Controls::new(chains.upstream, &waker, &stop_up));
-        let down = Link::new(Controls::new(chains.downstream, &waker, &stop_down));
+        let (up_counters, down_counters) = match &route.counters {
+            Some(c) => (Some(c.upstream.clone()), Some(c.downstream.clone())),
+            None => (None, None),
+        };
+        let up = Link::new(
+            Controls::new(chains.upstream, &waker, &stop_up),
+            up_counters,
+        );
+        let down = Link::new(
+            Controls::new(chains.downstream, &waker, &stop_down),
+            down_counters,
+        );
         let up = std::pin::pin!(up.run(&mut client_read, &mut server_write));
         let down = std::pin::pin!(down.run(&mut server_read, &mut client_write));
         let (first, second) = match select(up, down).await {

@@ -21,11 +21,10 @@ pub struct Control {
 }
 
 impl Control {
-    /// Starts the control task with an empty registry.
-    pub fn start() -> (Control, tokio::task::JoinHandle<()>) {
+    /// Starts the control task with `registry` (empty).
+    pub fn start(mut registry: Registry) -> (Control, tokio::task::JoinHandle<()>) {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let task = tokio::spawn(async move {
-            let mut registry = Registry::default();
             while let Some(job) = queue.recv().await {
                 job(&mut registry).await;
             }

@@ -3,22 +3,48 @@
 //!
 //! Control plane: owned by the registry ([`super::registry`]), changed only by the control task,
 //! so no lock guards it. Its bridge to the data path is the two toxic chains it publishes (one
-//! per direction) and the [`Listening`] it starts and stops.
+//! per direction) and the [`Listening`] it starts and stops, which carries the [`Route`]
+//! (upstream policy and byte counters) every connection shares.
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
+use super::addr;
 use super::connection::ChainWatch;
-use super::error::ApiError;
-use super::listener::Listening;
+use super::error::{ApiError, ListenError};
+use super::listener::{Listening, Route};
+use super::metrics::ProxyMetrics;
 use super::model::{ProxyJson, Stream, ToxicJson};
 use super::signal::Wakers;
 use super::toxics::{Chain, ToxicConfig};
+use super::upstream::UpstreamPolicy;
 
-/// Where a proxy with no `listen` address listens: loopback, a free port.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
+/// Binds `listen` as Go's `net.Listen("tcp", listen)` would (resolved to its first IPv4
+/// address, `SO_REUSEADDR` on), with Go's wording on failure; `""` is
+/// [`addr::DEFAULT_LISTEN`], `":port"` is every interface. Returns the listener and the
+/// address it bound.
+async fn bind(listen: &str) -> Result<(TcpListener, String), ListenError> {
+    let addr = addr::resolve_listen(listen)
+        .await
+        .map_err(ListenError::Resolve)?;
+    let failed = |call| move |error| ListenError::Syscall { addr, call, error };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(failed("socket"))?;
+    socket.set_reuseaddr(true).map_err(failed("setsockopt"))?;
+    socket.bind(addr).map_err(failed("bind"))?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(failed("listen"))?;
+    let bound = listener.local_addr().map_err(failed("getsockname"))?;
+    Ok((listener, bound.to_string()))
+}
+
+/// The accept queue asked for (the kernel caps it at `net.core.somaxconn`, as Go's is).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// A proxy and its state.
 pub struct ProxyEntry {
@@ -30,27 +56,6 @@ pub struct ProxyEntry {
     upstream_chain: watch::Sender<Chain>,
     downstream_chain: watch::Sender<Chain>,
     wakers: Arc<Wakers>,
-}
-
-/// Binds `listen` as Go's `net.Listen("tcp", listen)` would: `""` is [`DEFAULT_LISTEN`],
-/// `":port"` is every interface. Returns the listener and the address it bound.
-fn bind(listen: &str) -> Result<(TcpListener, String), ApiError> {
-    let addr = if listen.is_empty() {
-        DEFAULT_LISTEN.to_string()
-    } else if listen.starts_with(':') {
-        format!("0.0.0.0{listen}")
-    } else {
-        listen.to_string()
-    };
-    let fail = |error| ApiError::Listen {
-        addr: addr.clone(),
-        error,
-    };
-    let std_listener = std::net::TcpListener::bind(&addr).map_err(fail)?;
-    std_listener.set_nonblocking(true).map_err(fail)?;
-    let bound = std_listener.local_addr().map_err(fail)?.to_string();
-    let listener = TcpListener::from_std(std_listener).map_err(fail)?;
-    Ok((listener, bound))
 }
 
 impl ProxyEntry {
@@ -106,24 +111,30 @@ impl ProxyEntry {
     }
 
     /// Starts listening; binding the same address again after a stop. Already listening is
-    /// not an error.
-    pub fn start(&mut self) -> Result<(), ApiError> {
+    /// not an error. New connections dial the upstream under `policy` and count their bytes
+    /// in `metrics`.
+    pub async fn start(
+        &mut self,
+        policy: UpstreamPolicy,
+        metrics: &ProxyMetrics,
+    ) -> Result<(), ApiError> {
         if self.listening.is_some() {
             return Ok(());
         }
-        let (listener, bound) = bind(&self.listen)?;
+        let (listener, bound) = bind(&self.listen).await.map_err(ApiError::Listen)?;
         self.listen = bound;
         let chains = ChainWatch {
             upstream: self.upstream_chain.subscribe(),
             downstream: self.downstream_chain.subscribe(),
             wakers: self.wakers.clone(),
         };
-        self.listening = Some(Listening::start(
-            &self.name,
-            listener,
-            &self.upstream,
-            chains,
-        ));
+        let route = Route {
+            proxy: self.name.as_str().into(),
+            upstream: self.upstream.as_str().into(),
+            policy,
+            counters: metrics.counters(&self.name, &self.listen, &self.upstream),
+        };
+        self.listening = Some(Listening::start(listener, route, chains));
         tracing::info!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, "proxy listening");
         Ok(())
     }

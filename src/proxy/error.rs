@@ -5,12 +5,18 @@
 //! them. Control plane only: every API handler ([`super::api`]) and registry operation
 //! ([`super::registry`]) returns an [`ApiError`]; nothing on the data path does.
 
+use std::net::SocketAddr;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::addr::{AddrError, os_error_text};
+use super::upstream::ALLOW_FLAG;
+
 /// Why an API request failed. The messages are Toxiproxy's, so clients that match on them keep
-/// working; a bind failure names the address, as Go's `listen tcp <addr>: ...` does.
+/// working; a bind failure reads as Go's `listen tcp 127.0.0.1:3310: bind: address already in
+/// use`, with the address resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The body is not the JSON expected (or is empty).
@@ -38,12 +44,21 @@ pub enum ApiError {
     #[error("toxic not found")]
     ToxicNotFound,
     /// The proxy could not listen on its address.
-    #[error("listen tcp {addr}: {error}")]
-    Listen {
-        /// The address asked for.
-        addr: String,
-        /// What the OS said.
-        error: std::io::Error,
+    #[error("{0}")]
+    Listen(ListenError),
+    /// A listen address given to populate or an update could not be resolved to compare it
+    /// with the proxy's (Toxiproxy's `Differs` fails the same way, with a 500).
+    #[error("{0}")]
+    Address(AddrError),
+    /// The upstream leads outside loopback and the server does not allow that.
+    #[error(
+        "upstream {upstream} {reason}: caplab proxy forwards only to loopback (127.0.0.0/8, ::1) unless started with {ALLOW_FLAG} (or PROXY_ALLOW_REMOTE_UPSTREAMS=true)"
+    )]
+    UpstreamNotAllowed {
+        /// The upstream given.
+        upstream: String,
+        /// Where it resolves, or why it could not be checked.
+        reason: String,
     },
     /// A browser asked (Toxiproxy refuses them so a web page cannot drive it).
     #[error("User agent not allowed")]
@@ -83,7 +98,8 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::ProxyAlreadyExists | ApiError::ToxicAlreadyExists => StatusCode::CONFLICT,
-            ApiError::Listen { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Listen(_) | ApiError::Address(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::UpstreamNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::BrowserForbidden => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -99,6 +115,24 @@ impl ApiError {
     }
 }
 
+/// Why a proxy could not listen, worded as Go's `net.Listen` error.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address could not be read or resolved: `listen tcp: lookup nohost: ...`.
+    #[error("listen tcp: {0}")]
+    Resolve(AddrError),
+    /// A system call failed: `listen tcp 127.0.0.1:3310: bind: address already in use`.
+    #[error("listen tcp {addr}: {call}: {}", os_error_text(error))]
+    Syscall {
+        /// The resolved address.
+        addr: SocketAddr,
+        /// `socket`, `setsockopt`, `bind` or `listen`.
+        call: &'static str,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+}
+
 /// Toxiproxy's error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ErrorBody {
@@ -110,7 +144,10 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if matches!(self, ApiError::Listen { .. } | ApiError::ShuttingDown) {
+        if matches!(
+            self,
+            ApiError::Listen(_) | ApiError::UpstreamNotAllowed { .. } | ApiError::ShuttingDown
+        ) {
             tracing::warn!(error = %self, "proxy API request failed");
         }
         (self.status(), axum::Json(self.body())).into_response()

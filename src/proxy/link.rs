@@ -8,7 +8,8 @@
 //! stages hold chunks (up to [`MAX_IN_FLIGHT`] bytes), so latency never stacks. A change of the
 //! chain (toxic added, updated, removed) is picked up live: surviving stages keep their queued
 //! chunks and state, a removed stage hands its chunks to the next one, so no accepted byte is
-//! lost unless a toxic's own meaning drops it.
+//! lost unless a toxic's own meaning drops it. Both paths add each chunk to the direction's
+//! byte counters ([`super::metrics`]) when read and when written: one atomic add each.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -20,6 +21,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
+use super::metrics::DirectionCounters;
 use super::signal::{Controls, Signal};
 use super::toxics::{Chain, EndKind, Item, Stage, Step};
 
@@ -52,6 +54,7 @@ enum Plain {
 /// One direction of a connection.
 pub struct Link<'a> {
     controls: Controls<'a>,
+    counters: Option<DirectionCounters>,
     stages: Vec<Stage>,
     out: VecDeque<Bytes>,
     out_end: Option<EndKind>,
@@ -60,12 +63,14 @@ pub struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    /// A link following the toxic chain of `controls`.
-    pub fn new(mut controls: Controls<'a>) -> Link<'a> {
+    /// A link following the toxic chain of `controls`, adding the bytes it reads and writes
+    /// to `counters` (one atomic add each per chunk).
+    pub fn new(mut controls: Controls<'a>, counters: Option<DirectionCounters>) -> Link<'a> {
         let chain = controls.current();
         let now = Instant::now();
         Link {
             controls,
+            counters,
             stages: chain.iter().map(|t| Stage::new(t, now)).collect(),
             out: VecDeque::new(),
             out_end: None,
@@ -104,9 +109,11 @@ impl<'a> Link<'a> {
                 match event {
                     Plain::Read(0) | Plain::Signal(Signal::Stop) => return LinkEnd::Eof,
                     Plain::Read(n) => {
+                        self.received(n);
                         if let Err(e) = dst.write_all(&buf[..n]).await {
                             return LinkEnd::Failed(e);
                         }
+                        self.sent(n);
                     }
                     Plain::Signal(Signal::Changed) => self.relink(),
                     Plain::Signal(Signal::Gone) => {}
@@ -144,13 +151,17 @@ impl<'a> Link<'a> {
                 written = dst.write(self.out.front().map_or(&[][..], |b| &b[..])), if !self.out.is_empty() => {
                     match written {
                         Ok(0) => return LinkEnd::Failed(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => self.wrote(n),
+                        Ok(n) => {
+                            self.sent(n);
+                            self.wrote(n);
+                        }
                         Err(e) => return LinkEnd::Failed(e),
                     }
                 }
                 read = src.read_buf(&mut read_buf), if can_read => match read {
                     Ok(0) => self.end_input(EndKind::Eof),
                     Ok(n) => {
+                        self.received(n);
                         self.in_flight += n;
                         let chunk = read_buf.split().freeze();
                         let mut dropped = 0;
@@ -161,6 +172,18 @@ impl<'a> Link<'a> {
                 },
                 _ = sleep_until_some(wake), if wake.is_some() => {}
             }
+        }
+    }
+
+    fn received(&self, n: usize) {
+        if let Some(c) = &self.counters {
+            c.received.inc_by(n as u64);
+        }
+    }
+
+    fn sent(&self, n: usize) {
+        if let Some(c) = &self.counters {
+            c.sent.inc_by(n as u64);
         }
     }
 

@@ -13,6 +13,21 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::connection::{self, ChainWatch};
+use super::metrics::ProxyCounters;
+use super::upstream::UpstreamPolicy;
+
+/// What every connection of a listening proxy shares: where it forwards, under which policy,
+/// and the byte counters it adds to.
+pub struct Route {
+    /// The proxy's name.
+    pub proxy: Arc<str>,
+    /// The upstream address, as given.
+    pub upstream: Arc<str>,
+    /// Loopback only, or anywhere.
+    pub policy: UpstreamPolicy,
+    /// The proxy's byte counters, when metrics are on.
+    pub counters: Option<ProxyCounters>,
+}
 
 /// A listening proxy. Dropping it without [`Listening::shutdown`] aborts everything anyway,
 /// just without waiting.
@@ -22,21 +37,10 @@ pub struct Listening {
 }
 
 impl Listening {
-    /// Starts accepting on `listener`, forwarding each client to `upstream`.
-    pub fn start(
-        proxy: &str,
-        listener: TcpListener,
-        upstream: &str,
-        chains: ChainWatch,
-    ) -> Listening {
+    /// Starts accepting on `listener`, forwarding each client along `route`.
+    pub fn start(listener: TcpListener, route: Route, chains: ChainWatch) -> Listening {
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(
-            Arc::from(proxy),
-            listener,
-            Arc::from(upstream),
-            chains,
-            stopped,
-        ));
+        let task = tokio::spawn(accept_loop(listener, Arc::new(route), chains, stopped));
         Listening {
             stop: Some(stop),
             task: Some(task),
@@ -63,12 +67,12 @@ impl Drop for Listening {
 }
 
 async fn accept_loop(
-    proxy: Arc<str>,
     listener: TcpListener,
-    upstream: Arc<str>,
+    route: Arc<Route>,
     chains: ChainWatch,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let proxy = route.proxy.clone();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -78,12 +82,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     tracing::debug!(%proxy, %peer, "accepted client");
-                    connections.spawn(connection::serve(
-                        client,
-                        upstream.clone(),
-                        chains.clone(),
-                        proxy.clone(),
-                    ));
+                    connections.spawn(connection::serve(client, route.clone(), chains.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.

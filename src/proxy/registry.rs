@@ -6,21 +6,47 @@
 //! any lock. Each operation validates its input before it changes anything.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
+use super::addr;
 use super::entry::ProxyEntry;
 use super::error::ApiError;
 use super::input::{ProxyInput, new_toxic, parse_body, populate_list, toxic_update};
+use super::metrics::ProxyMetrics;
 use super::model::{ProxyJson, ToxicJson};
 use super::toxics::ToxicConfig;
+use super::upstream::UpstreamPolicy;
 
-/// The proxies, by name.
-#[derive(Default)]
+/// The proxies, by name, and what every proxy shares: the upstream policy and the metrics.
 pub struct Registry {
     proxies: BTreeMap<String, ProxyEntry>,
     revision: u64,
+    policy: UpstreamPolicy,
+    metrics: Arc<ProxyMetrics>,
+}
+
+/// Whether a proxy's listen address `current` should be kept when `wanted` is asked for:
+/// the same text, or the same socket once resolved (as Toxiproxy's `Differs` resolves it).
+async fn keeps_listen(current: &str, wanted: &str) -> Result<bool, ApiError> {
+    if current == wanted {
+        return Ok(true);
+    }
+    addr::same_listen(current, wanted)
+        .await
+        .map_err(ApiError::Address)
 }
 
 impl Registry {
+    /// An empty registry whose proxies follow `policy` and count bytes in `metrics`.
+    pub fn new(policy: UpstreamPolicy, metrics: Arc<ProxyMetrics>) -> Registry {
+        Registry {
+            proxies: BTreeMap::new(),
+            revision: 0,
+            policy,
+            metrics,
+        }
+    }
+
     fn next_revision(&mut self) -> u64 {
         self.revision += 1;
         self.revision
@@ -47,49 +73,31 @@ impl Registry {
         Ok(self.entry(name)?.to_json())
     }
 
-    /// `POST /proxies`: the duplicate check comes before any bind.
-    pub fn create(&mut self, body: &[u8]) -> Result<ProxyJson, ApiError> {
+    /// `POST /proxies`: the duplicate check comes before the upstream check and any bind.
+    pub async fn create(&mut self, body: &[u8]) -> Result<ProxyJson, ApiError> {
         let input = ProxyInput::from_value(&parse_body(body)?)?;
         let name = input.required_name("")?;
         let upstream = input.required_upstream("")?;
         if self.proxies.contains_key(&name) {
             return Err(ApiError::ProxyAlreadyExists);
         }
+        self.policy.check(&upstream).await?;
         let mut entry = ProxyEntry::new(name.clone(), input.listen.unwrap_or_default(), upstream);
         if input.enabled.unwrap_or(true) {
-            entry.start()?;
+            entry.start(self.policy, &self.metrics).await?;
         }
         let json = entry.to_json();
         self.proxies.insert(name, entry);
         Ok(json)
     }
 
-    /// `POST /populate`: validates every proxy first, then creates or replaces them in order;
-    /// on a failure, returns what was done before it with the error.
+    /// `POST /populate`: validates every proxy first (fields, names, upstreams), then creates
+    /// or replaces them in order; on a failure, returns what was done before it with the error.
     pub async fn populate(&mut self, body: &[u8]) -> (Vec<ProxyJson>, Option<ApiError>) {
-        let inputs = match populate_list(body) {
-            Ok(inputs) => inputs,
+        let checked = match self.check_populate(body).await {
+            Ok(checked) => checked,
             Err(e) => return (Vec::new(), Some(e)),
         };
-        let mut checked = Vec::with_capacity(inputs.len());
-        let mut names = HashSet::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let at = format!(" at proxy {}", i + 1);
-            let name = match input.required_name(&at) {
-                Ok(n) => n,
-                Err(e) => return (Vec::new(), Some(e)),
-            };
-            let upstream = match input.required_upstream(&at) {
-                Ok(u) => u,
-                Err(e) => return (Vec::new(), Some(e)),
-            };
-            if !names.insert(name.clone()) {
-                let e = ApiError::BadRequestBody(format!("duplicate proxy name {name:?}"));
-                return (Vec::new(), Some(e));
-            }
-            let listen = input.listen.clone().unwrap_or_default();
-            checked.push((name, listen, upstream, input.enabled.unwrap_or(true)));
-        }
         let mut done = Vec::with_capacity(checked.len());
         for (name, listen, upstream, enabled) in checked {
             match self.add_or_replace(name, listen, upstream, enabled).await {
@@ -100,7 +108,35 @@ impl Registry {
         (done, None)
     }
 
-    /// Keeps a proxy that already has these addresses; replaces one that has others.
+    /// Populate's list, read and checked: `(name, listen, upstream, enabled)` per proxy.
+    async fn check_populate(
+        &self,
+        body: &[u8],
+    ) -> Result<Vec<(String, String, String, bool)>, ApiError> {
+        let inputs = populate_list(body)?;
+        let mut checked = Vec::with_capacity(inputs.len());
+        let mut names = HashSet::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let at = format!(" at proxy {}", i + 1);
+            let name = input.required_name(&at)?;
+            let upstream = input.required_upstream(&at)?;
+            if !names.insert(name.clone()) {
+                return Err(ApiError::BadRequestBody(format!(
+                    "duplicate proxy name {name:?}"
+                )));
+            }
+            let listen = input.listen.clone().unwrap_or_default();
+            checked.push((name, listen, upstream, input.enabled.unwrap_or(true)));
+        }
+        for (_, _, upstream, _) in &checked {
+            self.policy.check(upstream).await?;
+        }
+        Ok(checked)
+    }
+
+    /// Keeps a proxy whose listen resolves to the same address and whose upstream is the
+    /// same text (Toxiproxy's comparison), with its toxics, connections and enabled state;
+    /// replaces one that differs.
     async fn add_or_replace(
         &mut self,
         name: String,
@@ -109,7 +145,7 @@ impl Registry {
         enabled: bool,
     ) -> Result<ProxyJson, ApiError> {
         if let Some(existing) = self.proxies.get(&name) {
-            if existing.listen() == listen && existing.upstream() == upstream {
+            if existing.upstream() == upstream && keeps_listen(existing.listen(), &listen).await? {
                 return Ok(existing.to_json());
             }
             if let Some(mut old) = self.proxies.remove(&name) {
@@ -120,31 +156,41 @@ impl Registry {
         }
         let mut entry = ProxyEntry::new(name.clone(), listen, upstream);
         if enabled {
-            entry.start()?;
+            entry.start(self.policy, &self.metrics).await?;
         }
         let json = entry.to_json();
         self.proxies.insert(name, entry);
         Ok(json)
     }
 
-    /// `POST|PATCH /proxies/{name}`: unnamed fields keep their values; a new address restarts
-    /// the proxy; `enabled` starts or stops it (stopping closes every connection).
+    /// `POST|PATCH /proxies/{name}`: unnamed fields keep their values; a listen address that
+    /// resolves elsewhere or a new upstream restarts the proxy; `enabled` starts or stops it
+    /// (stopping closes every connection).
     pub async fn update(&mut self, name: &str, body: &[u8]) -> Result<ProxyJson, ApiError> {
-        let entry = self.entry_mut(name)?;
+        let (policy, metrics) = (self.policy, self.metrics.clone());
+        let entry = self.proxies.get_mut(name).ok_or(ApiError::ProxyNotFound)?;
         let input = ProxyInput::from_value(&parse_body(body)?)?;
-        let listen = input.listen.unwrap_or_else(|| entry.listen().to_string());
+        let enabled = input.enabled.unwrap_or(entry.enabled());
         let upstream = input
             .upstream
             .unwrap_or_else(|| entry.upstream().to_string());
-        let enabled = input.enabled.unwrap_or(entry.enabled());
-        if listen != entry.listen() || upstream != entry.upstream() {
+        let new_upstream = upstream != entry.upstream();
+        if new_upstream {
+            policy.check(&upstream).await?;
+        }
+        let new_listen = match input.listen {
+            Some(listen) if !keeps_listen(entry.listen(), &listen).await? => Some(listen),
+            _ => None,
+        };
+        if new_upstream || new_listen.is_some() {
             if let Some(listening) = entry.stop() {
                 listening.shutdown().await;
             }
+            let listen = new_listen.unwrap_or_else(|| entry.listen().to_string());
             entry.set_addresses(listen, upstream);
         }
         if enabled && !entry.enabled() {
-            entry.start()?;
+            entry.start(policy, &metrics).await?;
         } else if !enabled {
             if let Some(listening) = entry.stop() {
                 listening.shutdown().await;
@@ -164,9 +210,9 @@ impl Registry {
 
     /// `POST /reset`: enables every proxy and removes every toxic; stops at the first proxy
     /// that cannot listen, as Toxiproxy does.
-    pub fn reset(&mut self) -> Result<(), ApiError> {
+    pub async fn reset(&mut self) -> Result<(), ApiError> {
         for entry in self.proxies.values_mut() {
-            entry.start()?;
+            entry.start(self.policy, &self.metrics).await?;
             entry.clear_toxics();
         }
         Ok(())

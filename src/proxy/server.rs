@@ -6,6 +6,7 @@
 //! it until a signal, the tests start one per test.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -16,26 +17,63 @@ use super::ProxyError;
 use super::api;
 use super::control::Control;
 use super::error::ApiError;
+use super::metrics::{MetricsOptions, ProxyMetrics};
 use super::model::ProxyJson;
+use super::registry::Registry;
+use super::upstream::UpstreamPolicy;
 
 /// How long a shutdown waits for in-flight API requests.
 const API_DRAIN: Duration = Duration::from_secs(5);
+
+/// What a server does beyond Toxiproxy's API: its metrics and where proxies may forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// Which metrics `/metrics` serves.
+    pub metrics: MetricsOptions,
+    /// Loopback-only upstreams, or any.
+    pub upstreams: UpstreamPolicy,
+}
+
+impl Default for ProxyOptions {
+    /// Byte counters on, process metrics off, upstreams on loopback only.
+    fn default() -> Self {
+        ProxyOptions {
+            metrics: MetricsOptions {
+                proxy: true,
+                runtime: false,
+            },
+            upstreams: UpstreamPolicy::default(),
+        }
+    }
+}
 
 /// Starts embedded Toxiproxy-compatible servers.
 pub struct ProxyServer;
 
 impl ProxyServer {
-    /// Binds the HTTP API on `api_addr` (port 0 picks a free port) and starts serving.
+    /// Binds the HTTP API on `api_addr` (port 0 picks a free port) and starts serving, with
+    /// the default [`ProxyOptions`].
     pub async fn start(api_addr: SocketAddr) -> Result<RunningProxy, ProxyError> {
+        ProxyServer::start_with(api_addr, ProxyOptions::default()).await
+    }
+
+    /// Binds the HTTP API on `api_addr` and starts serving with `options`.
+    pub async fn start_with(
+        api_addr: SocketAddr,
+        options: ProxyOptions,
+    ) -> Result<RunningProxy, ProxyError> {
         let bind_error = |error| ProxyError::Bind {
             addr: api_addr.to_string(),
             error,
         };
+        let metrics = Arc::new(ProxyMetrics::new(options.metrics).map_err(ProxyError::Metrics)?);
         let listener = TcpListener::bind(api_addr).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
-        let (control, control_task) = Control::start();
+        let registry = Registry::new(options.upstreams, metrics.clone());
+        let (control, control_task) = Control::start(registry);
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = api::router(control.clone());
+        let served_metrics = (options.metrics.proxy || options.metrics.runtime).then_some(metrics);
+        let app = api::router(control.clone(), served_metrics);
         let serve_task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -1,10 +1,15 @@
-//! The pt-heartbeat loops: write `now_ms` to g1, read it back from g2.
+//! The pt-heartbeat loops: write `now_ms` to the primary, read it back from the replica.
 //!
-//! Data path: beside it, feeding [`Staleness`]. Two independent loops, so a hung g2 (each read
-//! waiting the network timeout) never slows the beat written to g1, and the other way round.
-//! Both go through the nodes' breakers like any call: their failures count, and while a breaker
-//! is open they fail fast and staleness keeps growing. A successful `SET` on g1 is g1's
-//! observation (g1 then holds that beat); the value read from g2 is g2's.
+//! Data path: beside it, feeding [`Staleness`]. Both loops ask [`Nodes`] at each beat which
+//! node is the primary now, so after a failover the beat goes to the new primary and is read
+//! back from the other node, the deposed one included: its staleness then grows from the last
+//! beat it received. Two independent loops, so a hung replica (each read waiting the network
+//! timeout) never slows the beat written to the primary, and the other way round. Both go
+//! through the nodes' breakers like any call: their failures count, and while a breaker is
+//! open they fail fast and staleness keeps growing. A successful `SET` on the primary is the
+//! primary's observation (it then holds that beat); the value read from the replica is the
+//! replica's. A `SET` refused with `READONLY` (the node is a replica now) asks the primary
+//! tracker to poll the sentinels at once.
 
 use std::time::Duration;
 
@@ -12,7 +17,8 @@ use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 
 use super::Staleness;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeId};
+use crate::node::NodeId;
+use crate::primary::Nodes;
 use crate::time::unix_ms;
 
 /// The heartbeat key of an instance.
@@ -27,10 +33,8 @@ pub struct Heartbeat {
     pub key: String,
     /// Beat period.
     pub interval: Duration,
-    /// The primary, written to.
-    pub g1: Node,
-    /// The replica, read from.
-    pub g2: Node,
+    /// The nodes: the believed primary is written to, the other read from.
+    pub nodes: Nodes,
     /// Where observations go.
     pub staleness: Staleness,
     /// Where `data_staleness_ms` goes.
@@ -38,21 +42,23 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Writes a beat to g1 every interval, forever.
+    /// Writes a beat to the primary every interval, forever.
     pub async fn run_writer(self) {
         let mut ticks = interval(self.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             let now = unix_ms();
-            if self.g1.set_heartbeat(&self.key, now).await.is_ok() {
-                self.staleness.observe(NodeId::G1, now, unix_ms());
+            let primary = self.nodes.primary();
+            match primary.set_heartbeat(&self.key, now).await {
+                Ok(()) => self.staleness.observe(primary.id(), now, unix_ms()),
+                Err(e) => self.nodes.noticed(&e),
             }
-            self.export(NodeId::G1);
+            self.export(primary.id());
         }
     }
 
-    /// Reads the beat back from g2 every interval, forever, half an interval out of phase with
+    /// Reads the beat back from the replica every interval, forever, half an interval out of phase with
     /// the writer: read in step with the writes, it would always find the newest beat a whole
     /// interval old (the one being written has not replicated yet), so the measure would sit at
     /// the top of the `delay .. delay + interval` band instead of in its middle.
@@ -61,10 +67,11 @@ impl Heartbeat {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Ok(Some(beat)) = self.g2.get_heartbeat(&self.key).await {
-                self.staleness.observe(NodeId::G2, beat, unix_ms());
+            let replica = self.nodes.replica();
+            if let Ok(Some(beat)) = replica.get_heartbeat(&self.key).await {
+                self.staleness.observe(replica.id(), beat, unix_ms());
             }
-            self.export(NodeId::G2);
+            self.export(replica.id());
         }
     }
 

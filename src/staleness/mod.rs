@@ -1,12 +1,13 @@
 //! Staleness tracking: how old is the newest data each node is known to hold?
 //!
 //! Data path: beside it. The [`heartbeat`] writes `now_ms` to this instance's heartbeat key on
-//! g1 every `HEARTBEAT_INTERVAL_MS` and reads it back from g2 (pt-heartbeat style);
+//! the believed primary every `HEARTBEAT_INTERVAL_MS` and reads it back from the other node
+//! (pt-heartbeat style);
 //! [`Staleness`] measures each node's delay at each read and keeps it growing once reads stop,
 //! so it shows a node that is unreachable or whose replication is cut, even when its link
 //! still says `up`. The AP policy reads it to pick a node and to mark an
 //! answer `stale`; `data_staleness_ms{node}` exports it. [`replication`] polls
-//! `INFO replication` for the lag in bytes and g2's link status.
+//! `INFO replication` for the lag in bytes, the replica's link status and each node's own role.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ pub mod heartbeat;
 pub mod replication;
 
 pub use heartbeat::{Heartbeat, heartbeat_key};
-pub use replication::{ReplicationSnapshot, ReplicationStatus};
+pub use replication::{NodeRoles, ReplicationSnapshot, ReplicationStatus};
 
 /// What the heartbeat has seen on each node. Cloning shares it.
 ///
@@ -42,10 +43,7 @@ struct Inner {
 }
 
 fn slot(node: NodeId) -> usize {
-    match node {
-        NodeId::G1 => 0,
-        NodeId::G2 => 1,
-    }
+    node.index()
 }
 
 impl Staleness {

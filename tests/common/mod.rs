@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod failover;
 pub mod lab;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 pub mod sentinels;
 pub mod topology;

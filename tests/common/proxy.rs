@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use caplab::config::Config;
-use caplab::proxy::ProxyServer;
+use caplab::proxy::{ProxyOptions, ProxyServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,17 +23,25 @@ pub struct TestProxy {
     http: reqwest::Client,
 }
 
-/// An HTTP answer: status and JSON body (`Value::Null` when empty or not JSON).
+/// An HTTP answer: status, JSON body (`Value::Null` when empty or not JSON), raw text and
+/// headers.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub content_type: String,
+    pub text: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl TestProxy {
-    /// Starts a server on 127.0.0.1 port 0.
+    /// Starts a server on 127.0.0.1 port 0 with the default options.
     pub fn start() -> TestProxy {
+        TestProxy::start_with(ProxyOptions::default())
+    }
+
+    /// Starts a server on 127.0.0.1 port 0 with `options`.
+    pub fn start_with(options: ProxyOptions) -> TestProxy {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -43,7 +51,7 @@ impl TestProxy {
                 .build()
                 .expect("proxy runtime");
             rt.block_on(async move {
-                let server = ProxyServer::start("127.0.0.1:0".parse().unwrap())
+                let server = ProxyServer::start_with("127.0.0.1:0".parse().unwrap(), options)
                     .await
                     .expect("start the embedded proxy");
                 addr_tx.send(server.api_addr()).unwrap();
@@ -78,6 +86,7 @@ impl TestProxy {
         }
         let resp = req.send().await.expect("API answers");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get("content-type")
@@ -88,6 +97,8 @@ impl TestProxy {
             status,
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
             content_type,
+            text,
+            headers,
         }
     }
 

@@ -26,6 +26,9 @@ const DESIGN_METRICS: &[&str] = &[
     "session_guarantee_violations_total",
     "stale_reads_total",
     "session_ryw_fallbacks_total",
+    "failovers_seen_total",
+    "primary_node",
+    "redis_node_is_primary",
 ];
 
 /// metric-names.txt: name to source.

@@ -9,7 +9,8 @@ use crate::support::{RULE_FILES, alerts, files_in, promtool_ok, recordings, yaml
 /// The comparison an alert's expression ends with and its threshold; none for `absent()`.
 type Comparison = Option<(&'static str, f64)>;
 
-/// The guide's alert thresholds: alert, final comparison, `for`.
+/// The guide's alert thresholds, and the failover alerts of docs/design.md: alert, final
+/// comparison, `for`.
 const GUIDE: &[(&str, Comparison, &str)] = &[
     ("CaplabCircuitBreakerOpen", Some((">", 0.0)), "1m"),
     ("CaplabStalenessHigh", Some((">", 1000.0)), "30s"),
@@ -18,6 +19,8 @@ const GUIDE: &[(&str, Comparison, &str)] = &[
     ("CaplabConnectionFailuresHigh", Some((">", 0.1)), "30s"),
     ("CaplabAppDown", Some(("==", 0.0)), "1m"),
     ("CaplabAppMissing", None, "1m"),
+    ("CaplabFailoverHappened", Some((">", 0.0)), "0s"),
+    ("CaplabSplitBrain", Some((">", 1.0)), "15s"),
 ];
 
 /// The comparison an alert expression ends with, e.g. `... > 0.05` gives (">", 0.05).

@@ -68,6 +68,7 @@ fn a_real_prometheus_loads_the_rules_and_app_down_goes_pending_with_mode() {
 
     // Evaluation every 5 s and a scrape every 5 s: pending well within a minute on a loaded machine.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let want = crate::support::all_rules().len();
     let mut rules_ok = false;
     let mut pending_modes = Vec::new();
     while Instant::now() < deadline && !(rules_ok && pending_modes.len() == 2) {
@@ -93,7 +94,7 @@ fn a_real_prometheus_loads_the_rules_and_app_down_goes_pending_with_mode() {
                     log()
                 );
             }
-            rules_ok = groups.len() == 2 && rules.len() == 12 && evaluated;
+            rules_ok = groups.len() == 2 && rules.len() == want && evaluated;
         }
         if let Some(a) = get(port, "/api/v1/alerts") {
             pending_modes = a["data"]["alerts"]
@@ -108,7 +109,7 @@ fn a_real_prometheus_loads_the_rules_and_app_down_goes_pending_with_mode() {
     }
     assert!(
         rules_ok,
-        "Prometheus did not load and evaluate the 12 rules in 60 s:\n{}",
+        "Prometheus did not load and evaluate the {want} rules in 60 s:\n{}",
         log()
     );
     assert_eq!(

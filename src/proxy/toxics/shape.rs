@@ -234,12 +234,21 @@ impl Slicer {
     }
 
     /// Passes the next slice when the delay after the previous one has passed.
+    ///
+    /// The next slice is due `delay` after this one was *due*, not after the link woke:
+    /// tokio's timer wheel has 1 ms ticks and every sleep ends on the tick after its deadline,
+    /// so counting from the wake-up added up to 1 ms per slice (2 ms delays took 3 ms). A slice
+    /// more than one delay late (a stall) starts the cadence again from now, so slices never
+    /// leave in a burst to catch up. Delays under 1 ms are kept on average: several slices may
+    /// leave on one tick.
     pub fn step(&mut self, q: &mut VecDeque<Item>, now: Instant) -> Step {
+        let mut due = None;
         if let Some(t) = self.next_at {
             if now < t {
                 return Step::Wait(t);
             }
             self.next_at = None;
+            due = Some(t);
         }
         if self.pieces.is_empty() {
             match q.pop_front() {
@@ -255,8 +264,12 @@ impl Slicer {
         match self.pieces.pop_front() {
             Some(item) => {
                 if self.delay_us > 0 {
-                    let micros = Duration::from_micros(self.delay_us as u64);
-                    self.next_at = Some(after(now, micros));
+                    let delay = Duration::from_micros(self.delay_us as u64);
+                    let base = match due {
+                        Some(t) if now.duration_since(t) < delay => t,
+                        _ => now,
+                    };
+                    self.next_at = Some(after(base, delay));
                 }
                 Step::Emit(item)
             }
@@ -347,6 +360,49 @@ mod tests {
             assert_eq!(bounds.len() > 1, len as i64 - avg > var && avg > 0);
         }
         Ok(())
+    }
+
+    /// Runs a slicer over `len` bytes, the link waking `late` after each deadline; returns
+    /// when each slice left, from the first.
+    fn slice_times(len: usize, delay_us: i64, late: impl Fn(usize) -> Duration) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut s = Slicer::new(10, 0, delay_us);
+        let mut q = VecDeque::from([data(len, t0)]);
+        let mut now = t0;
+        let mut out = vec![];
+        loop {
+            match s.step(&mut q, now) {
+                Step::Emit(Item::Data(..)) => out.push(now - t0),
+                Step::Wait(t) => now = t + late(out.len()),
+                _ => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn slicer_lateness_does_not_add_up() {
+        // 2,560 bytes in 10-byte slices, 2 ms apart, each wake-up 0.9 ms late (a 1 ms timer).
+        let times = slice_times(2560, 2000, |_| Duration::from_micros(900));
+        assert_eq!(times.len(), 256);
+        // On schedule: 255 delays plus one wake-up's lateness (counting from the wake-up,
+        // it was 255 x 2.9 ms = 740 ms).
+        assert_eq!(times[255], Duration::from_micros(255 * 2000 + 900));
+        for w in times.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_micros(1100), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn slicer_restarts_its_cadence_after_a_stall_instead_of_bursting() {
+        // The 10th wake-up is 50 ms late; the slices after it keep 2 ms apart.
+        let times = slice_times(320, 2000, |i| {
+            Duration::from_millis(if i == 10 { 50 } else { 0 })
+        });
+        assert_eq!(times.len(), 32);
+        for w in times.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_millis(2), "{w:?}");
+        }
+        assert_eq!(times[31], Duration::from_millis(31 * 2 + 50));
     }
 
     #[test]
