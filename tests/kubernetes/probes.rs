@@ -11,13 +11,15 @@ use caplab::cli::{Cli, Command};
 use clap::{CommandFactory, Parser};
 
 use super::common::app::request;
-use super::support::{Build, TEST_KEY, build, container, list};
+use super::support::{Build, build, container, list};
 
 /// The container's command line (`caplab` and its args) with its environment as flags, each
 /// through the flag whose environment fallback is that variable (so a variable caplab does not
-/// know fails here).
-fn flags_for(b: &Build, app: &str) -> Vec<String> {
-    let c = container(b.template("Deployment", app), "caplab");
+/// know fails here). A file the container reads from a Secret volume is written into `files`
+/// with the content the build's Secret gives it.
+fn flags_for(b: &Build, app: &str, files: &std::path::Path) -> Vec<String> {
+    let t = b.template("Deployment", app);
+    let c = container(t, "caplab");
     let cli = Cli::command();
     let args = super::support::strings(&c["args"]);
     assert_eq!(args, ["serve"], "{app}: runs caplab serve");
@@ -27,11 +29,17 @@ fn flags_for(b: &Build, app: &str) -> Vec<String> {
     for e in list(&c["env"]) {
         let n = e["name"].as_str().expect("env name");
         let value = if let Some(v) = e["value"].as_str() {
-            v.to_string()
+            if n.ends_with("_FILE") && v.starts_with("/run/secrets/") {
+                let content = super::support::secret_file(b, t, c, v)
+                    .unwrap_or_else(|err| panic!("{app}: {n}={v}: {err}"));
+                let local = files.join(n);
+                std::fs::write(&local, content).expect("write the secret file");
+                local.display().to_string()
+            } else {
+                v.to_string()
+            }
         } else if e["valueFrom"]["fieldRef"]["fieldPath"].as_str() == Some("metadata.name") {
             format!("{app}-5d8f7c9b6-x2x7q")
-        } else if e["valueFrom"]["secretKeyRef"]["key"].as_str() == Some("SECRET_KEY") {
-            TEST_KEY.to_string()
         } else if e["valueFrom"]["secretKeyRef"]["optional"].as_bool() == Some(true) {
             continue;
         } else {
@@ -81,7 +89,8 @@ fn probe(b: &Build, app: &str, which: &str) -> String {
 
 /// Starts `app` from its manifest with no node reachable and asks its probes.
 async fn probe_app(b: &Build, app: &str) {
-    let flags = flags_for(b, app);
+    let files = tempfile::tempdir().expect("tempdir");
+    let flags = flags_for(b, app, files.path());
     let cli = Cli::try_parse_from(&flags).unwrap_or_else(|e| panic!("{app}: {e}"));
     let Command::Serve(serve) = cli.command else {
         panic!("{app}: not caplab serve");

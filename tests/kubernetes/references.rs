@@ -205,13 +205,12 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
         assert!(is_named(name(secrets[0]), "caplab") && name(secrets[0]) != "caplab");
         let data = secrets[0]["data"].as_hash().expect("data");
         assert_eq!(data.len(), 1, "{}: only SECRET_KEY", b.name);
-        let key: String = secrets[0]["data"]["SECRET_KEY"]
-            .as_str()
-            .expect("SECRET_KEY")
-            .split_whitespace()
-            .collect();
-        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key)
-            .expect("base64");
+        // What each app reads from SECRET_KEY_FILE is that key.
+        let t = b.template("Deployment", "app-cp");
+        let c = super::support::container(t, "caplab");
+        let path = super::support::env_value(c, "SECRET_KEY_FILE").expect("SECRET_KEY_FILE");
+        let decoded = super::support::secret_file(b, t, c, path)
+            .unwrap_or_else(|e| panic!("{}: SECRET_KEY_FILE={path}: {e}", b.name));
         if b.name == "student" {
             // new-lab.sh made a fresh key of 32 random bytes, in hex.
             assert_eq!(decoded.len(), 64);
@@ -219,12 +218,17 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
         } else {
             assert_eq!(decoded, super::support::TEST_KEY.as_bytes(), "{}", b.name);
         }
-        // No container is handed a secret as a literal value.
+        // No container is handed a secret as a literal value: a `*_FILE` setting names a file
+        // of a Secret it mounts, anything else comes from a Secret.
         for (workload, t) in b.templates() {
             for c in containers(t) {
                 for e in list(&c["env"]) {
                     let n = e["name"].as_str().unwrap_or("");
-                    if n.contains("SECRET") || n.contains("PASSWORD") {
+                    if n.ends_with("_FILE") && (n.contains("SECRET") || n.contains("PASSWORD")) {
+                        let path = e["value"].as_str().unwrap_or("");
+                        super::support::secret_file(b, t, c, path)
+                            .unwrap_or_else(|err| panic!("{}: {workload} {n}: {err}", b.name));
+                    } else if n.contains("SECRET") || n.contains("PASSWORD") {
                         assert!(
                             e["value"].is_badvalue()
                                 && !e["valueFrom"]["secretKeyRef"].is_badvalue(),

@@ -355,3 +355,43 @@ pub fn env_value<'a>(c: &'a Yaml, n: &str) -> Option<&'a str> {
 pub fn int(y: &Yaml) -> Option<i64> {
     y.as_i64()
 }
+
+/// What a container reads at `path` when that path is a file of a Secret volume it mounts:
+/// the Secret's key, decoded from this build. An error says which link is missing.
+pub fn secret_file(b: &Build, template: &Yaml, c: &Yaml, path: &str) -> Result<Vec<u8>, String> {
+    let (dir, file) = path.rsplit_once('/').ok_or("not an absolute path")?;
+    let mount = list(&c["volumeMounts"])
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(dir))
+        .ok_or_else(|| format!("nothing is mounted at {dir}"))?;
+    let volume = list(&template["spec"]["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .ok_or("the mount's volume is not declared")?;
+    let secret_name = volume["secret"]["secretName"]
+        .as_str()
+        .ok_or_else(|| format!("{dir} is not a Secret volume"))?;
+    let items = list(&volume["secret"]["items"]);
+    let key = if items.is_empty() {
+        file.to_string()
+    } else {
+        items
+            .iter()
+            .find(|i| i["path"].as_str() == Some(file))
+            .and_then(|i| i["key"].as_str())
+            .ok_or_else(|| format!("no item of the volume is {file}"))?
+            .to_string()
+    };
+    let secret = b
+        .objects
+        .iter()
+        .find(|o| kind(o) == "Secret" && name(o) == secret_name)
+        .ok_or_else(|| format!("no Secret {secret_name}"))?;
+    let encoded: String = secret["data"][key.as_str()]
+        .as_str()
+        .ok_or_else(|| format!("Secret {secret_name} has no key {key}"))?
+        .split_whitespace()
+        .collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
+        .map_err(|e| format!("Secret {secret_name} {key}: {e}"))
+}
