@@ -8,14 +8,20 @@
 //!
 //! ```json
 //! {"index": 0, "process": 3, "type": "invoke", "f": "write", "key": "k7", "value": "v-3-41", "time": 1200345}
+//! {"index": 1, "process": 4, "type": "invoke", "f": "cas", "key": "k7", "value": ["v-3-41", "v-4-2"], "time": 1200377}
 //! ```
 //!
-//! The optional fields (`mode`, `session`, `node`, `version`, `staleness_ms`, `phase`) are
-//! left out of the JSON when they are `None`, and unknown fields are ignored when reading, so
-//! a newer writer does not break an older checker.
+//! A compare-and-set's `value` is `[expected, new]`, as in Jepsen's register workload
+//! (`expected` may be `null`: the key must be absent); a read's or write's is one string or
+//! `null`. The optional fields (`mode`, `session`, `node`, `version`, `staleness_ms`,
+//! `phase`) are left out of the JSON when they are `None`, and unknown fields are ignored
+//! when reading, so a newer writer does not break an older checker.
 
 use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// What an event says about its operation (Jepsen's vocabulary).
@@ -33,6 +39,18 @@ pub enum EventType {
     Info,
 }
 
+impl EventType {
+    /// `"invoke"`, `"ok"`, `"fail"` or `"info"`, as in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
 /// The operation an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,55 +59,61 @@ pub enum OpKind {
     Read,
     /// Write one key.
     Write,
+    /// Compare-and-set one key: write `new` only if the key holds `expected`. `ok` when it
+    /// applied, `fail` when it certainly did not (the value did not match, or it was
+    /// refused), `info` when unknown.
+    Cas,
 }
 
 impl OpKind {
-    /// `"read"` or `"write"`, as in the history.
+    /// `"read"`, `"write"` or `"cas"`, as in the history.
     pub fn as_str(self) -> &'static str {
         match self {
             OpKind::Read => "read",
             OpKind::Write => "write",
+            OpKind::Cas => "cas",
         }
+    }
+
+    /// Whether the operation may change the register (a write, or a cas).
+    pub fn writes(self) -> bool {
+        !matches!(self, OpKind::Read)
     }
 }
 
 /// One event of a history: one line of `history.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Position of the event in the history; strictly increasing.
     pub index: u64,
     /// The client process. A process has at most one operation outstanding and issues
     /// nothing after an `info`.
     pub process: u64,
-    /// `invoke`, `ok`, `fail` or `info`.
-    #[serde(rename = "type")]
+    /// `invoke`, `ok`, `fail` or `info` (`"type"` in the JSON).
     pub kind: EventType,
-    /// `read` or `write`.
+    /// `read`, `write` or `cas`.
     pub f: OpKind,
     /// The key the operation is about.
     pub key: String,
     /// A write's value (on its invoke and its completion); a read's value on its `ok`
-    /// (`null` = key absent); `null` on a read's invoke.
+    /// (`null` = key absent); `null` on a read's invoke; a cas's new value.
     pub value: Option<String>,
+    /// A cas's expected value (`None`: the key must be absent); `None` for reads and
+    /// writes. In the JSON it is the first element of a cas's `value`.
+    pub expected: Option<String>,
     /// Nanoseconds on a monotonic clock; never decreasing from one line to the next.
     pub time: u64,
     /// The personality that served it (`cp` or `ap`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// The read-your-writes session the operation belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// The node that answered (`g1` or `g2`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The record version the service reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// The staleness the service reported with a read, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staleness_ms: Option<u64>,
     /// The scenario phase the event happened in (e.g. `baseline`, `partition`, `final`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
 }
 
@@ -111,6 +135,7 @@ impl Event {
             f,
             key: key.into(),
             value,
+            expected: None,
             time,
             mode: None,
             session: None,
@@ -119,6 +144,181 @@ impl Event {
             staleness_ms: None,
             phase: None,
         }
+    }
+
+    /// A compare-and-set event: `[expected, new]`.
+    pub fn cas(
+        index: u64,
+        process: u64,
+        kind: EventType,
+        key: impl Into<String>,
+        expected: Option<String>,
+        new: String,
+        time: u64,
+    ) -> Event {
+        Event {
+            expected,
+            ..Event::new(index, process, kind, OpKind::Cas, key, Some(new), time)
+        }
+    }
+
+    /// The event's `value` as the JSON holds it.
+    fn value_field(&self) -> ValueField<'_> {
+        match (self.f, &self.expected, &self.value) {
+            (OpKind::Cas, None, None) => ValueField::One(None),
+            (OpKind::Cas, e, v) => ValueField::Pair(e.as_deref(), v.as_deref()),
+            (_, _, v) => ValueField::One(v.as_deref()),
+        }
+    }
+}
+
+/// A `value` field as written: one value (or `null`), or a cas's `[expected, new]`.
+pub(crate) enum ValueField<'a> {
+    One(Option<&'a str>),
+    Pair(Option<&'a str>, Option<&'a str>),
+}
+
+impl Serialize for ValueField<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValueField::One(v) => v.serialize(s),
+            ValueField::Pair(e, v) => (e, v).serialize(s),
+        }
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let optional = [
+            self.mode.is_some(),
+            self.session.is_some(),
+            self.node.is_some(),
+            self.version.is_some(),
+            self.staleness_ms.is_some(),
+            self.phase.is_some(),
+        ];
+        let n = 7 + optional.iter().filter(|&&b| b).count();
+        let mut st = s.serialize_struct("Event", n)?;
+        st.serialize_field("index", &self.index)?;
+        st.serialize_field("process", &self.process)?;
+        st.serialize_field("type", &self.kind)?;
+        st.serialize_field("f", &self.f)?;
+        st.serialize_field("key", &self.key)?;
+        st.serialize_field("value", &self.value_field())?;
+        st.serialize_field("time", &self.time)?;
+        macro_rules! opt {
+            ($name:literal, $field:expr) => {
+                match &$field {
+                    Some(v) => st.serialize_field($name, v)?,
+                    None => st.skip_field($name)?,
+                }
+            };
+        }
+        opt!("mode", self.mode);
+        opt!("session", self.session);
+        opt!("node", self.node);
+        opt!("version", self.version);
+        opt!("staleness_ms", self.staleness_ms);
+        opt!("phase", self.phase);
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        Ok(RawEvent::deserialize(d)?.to_event())
+    }
+}
+
+/// A `value` field as read, borrowed where the input allows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum RawValue<'a> {
+    /// `null` or absent.
+    #[default]
+    Nil,
+    /// One string.
+    One(Cow<'a, str>),
+    /// `[expected, new]`, either may be `null`.
+    Pair(Option<Cow<'a, str>>, Option<Cow<'a, str>>),
+}
+
+impl<'a> RawValue<'a> {
+    /// A read's or write's value; for a pair, its second element.
+    pub(crate) fn single(&self) -> Option<&str> {
+        match self {
+            RawValue::Nil => None,
+            RawValue::One(v) => Some(v),
+            RawValue::Pair(_, v) => v.as_deref(),
+        }
+    }
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawValue<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, null, or [expected, new] for a cas")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawValue<'de>, E> {
+                Ok(RawValue::Nil)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<RawValue<'de>, E> {
+                Ok(RawValue::Nil)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawValue<'de>, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<RawValue<'de>, E> {
+                Ok(RawValue::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawValue<'de>, E> {
+                Ok(RawValue::One(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RawValue<'de>, E> {
+                Ok(RawValue::One(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawValue<'de>, A::Error> {
+                let two = "[expected, new] (two elements)";
+                let expected: Option<Text<'de>> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &two))?;
+                let new: Option<Text<'de>> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &two))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &two));
+                }
+                Ok(RawValue::Pair(expected.map(|t| t.0), new.map(|t| t.0)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -133,8 +333,8 @@ pub(crate) struct RawEvent<'a> {
     pub f: OpKind,
     #[serde(borrow)]
     pub key: Cow<'a, str>,
-    #[serde(borrow)]
-    pub value: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub value: RawValue<'a>,
     pub time: u64,
     #[serde(default, borrow)]
     pub mode: Option<Cow<'a, str>>,
@@ -142,13 +342,11 @@ pub(crate) struct RawEvent<'a> {
     pub session: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub node: Option<Cow<'a, str>>,
-    /// Parsed so that a wrongly typed one is reported; not used by the checks.
+    /// Parsed so that a wrongly typed one is reported; kept for exports.
     #[serde(default)]
-    #[allow(dead_code)]
     pub version: Option<u64>,
-    /// Parsed so that a wrongly typed one is reported; not used by the checks.
+    /// Parsed so that a wrongly typed one is reported; kept for exports.
     #[serde(default)]
-    #[allow(dead_code)]
     pub staleness_ms: Option<u64>,
     #[serde(default, borrow)]
     pub phase: Option<Cow<'a, str>>,
@@ -157,13 +355,18 @@ pub(crate) struct RawEvent<'a> {
 impl<'a> From<&'a Event> for RawEvent<'a> {
     fn from(e: &'a Event) -> RawEvent<'a> {
         let b = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
+        let value = match e.value_field() {
+            ValueField::One(None) => RawValue::Nil,
+            ValueField::One(Some(v)) => RawValue::One(Cow::Borrowed(v)),
+            ValueField::Pair(x, v) => RawValue::Pair(x.map(Cow::Borrowed), v.map(Cow::Borrowed)),
+        };
         RawEvent {
             index: e.index,
             process: e.process,
             kind: e.kind,
             f: e.f,
             key: Cow::Borrowed(&e.key),
-            value: b(&e.value),
+            value,
             time: e.time,
             mode: b(&e.mode),
             session: b(&e.session),
@@ -171,6 +374,34 @@ impl<'a> From<&'a Event> for RawEvent<'a> {
             version: e.version,
             staleness_ms: e.staleness_ms,
             phase: b(&e.phase),
+        }
+    }
+}
+
+impl RawEvent<'_> {
+    /// The event, owned.
+    pub(crate) fn to_event(&self) -> Event {
+        let own = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_string);
+        let (expected, value) = match &self.value {
+            RawValue::Nil => (None, None),
+            RawValue::One(v) => (None, Some(v.to_string())),
+            RawValue::Pair(e, v) => (own(e), own(v)),
+        };
+        Event {
+            index: self.index,
+            process: self.process,
+            kind: self.kind,
+            f: self.f,
+            key: self.key.to_string(),
+            value,
+            expected,
+            time: self.time,
+            mode: own(&self.mode),
+            session: own(&self.session),
+            node: own(&self.node),
+            version: self.version,
+            staleness_ms: self.staleness_ms,
+            phase: own(&self.phase),
         }
     }
 }
@@ -213,6 +444,34 @@ mod tests {
         assert_eq!(e.phase.as_deref(), Some("partition"));
         let back: Event = serde_json::from_str(&serde_json::to_string(&e)?)?;
         assert_eq!(back, e);
+        Ok(())
+    }
+
+    #[test]
+    fn a_cas_value_is_expected_then_new() -> TestResult {
+        let e = Event::cas(3, 2, EventType::Invoke, "k", None, "b".into(), 7);
+        let json = serde_json::to_string(&e)?;
+        assert!(
+            json.contains(r#""f":"cas","key":"k","value":[null,"b"]"#),
+            "{json}"
+        );
+        let back: Event = serde_json::from_str(&json)?;
+        assert_eq!(back, e);
+        let e = Event::cas(4, 2, EventType::Ok, "k", Some("a".into()), "b".into(), 8);
+        assert!(serde_json::to_string(&e)?.contains(r#""value":["a","b"]"#));
+        let bad = r#"{"index":0,"process":1,"type":"invoke","f":"cas","key":"k","value":["a","b","c"],"time":1}"#;
+        let err = serde_json::from_str::<Event>(bad).map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("invalid length 3")),
+            "{err:?}"
+        );
+        let bad =
+            r#"{"index":0,"process":1,"type":"invoke","f":"write","key":"k","value":7,"time":1}"#;
+        let err = serde_json::from_str::<Event>(bad).map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("[expected, new]")),
+            "{err:?}"
+        );
         Ok(())
     }
 }

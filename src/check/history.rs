@@ -5,9 +5,10 @@
 //! the history format and refuses the whole history when any is broken:
 //! - `index` strictly increasing and `time` never decreasing, line after line;
 //! - per `process`: an `invoke`, then exactly one `ok`, `fail` or `info` with the same `f` and
-//!   `key` (a write's completion, when it carries a value, carries the invoked one);
+//!   `key` (a write's or cas's completion, when it carries a value, carries the invoked one);
 //! - nothing from a process after its `info`;
-//! - a read's invoke has `"value": null`.
+//! - a read's invoke has `"value": null`, a write's one value, a cas's `[expected, new]`
+//!   with a non-null `new` (there are no deletes).
 //!
 //! An invoke still open when the history ends (the recorder stopped mid-flight) is not an
 //! error: it is treated as `info`, as Jepsen does for crashed clients, and counted in
@@ -17,7 +18,7 @@ use std::io::BufRead;
 
 use hashbrown::HashMap;
 
-use super::event::{Event, EventType, OpKind, RawEvent};
+use super::event::{Event, EventType, OpKind, RawEvent, RawValue};
 use super::parse::{HistoryError, Problems, for_each_event};
 
 /// How an operation ended.
@@ -37,13 +38,15 @@ pub enum Outcome {
 pub struct Op {
     /// The client process.
     pub process: u64,
-    /// Read or write.
+    /// Read, write or cas.
     pub f: OpKind,
     /// Interned key ([`History::key_name`]).
     pub key: u32,
-    /// Interned value ([`History::value_name`]): what a write wrote, or what an `ok` read
-    /// returned; `None` = absent (and for reads that did not complete `ok`).
+    /// Interned value ([`History::value_name`]): what a write or cas wrote, or what an `ok`
+    /// read returned; `None` = absent (and for reads that did not complete `ok`).
     pub value: Option<u32>,
+    /// A cas's expected value (`None`: absent); `None` for reads and writes.
+    pub expected: Option<u32>,
     /// How it ended.
     pub outcome: Outcome,
     /// Invoke time, ns.
@@ -266,24 +269,44 @@ impl Builder {
             }
             None => {}
         }
-        if e.f == OpKind::Read && e.value.is_some() {
-            problems.push(line, "a read's invoke must have \"value\": null");
-        }
-        if e.f == OpKind::Write && e.value.is_none() {
-            problems.push(line, "a write's invoke must carry its value");
+        match (e.f, &e.value) {
+            (OpKind::Read, RawValue::Nil) => {}
+            (OpKind::Read, _) => problems.push(line, "a read's invoke must have \"value\": null"),
+            (OpKind::Write, RawValue::One(_)) => {}
+            (OpKind::Write, RawValue::Nil) => {
+                problems.push(line, "a write's invoke must carry its value")
+            }
+            (OpKind::Write, RawValue::Pair(..)) => problems.push(
+                line,
+                "a write's value is one string; [expected, new] is for f \"cas\"",
+            ),
+            (OpKind::Cas, RawValue::Pair(_, Some(_))) => {}
+            (OpKind::Cas, RawValue::Pair(_, None)) => problems.push(
+                line,
+                "a cas's new value must not be null (there are no deletes)",
+            ),
+            (OpKind::Cas, _) => problems.push(
+                line,
+                "a cas's invoke must carry [expected, new] (expected may be null: absent)",
+            ),
         }
         self.procs
             .insert(e.process, ProcState::Pending(self.h.ops.len()));
         let h = &mut self.h;
-        let value = match e.f {
-            OpKind::Write => h.values.intern_opt(&e.value),
-            OpKind::Read => None,
+        let (value, expected) = match (e.f, &e.value) {
+            (OpKind::Write, v) => (v.single().map(|v| h.values.intern(v)), None),
+            (OpKind::Cas, RawValue::Pair(x, v)) => (
+                h.values.intern_opt(v),
+                x.as_deref().map(|x| h.values.intern(x)),
+            ),
+            _ => (None, None),
         };
         let op = Op {
             process: e.process,
             f: e.f,
             key: h.keys.intern(&e.key),
             value,
+            expected,
             outcome: Outcome::Info,
             invoke: e.time,
             complete: None,
@@ -309,7 +332,17 @@ impl Builder {
         let i = *i;
         let h = &mut self.h;
         let key = h.keys.intern(&e.key);
-        let value = h.values.intern_opt(&e.value);
+        let (value, expected, shape_ok) = match (e.f, &e.value) {
+            (_, RawValue::Nil) => (None, None, true),
+            (OpKind::Cas, RawValue::Pair(x, v)) => (
+                h.values.intern_opt(v),
+                x.as_deref().map(|x| h.values.intern(x)),
+                true,
+            ),
+            (OpKind::Cas, RawValue::One(_)) => (None, None, false),
+            (_, RawValue::One(v)) => (Some(h.values.intern(v)), None, true),
+            (_, RawValue::Pair(..)) => (None, None, false),
+        };
         let (mode, session, phase, node) = (
             h.labels.intern_opt(&e.mode),
             h.labels.intern_opt(&e.session),
@@ -328,11 +361,21 @@ impl Builder {
                 ),
             );
         }
-        if op.f == OpKind::Write && value.is_some() && value != op.value {
+        if !shape_ok {
+            let want = match e.f {
+                OpKind::Cas => "a cas's completion carries [expected, new] or null",
+                _ => "a read's or write's completion carries one value or null",
+            };
+            problems.push(line, want);
+        } else if op.f.writes()
+            && !matches!(e.value, RawValue::Nil)
+            && (value != op.value || expected != op.expected)
+        {
             problems.push(
                 line,
                 format!(
-                    "write completion carries a different value from its invoke on line {}",
+                    "{} completion carries a different value from its invoke on line {}",
+                    op.f.as_str(),
                     op.line
                 ),
             );

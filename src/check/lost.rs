@@ -2,6 +2,7 @@
 //! overwritten by a later write.
 //!
 //! Where it sits: a checker run by [`super::check_history`] over the `Sources` index (`sources.rs`).
+//! An `ok` cas is an acknowledged write of its new value; an `info` one may have applied.
 //! - The **final read** of a key is its last `ok` read (by invoke time) in the final phase:
 //!   `--final-phase NAME`, by default the phase of the last event that names one. A history
 //!   with no phases at all uses, per key, the reads invoked after every `ok` write to the key
@@ -75,7 +76,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
     for op in &history.ops {
         let k = op.key as usize;
         match (op.f, op.outcome) {
-            (OpKind::Write, Outcome::Ok) => {
+            (OpKind::Write | OpKind::Cas, Outcome::Ok) => {
                 if let Some(w) = writes.get_mut(k) {
                     w.push(op);
                 }
@@ -83,7 +84,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
                     *e = (*e).max(op.complete.unwrap_or(op.invoke));
                 }
             }
-            (OpKind::Write, Outcome::Info) => {
+            (OpKind::Write | OpKind::Cas, Outcome::Info) => {
                 if let Some(e) = writes_end.get_mut(k) {
                     *e = (*e).max(op.invoke);
                 }
