@@ -19,7 +19,8 @@ use std::io::BufRead;
 use hashbrown::HashMap;
 
 use super::event::{Event, EventType, OpKind, RawEvent, RawValue};
-use super::parse::{HistoryError, Problems, for_each_event};
+use super::format::{HistoryFormat, for_each_event};
+use super::parse::{HistoryError, Problems};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -109,6 +110,10 @@ pub struct History {
     pub open_at_end: usize,
     /// The phase of the last event that carried one (the default final phase).
     pub last_phase: Option<u32>,
+    /// Times are positions in the file, not nanoseconds (a Jepsen log, a Knossos file).
+    pub logical_time: bool,
+    /// Jepsen `:time` values that went back and were raised to keep the file's order.
+    pub times_raised: usize,
     keys: Interner,
     values: Interner,
     labels: Interner,
@@ -130,12 +135,40 @@ struct Builder {
 impl History {
     /// Reads and validates JSON Lines. Any malformed line refuses the whole history.
     pub fn parse(reader: impl BufRead) -> Result<History, HistoryError> {
+        History::read(reader, HistoryFormat::Jsonl)
+    }
+
+    /// Reads and validates a history in `format` (JSON Lines, Jepsen EDN or `jepsen.util`
+    /// log lines; `Auto` detects it). Any malformed line refuses the whole history.
+    pub fn read(reader: impl BufRead, format: HistoryFormat) -> Result<History, HistoryError> {
+        History::build(reader, format, |_| {})
+    }
+
+    /// Like [`History::read`], also returning the events read (for `--export`).
+    pub fn read_events(
+        reader: impl BufRead,
+        format: HistoryFormat,
+    ) -> Result<(History, Vec<Event>), HistoryError> {
+        let mut events = Vec::new();
+        let h = History::build(reader, format, |e| events.push(e.to_event()))?;
+        Ok((h, events))
+    }
+
+    fn build(
+        reader: impl BufRead,
+        format: HistoryFormat,
+        mut keep: impl FnMut(&RawEvent<'_>),
+    ) -> Result<History, HistoryError> {
         let mut problems = Problems::default();
         let mut b = Builder::new();
-        for_each_event(reader, &mut problems, |line, e, problems| {
+        let times = for_each_event(reader, format, &mut problems, |line, e, problems| {
+            keep(&e);
             b.push(line, e, problems)
         })?;
-        b.finish(problems)
+        let mut h = b.finish(problems)?;
+        h.logical_time = times.logical;
+        h.times_raised = times.raised;
+        Ok(h)
     }
 
     /// Validates events already in memory (the scenario runner's path); problems are
@@ -173,6 +206,11 @@ impl History {
             .map_or("?", String::as_str)
     }
 
+    /// The id of a key, if the history has it.
+    pub fn key_id(&self, name: &str) -> Option<u32> {
+        self.keys.ids.get(name).copied()
+    }
+
     /// The id of a label, if the history has it.
     pub fn label_id(&self, name: &str) -> Option<u32> {
         self.labels.ids.get(name).copied()
@@ -202,6 +240,8 @@ impl History {
             events: self.events,
             open_at_end: self.open_at_end,
             last_phase: self.last_phase,
+            logical_time: self.logical_time,
+            times_raised: self.times_raised,
             keys: self.keys.clone(),
             values: self.values.clone(),
             labels: self.labels.clone(),

@@ -31,6 +31,9 @@ pub struct LostWrite {
     pub write: OpRef,
     /// How many acknowledged writes to the key are lost.
     pub writes_lost: usize,
+    /// The `index` of each of them (for the picture; the JSON gives their number).
+    #[serde(skip)]
+    pub lost_indices: Vec<u64>,
     /// The final read.
     pub final_read: OpRef,
 }
@@ -136,10 +139,12 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
             .and_then(|v| sources.latest_end(f.key, v, f_complete));
         let mut lost: Option<&Op> = None;
         let mut n_lost = 0;
+        let mut lost_indices = Vec::new();
         for w in ws.iter().filter(|w| w.complete_or_max() < f.invoke) {
             report.writes_checked += 1;
             if reach.is_none_or(|end| end < w.invoke) {
                 n_lost += 1;
+                lost_indices.push(w.index);
                 if lost.is_none_or(|l| w.complete > l.complete) {
                     lost = Some(w);
                 }
@@ -152,6 +157,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
                 key: history.key_name(k as u32).to_string(),
                 write: OpRef::new(history, w),
                 writes_lost: n_lost,
+                lost_indices,
                 final_read: OpRef::new(history, f),
             });
         }

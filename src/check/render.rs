@@ -41,6 +41,13 @@ pub fn summary(r: &CheckReport) -> String {
             h.open_at_end
         );
     }
+    if h.times_raised > 0 {
+        let _ = write!(
+            s,
+            ", {} Jepsen :time values went back and were raised to keep the file's order",
+            h.times_raised
+        );
+    }
     if let Some(mode) = &h.mode_filter {
         let _ = write!(s, " (mode {mode} only)");
     }

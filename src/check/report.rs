@@ -200,9 +200,16 @@ pub struct HistorySummary {
     pub processes: usize,
     /// Invokes with no completion at the end, treated as `info`.
     pub open_at_end: usize,
+    /// Jepsen `:time` values that went back and were raised to keep the file's order.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub times_raised: usize,
     /// The `--mode` filter applied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode_filter: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Everything a check found.
