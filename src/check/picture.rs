@@ -4,7 +4,7 @@
 //!
 //! Where it sits: draws a [`FailureView`] from [`super::explain`]. The SVG is written by hand
 //! (no script, nothing fetched): each bar carries a `<title>` (the browser shows it on
-//! hover) and its label is clipped to the bar. Colours and page style are those of the
+//! hover) and its label is clipped to the room its lane leaves it. Colours and page style are those of the
 //! scenario report, which takes them from here. What the marks mean:
 //! - blue bars with `#n`: the longest prefix the search could linearize, `n` its order;
 //! - the red bar: the operation no linearization could place, with a dashed red line at its
@@ -33,7 +33,7 @@ pub const RED: (u8, u8, u8) = (214, 39, 40);
 pub const PURPLE: (u8, u8, u8) = (148, 103, 189);
 
 /// The style sheet of caplab's pages.
-pub const STYLE: &str = "body{font-family:sans-serif;max-width:1240px;margin:1em auto;color:#222}\ntable{border-collapse:collapse;margin:.5em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}\n.pass{color:#1a7f37}.fail{color:#c62828;font-weight:bold}figure{margin:.5em 0}.note{color:#666}\n.legend span{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px;vertical-align:middle}\npre{background:#f6f8fa;padding:.6em;font-size:13px;white-space:pre-wrap}\n";
+pub const STYLE: &str = "body{font-family:sans-serif;max-width:1240px;margin:1em auto;color:#222}\ntable{border-collapse:collapse;margin:.5em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}\n.pass{color:#1a7f37}.fail{color:#c62828;font-weight:bold}figure{margin:.5em 0}.note{color:#666}\n.legend span{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px;vertical-align:middle}\nfigure svg{max-width:100%;height:auto}\npre{background:#f6f8fa;padding:.6em;font-size:13px;white-space:pre-wrap}\n";
 
 fn rgb(c: (u8, u8, u8)) -> String {
     format!("rgb({},{},{})", c.0, c.1, c.2)
@@ -199,8 +199,15 @@ pub fn svg(v: &FailureView) -> String {
             })),
         );
     }
-    for o in &v.ops {
+    for (i, o) in v.ops.iter().enumerate() {
         let lane = lanes.iter().position(|&p| p == o.op.process).unwrap_or(0);
+        // The label may run past a short bar, up to the next operation in its lane.
+        let room = v.ops[i + 1..]
+            .iter()
+            .find(|n| n.op.process == o.op.process)
+            .map_or(LEFT + plot_w, |n| x(n.op.invoke_ns))
+            - x(o.op.invoke_ns)
+            - 3.0;
         let y = TOP + LANE * lane as f64 + (LANE - BAR) / 2.0;
         let x0 = x(o.op.invoke_ns);
         let x1 = o.op.complete_ns.map_or(LEFT + plot_w, x);
@@ -226,10 +233,11 @@ pub fn svg(v: &FailureView) -> String {
             stuck = if o.stuck { " data-stuck=\"true\"" } else { "" },
             title = escape(&o.op.describe()),
         );
-        // The label, clipped to its bar by a nested viewport.
+        // The label, clipped by a nested viewport to the room its lane leaves it.
         let _ = write!(
             s,
-            "<svg x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BAR}\"><text x=\"4\" y=\"13\" fill=\"#222\">{}</text></svg>",
+            "<svg x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{BAR}\"><text x=\"4\" y=\"13\" fill=\"#222\">{}</text></svg>",
+            room.max(w),
             escape(&text)
         );
         let mut marks = Vec::new();
