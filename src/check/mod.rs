@@ -7,18 +7,20 @@
 //!
 //! ## Public API
 //!
-//! - [`Event`] (with [`EventType`], [`OpKind`]): one line of the history, a serde struct that
-//!   serialises to exactly the format,
-//!   `{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}`,
-//!   plus the optional `mode`, `session`, `node`, `version`, `staleness_ms`, `phase`.
-//! - [`History::parse`] (a reader of JSON Lines) and [`History::from_events`]`(&[Event])`
-//!   (events in memory; the "line" of a problem is then the event's 1-based position)
-//!   validate a history; a broken one is refused whole with [`HistoryError`], which lists
-//!   each problem with its line number.
+//! - [`Event`] (with [`EventType`], [`OpKind`]): one line of the history, serialised as
+//!   `{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}`
+//!   (a compare-and-set's `value` is `[expected, new]`), plus the optional `mode`, `session`,
+//!   `node`, `version`, `staleness_ms`, `phase`.
+//! - [`History::parse`] (JSON Lines), [`History::read`] (any [`HistoryFormat`]: JSON Lines,
+//!   Jepsen's `history.edn`, `jepsen.util` log lines, or detected) and
+//!   [`History::from_events`]`(&[Event])` (events in memory; the "line" of a problem is then
+//!   the event's 1-based position) validate a history; a broken one is refused whole with
+//!   [`HistoryError`], which lists each problem with its line number.
 //! - [`check_history`]`(&History, &CheckOptions) -> CheckReport` runs every checker; the
 //!   report is `Serialize` (the `--json` output, and what the runner embeds in
 //!   `report.json`), [`CheckReport::exit_code`] gives 0 valid, 1 invalid, 2 unknown, and
-//!   [`render::summary`] prints it for people.
+//!   [`render::summary`] prints it for people; [`explain::view`] and [`picture::page`] draw
+//!   why it is not linearizable; [`edn::write_edn`] writes events as Jepsen EDN.
 //! - [`generate`]: a generator of histories from a real sequential register under random
 //!   concurrency, public as test support for the property tests and benchmarks.
 //!
@@ -26,19 +28,22 @@
 //!
 //! | file | what it finds |
 //! |---|---|
-//! | `linearizable.rs`, `wgl.rs`, `searcher.rs`, `entries.rs`, `memo.rs` | per-key linearizability of a register (Wing-Gong-Lowe with Porcupine's memo) |
-//! | `stale.rs` | reads of values definitely overwritten before the read began, with ages |
+//! | `linearizable.rs`, `wgl.rs`, `searcher.rs`, `entries.rs`, `memo.rs` | per-key linearizability of a read/write/cas register (Wing-Gong-Lowe with Porcupine's memo) |
+//! | `stale.rs` | reads of values definitely overwritten before the read began, with ages and their share per age bucket |
 //! | `lost.rs` | acknowledged writes missing from the final read |
 //! | `session.rs` | read-your-writes and monotonic-read violations per session |
 //! | `availability.rs` | ok / fail / info per f, mode, phase |
 //! | `sources.rs` | the shared index: which writes a value could have come from |
-//! | `event.rs`, `parse.rs`, `history.rs` | the history format, reading it, validating it |
+//! | `event.rs`, `raw.rs`, `parse.rs`, `history.rs`, `builder.rs` | the history format, an event as read, reading JSON Lines, the validated history and its builder |
+//! | `format.rs`, `edn.rs`, `jepsen_log.rs`, `jepsen.rs` | which format a file is in; Jepsen's `history.edn` in and out, its log lines in, and its operations as events |
 //! | `report.rs`, `render.rs` | the report types and the readable summary |
+//! | `explain.rs`, `picture.rs` | the failing key as data, and drawn (`--html`, the scenario report) |
 //!
 //! The exact definitions (what "older" means when values repeat and operations overlap) are
 //! in each file's docs and in `docs/decisions.md`.
 
 pub mod availability;
+mod builder;
 pub mod edn;
 mod entries;
 pub mod event;
@@ -53,6 +58,7 @@ pub mod lost;
 mod memo;
 pub mod parse;
 pub mod picture;
+mod raw;
 pub mod render;
 pub mod report;
 mod searcher;

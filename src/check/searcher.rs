@@ -137,6 +137,7 @@ impl<'a> Searcher<'a> {
     }
 
     /// Whether a callable operation observes `value`: a read of it, or a cas expecting it.
+    #[inline]
     pub(crate) fn callable_observer_of(&self, value: u32) -> bool {
         let mut n = self.list.next[0];
         while n != NIL && self.list.is_call[n as usize] {
@@ -192,6 +193,7 @@ impl<'a> Searcher<'a> {
     /// every callable unobserved write if it is a plain write (they are placed just before
     /// it, where nothing can read them; never before a cas, which needs the state it found).
     /// Lifted only if the configuration is new.
+    #[inline]
     pub(crate) fn try_lift(&mut self, node: u32, state: u32, forced: bool) -> Insert {
         let i = self.list.op[node as usize] as usize;
         let mut absorbed = std::mem::take(&mut self.scratch);
@@ -230,6 +232,7 @@ impl<'a> Searcher<'a> {
     }
 
     /// Updates the counters for operation `i` being lifted (`lift`) or put back.
+    #[inline]
     fn account(&mut self, i: usize, lift: bool) {
         let o = self.ops[i];
         let det = o.complete.is_some();
@@ -267,6 +270,7 @@ impl<'a> Searcher<'a> {
 
     /// One observer of `state` fewer (`lift`) or more: the determinate writes of a value
     /// are unobserved exactly while it has no pending observer.
+    #[inline]
     fn observe(&mut self, state: u32, lift: bool) {
         let c = &mut self.counts[state as usize];
         if lift {
