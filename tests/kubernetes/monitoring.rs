@@ -148,11 +148,9 @@ const RULE_FILE: &str = "deploy/kubernetes/components/prometheus-operator/promet
 fn generated_rule_file() -> String {
     let current = read(RULE_FILE);
     let header = &current[..current.find("apiVersion:").expect("an object")];
-    let text = format!(
-        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: caplab\n  \
-         labels:\n    app.kubernetes.io/component: monitoring\nspec:\n  groups: []\n"
-    );
-    let mut doc = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
+    let text = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: caplab\n  \
+         labels:\n    app.kubernetes.io/component: monitoring\nspec:\n  groups: []\n";
+    let mut doc = YamlLoader::load_from_str(text).expect("YAML").remove(0);
     if let Yaml::Hash(spec) = &mut doc["spec"] {
         spec.insert(
             Yaml::String("groups".into()),
