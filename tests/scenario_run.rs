@@ -347,6 +347,54 @@ async fn an_unreachable_target_exits_2_naming_it() {
     );
 }
 
+#[tokio::test]
+async fn node_steps_against_given_endpoints_are_refused_before_anything_runs() {
+    // Against a deployment the runner did not start (docker-compose, Kubernetes) a node step
+    // cannot happen: the run is refused before any target or Toxiproxy is asked, naming the
+    // step, its line and why. Every endpoint here is closed, so reaching one would fail
+    // differently.
+    let dir = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/replica-crash.toml");
+    let closed = caplab::lab::ports::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{closed}");
+    let args = vec![
+        "--cp".to_string(),
+        url.clone(),
+        "--ap".into(),
+        url,
+        "--toxiproxy".into(),
+        format!("127.0.0.1:{closed}"),
+    ];
+    let out = dir.path().join("o");
+    let (code, _, stderr) = run_binary(&args, &file, &out).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    let kill_line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim() == "action = \"kill\"")
+        .expect("a kill step");
+    for needle in [
+        "\"kill g2\"".to_string(),
+        "run it with --lab".into(),
+        "nothing was run".into(),
+        "Kubernetes".into(),
+    ] {
+        assert!(stderr.contains(&needle), "lacks {needle}: {stderr}");
+    }
+    // The step's line is named: its `[[step]]` header or its action line, as the file
+    // reader counts lines (1-based).
+    assert!(
+        (kill_line - 1..=kill_line + 1).any(|l| stderr.contains(&format!("line {l}:"))),
+        "no line near {}: {stderr}",
+        kill_line + 1
+    );
+    assert!(
+        !stderr.contains("cannot reach CP") && !stderr.contains("Toxiproxy:"),
+        "{stderr}"
+    );
+    assert!(!out.join("history.jsonl").exists(), "a run started");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_mid_fault_resets_the_proxies_and_exits_2() {
     let topo = Topology::start().await;

@@ -82,15 +82,17 @@ pub enum RunError {
         /// The proxy.
         proxy: String,
     },
-    /// Node or failover steps without a lab.
+    /// Node or failover steps without a lab: refused before anything is contacted.
     #[error(
-        "scenario {name:?} acts on the lab's processes (a node step or a failover, line {line}); that needs the local lab: run it with --lab"
+        "scenario {name:?}, line {line}: the step \"{step}\" acts on a lab process (a node step or a failover), which caplab can do only in a lab it starts itself: run it with --lab. Against endpoints given with --cp, --ap and --toxiproxy (docker-compose, Kubernetes) caplab has no hold on the processes, so nothing was run; there, leave such steps out and act on the node yourself (on Kubernetes: deploy/kubernetes/README.md, \"Node steps\")"
     )]
     NeedsLab {
         /// The scenario.
         name: String,
         /// The first such step's line.
         line: usize,
+        /// What that step does (`kill g2`).
+        step: String,
     },
     /// A step failed; the fault did not happen as planned.
     #[error(transparent)]
@@ -173,6 +175,7 @@ pub async fn run_scenario<L: LabControl>(
             return Err(RunError::NeedsLab {
                 name: scenario.name.clone(),
                 line: step.line,
+                step: step.action.describe(),
             });
         }
     }

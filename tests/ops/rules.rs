@@ -48,6 +48,7 @@ fn scrape_configs_pass_promtool_check() {
     for config in [
         "prometheus/prometheus.yml",
         "prometheus/prometheus-local.yml",
+        "prometheus/prometheus-kubernetes.yml",
     ] {
         promtool_ok(&["check", "config", config]);
     }
@@ -61,6 +62,11 @@ fn scrape_configs_scrape_both_personalities_with_their_mode_and_load_the_rules()
             "prometheus/prometheus-local.yml",
             "127.0.0.1:5001",
             "127.0.0.1:5002",
+        ),
+        (
+            "prometheus/prometheus-kubernetes.yml",
+            "app-cp-metrics:5001",
+            "app-ap-metrics:5002",
         ),
     ] {
         let doc = yaml(config);
