@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::runner::Endpoints;
 use super::sampler::Sample;
+use super::settle::{self, Settled};
 use super::spec::{Phase, Target, Workload};
 use super::stats::GroupSummary;
 use super::thresholds::{ThresholdResult, describe};
@@ -20,6 +21,9 @@ use super::timeline::{FaultWindow, StepRecord};
 use crate::check::CheckReport;
 use crate::check::explain::FailureView;
 use crate::check::render::by_age;
+
+/// How many lost writes `report.md` lists one by one.
+const LOST_SHOWN: usize = 20;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +36,8 @@ pub struct Report {
     pub started_unix_ms: u64,
     /// How long the load really ran, ms.
     pub load_ms: f64,
+    /// The wait for the pair before the final reads (`null`: no final reads).
+    pub settled: Option<Settled>,
     /// Load, final reads and check, ms.
     pub elapsed_ms: f64,
     /// Where it ran.
@@ -256,6 +262,28 @@ pub fn markdown(r: &Report) -> String {
                 (None, true) => "never (still failing or stale at the end of the load)".into(),
                 (Some(v), true) => format!("{v:.0} ms"),
             }
+        );
+        let lost = &c.lost_writes.lost;
+        if !lost.is_empty() {
+            let _ = writeln!(
+                s,
+                "
+Lost acknowledged writes, in the order acknowledged (first {} of {}; all in `report.json`):
+",
+                lost.len().min(LOST_SHOWN),
+                lost.len()
+            );
+            for l in lost.iter().take(LOST_SHOWN) {
+                let _ = writeln!(s, "- {}", l.describe());
+            }
+        }
+    }
+    if let Some(st) = &r.settled {
+        let _ = writeln!(
+            s,
+            "
+Before the final reads: {}.",
+            settle::describe(st)
         );
     }
     let _ = writeln!(

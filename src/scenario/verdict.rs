@@ -10,6 +10,7 @@ use super::generator::scheduled_ops;
 use super::report::{self, Report, TargetReport};
 use super::runner::{Endpoints, RunError, RunOptions, RunOutcome};
 use super::sampler::{self, Sample};
+use super::settle::Settled;
 use super::spec::{FINAL_PHASE, Scenario};
 use super::stats::{Stats, converge_after};
 use super::thresholds::{Measured, evaluate};
@@ -27,6 +28,7 @@ pub(super) struct Recorded<'a> {
     pub(super) started_unix_ms: u64,
     pub(super) t0: Instant,
     pub(super) load_ms: f64,
+    pub(super) settled: Option<Settled>,
 }
 
 /// Checks, evaluates, writes the reports.
@@ -45,6 +47,7 @@ pub(super) async fn conclude(
         started_unix_ms,
         t0,
         load_ms,
+        settled,
     } = recorded;
     let w = &scenario.workload;
     let history_path: PathBuf = history_path.to_path_buf();
@@ -156,6 +159,7 @@ pub(super) async fn conclude(
         description: scenario.description.clone(),
         started_unix_ms,
         load_ms,
+        settled,
         elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
         endpoints: endpoints.clone(),
         workload: w.clone(),
