@@ -104,8 +104,10 @@ fn every_shipped_scenario_validates() {
     for required in [
         "baseline",
         "blackhole-g2",
+        "failover-split-brain",
         "flaky-link",
         "load-test",
+        "primary-crash-failover",
         "primary-partition",
         "replica-crash",
         "replica-slow",

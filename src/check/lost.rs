@@ -245,9 +245,11 @@ mod tests {
     use crate::check::event::Event;
     use crate::check::{CheckOptions, EventType, History, OpKind, check_history};
 
-    /// Builds a history of (f, key, value, invoke ms, complete ms, node, phase) operations,
-    /// each its own process, events in time order.
-    fn history(ops: &[(OpKind, &str, Option<&str>, u64, u64, &str, &str)]) -> History {
+    /// (f, key, value, invoke ms, complete ms, node, phase).
+    type Spec<'a> = (OpKind, &'a str, Option<&'a str>, u64, u64, &'a str, &'a str);
+
+    /// Builds a history of `ok` operations, each its own process, events in time order.
+    fn history(ops: &[Spec<'_>]) -> History {
         let mut events = Vec::new();
         for (p, &(f, key, value, a, b, node, phase)) in ops.iter().enumerate() {
             let value = value.map(str::to_string);

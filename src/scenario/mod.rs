@@ -16,6 +16,7 @@
 //! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness/pair samples, the bar |
 //! | [`settle`] | the wait before the final reads until every target sees the pair whole |
 //! | [`timeline`] | steps at offsets, [`LabControl`], fault windows |
+//! | [`failover`] | the switch, the rejoin, the first answers of the new primary, writes acknowledged alone |
 //! | [`thresholds`], [`report`], [`html`] | verdicts, report.json / report.md / report.html |
 //! | [`annotations`] | fault windows as Grafana annotations (`grafana-annotations.jsonl`) |
 //! | [`runner`] (+ `load.rs`, `verdict.rs`) | preflight, reset, the load and the final reads, check, thresholds, report |
@@ -27,6 +28,7 @@
 
 pub mod annotations;
 pub mod client;
+pub mod failover;
 pub mod file;
 pub mod generator;
 pub mod html;

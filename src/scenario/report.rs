@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::failover::FailoverTimes;
 use super::runner::Endpoints;
 use super::sampler::Sample;
 use super::settle::{self, Settled};
@@ -97,6 +98,8 @@ pub struct TargetReport {
     /// JSON has the failure itself, in `check`).
     #[serde(skip)]
     pub failure: Option<FailureView>,
+    /// Its switch of primaries, the rejoin, the first answers of the new primary.
+    pub failover: FailoverTimes,
 }
 
 /// The fault windows as Grafana annotation bodies ([`super::annotations`]).
@@ -263,6 +266,21 @@ pub fn markdown(r: &Report) -> String {
                 (Some(v), true) => format!("{v:.0} ms"),
             }
         );
+        let f = &t.failover;
+        if let (Some(from), Some(to)) = (&f.from, &f.to) {
+            let o = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+            let _ = writeln!(
+                s,
+                "\nFailover: switched from {from} to {to} at {}; the new primary had a linked replica again at {}; first ok read on {to} at {}, first ok write at {}; reads back {} after the pair was whole; {} writes acknowledged while no second copy could be made.",
+                o(f.switch_ms),
+                o(f.whole_again_ms),
+                o(f.first_ok_read_ms),
+                o(f.first_ok_write_ms),
+                o(f.read_recovery_ms),
+                f.acked_writes_without_replica
+                    .map_or("?".to_string(), |n| n.to_string())
+            );
+        }
         let lost = &c.lost_writes.lost;
         if !lost.is_empty() {
             let _ = writeln!(

@@ -40,6 +40,9 @@ pub struct PairView {
     pub whole: bool,
     /// The other node's measured staleness, ms.
     pub replica_staleness_ms: Option<u64>,
+    /// When the target's replication poll that saw the roles and the link was made, Unix ms
+    /// (the view is as of then, up to `REPLICATION_POLL_MS` before the sample).
+    pub polled_at_unix_ms: Option<u64>,
 }
 
 impl PairView {
@@ -59,10 +62,15 @@ impl PairView {
             .get("staleness_ms")
             .and_then(|s| s.get(other))
             .and_then(|v| v.as_u64());
+        let polled_at_unix_ms = r
+            .get("poll")
+            .and_then(|p| p.get("polled_at_unix_ms"))
+            .and_then(|v| v.as_u64());
         Some(PairView {
             primary,
             whole,
             replica_staleness_ms,
+            polled_at_unix_ms,
         })
     }
 
@@ -220,11 +228,13 @@ mod tests {
             "roles": {"g1": "replica", "g2": "primary"},
             "link_status": "up",
             "staleness_ms": {"g1": 120, "g2": 3},
+            "poll": {"polled_at_unix_ms": 1700000000123u64},
         });
         let view = PairView::parse(&body).unwrap();
         assert_eq!(view.primary, "g2");
         assert!(view.whole && view.settled());
         assert_eq!(view.replica_staleness_ms, Some(120));
+        assert_eq!(view.polled_at_unix_ms, Some(1_700_000_000_123));
         // Both say primary (the deposed one not yet reconfigured): not whole.
         let mut split = body.clone();
         split["roles"]["g1"] = "primary".into();
