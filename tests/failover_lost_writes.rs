@@ -159,7 +159,10 @@ async fn split_brain_lost_writes_are_exactly_the_acknowledged_writes_missing_on_
         let reach = match last {
             None => None,
             Some(v) => {
-                let w = ws.iter().find(|w| w.value == v).expect("a write of the final value");
+                let w = ws
+                    .iter()
+                    .find(|w| w.value == v)
+                    .expect("a write of the final value");
                 Some(w.complete.unwrap_or(u64::MAX))
             }
         };
@@ -189,7 +192,10 @@ async fn split_brain_lost_writes_are_exactly_the_acknowledged_writes_missing_on_
     let cut_ms = report.steps[0].applied_ms;
     for l in lost {
         assert_eq!(l.node.as_deref(), Some("g1"), "{l:?}");
-        assert!(l.acknowledged_ms >= cut_ms - 50.0, "{l:?} before the cut at {cut_ms}");
+        assert!(
+            l.acknowledged_ms >= cut_ms - 50.0,
+            "{l:?} before the cut at {cut_ms}"
+        );
     }
     // The runner recorded the node of every ok completion.
     assert!(

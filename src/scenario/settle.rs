@@ -85,3 +85,16 @@ pub fn describe(s: &Settled) -> String {
         )
     }
 }
+
+/// One line for the demo: how long the pair took to be whole after the heal.
+pub fn describe_wait(s: &Settled) -> String {
+    if s.settled {
+        format!(
+            "whole again after {:.1} s ({} primary, its replica caught up)",
+            s.waited_ms / 1000.0,
+            s.primary.as_deref().unwrap_or("?")
+        )
+    } else {
+        format!("not whole after {:.1} s", s.waited_ms / 1000.0)
+    }
+}
