@@ -261,10 +261,10 @@ async fn read(
 /// certainly finished (acknowledged before it was sent): no order of the two ends with the
 /// final value. A final value written by an unacknowledged write may have landed any time, and
 /// an absent key loses every acknowledged write to it.
-pub fn lost_writes<'a>(
-    writes: &'a [Written],
+pub fn lost_writes(
+    writes: &[Written],
     final_value: impl Fn(Target, &str) -> Option<Option<String>>,
-) -> Vec<&'a Written> {
+) -> Vec<&Written> {
     writes
         .iter()
         .filter(|w| {
