@@ -7,7 +7,7 @@
 //! link first), then the apps' link to `g2`, then a split brain (`cluster_g1` down while the
 //! apps still reach g1: the sentinels promote g2) and its heal, which lasts until both apps
 //! see the old primary rejoined as a replica. Each phase lasts `--phase` (the split brain at
-//! least 4 s, long enough for a promotion). Every figure in the table ([`table`]) is measured
+//! least 4 s and until both apps follow the promotion). Every figure in the table ([`table`]) is measured
 //! in this run: availability, stale reads and their age from what the load saw,
 //! `staleness_ms` from the answers, p99 latency, breaker transitions from each app's
 //! `/metrics`, and the acknowledged writes gone from the final state, read back through CP
@@ -194,6 +194,23 @@ const STEPS: [(&str, &[(&str, bool)]); 7] = [
 /// The split brain lasts at least this: the sentinels promote g2 about 2 s after the cut.
 const SPLIT_AT_LEAST: Duration = Duration::from_secs(4);
 
+/// The longest the split brain waits for the apps to follow a promotion. A sentinel that
+/// aborted a failover (the replication cut: it could not reach the replica) tries again only
+/// after twice the failover timeout, 10 s, so with short phases the promotion comes late.
+const PROMOTION_WAIT_MAX: Duration = Duration::from_secs(25);
+
+/// Whether both apps believe g2 is the primary.
+async fn both_follow_g2(apps: &[String; 2]) -> bool {
+    let http = probe_http();
+    for app in apps {
+        match crate::scenario::sampler::pair_view(&http, app).await {
+            Some(view) if view.primary == "g2" => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// How often the split brain moves to new keys.
 const KEY_SLICE: Duration = Duration::from_millis(500);
 
@@ -300,14 +317,27 @@ async fn run_phases(
         match name {
             "split brain" => {
                 let length = length.max(SPLIT_AT_LEAST);
-                println!("  {name:<20} for {length:?}");
+                println!("  {name:<20} for {length:?}, and until both apps follow the promotion");
                 // New keys every half second: a key g1 took before the apps followed the
                 // promotion is not written again on g2, so its loss stays visible.
                 let mut slice = 0;
-                while start.elapsed() < length {
+                let mut followed = None;
+                while start.elapsed() < PROMOTION_WAIT_MAX
+                    && (start.elapsed() < length || followed.is_none())
+                {
                     slice += 1;
-                    tokio::time::sleep(KEY_SLICE.min(length.saturating_sub(start.elapsed()))).await;
+                    tokio::time::sleep(KEY_SLICE).await;
                     current.store(i * 1000 + slice, Ordering::Relaxed);
+                    if followed.is_none() && both_follow_g2(&apps).await {
+                        followed = Some(start.elapsed());
+                    }
+                }
+                match followed {
+                    Some(t) => println!(
+                        "    both apps followed g2's promotion after {:.1} s",
+                        t.as_secs_f64()
+                    ),
+                    None => println!("    no promotion within {PROMOTION_WAIT_MAX:?}"),
                 }
             }
             "split healed" => {
