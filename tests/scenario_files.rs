@@ -104,8 +104,10 @@ fn every_shipped_scenario_validates() {
     for required in [
         "baseline",
         "blackhole-g2",
+        "failover-split-brain",
         "flaky-link",
         "load-test",
+        "primary-crash-failover",
         "primary-partition",
         "replica-crash",
         "replica-slow",
@@ -340,4 +342,28 @@ fn the_binary_lists_the_shipped_scenarios() {
         text.lines().any(|l| l.starts_with("replica-crash")),
         "{text}"
     );
+}
+
+#[test]
+fn failover_metrics_are_whole_run_and_need_a_fault_step() {
+    let threshold = |metric: &str, extra: &str| {
+        format!(
+            "{GOOD}\n[[threshold]]\ntarget = \"cp\"\nmetric = \"{metric}\"\nmax = 1000\n{extra}lesson = \"l\"\n"
+        )
+    };
+    for metric in ["read_recovery_ms", "acked_writes_without_replica"] {
+        let s = validate_str("ok.toml", &threshold(metric, "")).unwrap();
+        assert_eq!(s.thresholds.last().unwrap().metric.name(), metric);
+        let (_, field, message) = problem(&threshold(metric, "phase = \"during\"\n"));
+        assert!(field.ends_with(".phase"), "{field}: {message}");
+        assert!(message.contains("whole run"), "{message}");
+        // Without a fault step (only the heal) there is nothing to measure.
+        let no_fault = threshold(metric, "").replace(
+            "[[step]]\nat = \"2s\"\naction = \"toxic\"\nproxy = \"cluster_g1\"\ntoxic = \"latency\"\nlatency = 100\njitter = 10\n",
+            "",
+        );
+        let (_, field, message) = problem(&no_fault);
+        assert!(field.ends_with(".metric"), "{field}: {message}");
+        assert!(message.contains("needs a fault step"), "{message}");
+    }
 }

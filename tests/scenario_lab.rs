@@ -112,3 +112,102 @@ async fn lab_runs_node_steps_and_goes_down() {
         .await;
     assert!(answer.is_err(), "the lab's CP still answers at {cp_url}");
 }
+
+const PRIMARY_CRASH: &str = r#"name = "lab-primary-crash"
+targets = ["cp", "ap"]
+[workload]
+rate = 40
+duration = "18s"
+keys = 20
+timeout = "2s"
+settle = "500ms"
+[[phase]]
+name = "before"
+at = "0s"
+[[phase]]
+name = "crash"
+at = "1s"
+[[step]]
+at = "1s"
+action = "kill"
+node = "g1"
+[[step]]
+at = "5s"
+action = "restart"
+node = "g1"
+[[threshold]]
+target = "cp"
+metric = "lost_writes"
+max = 0
+lesson = "CP loses nothing it acknowledged"
+[[threshold]]
+target = "cp"
+metric = "linearizable"
+equals = true
+lesson = "CP stays linearizable"
+[[threshold]]
+target = "cp"
+metric = "acked_writes_without_replica"
+max = 0
+lesson = "CP acknowledges nothing until the old primary has rejoined"
+[[threshold]]
+target = "cp"
+metric = "read_recovery_ms"
+max = 1500
+lesson = "CP reads are back on the new primary within about a second of the pair being whole"
+"#;
+
+/// A killed primary through `caplab scenario run --lab`: the sentinels promote g2, both apps
+/// move to it, CP takes writes again once the restarted g1 is g2's replica, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_primary_crash_moves_both_apps_and_cp_writes_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crash.toml");
+    std::fs::write(&file, PRIMARY_CRASH).unwrap();
+    let out = dir.path().join("out");
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+            .args(["scenario", "run"])
+            .arg(&file)
+            .arg("--lab")
+            .arg("--out")
+            .arg(&out)
+            .arg("--no-progress")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for target in report["targets"].as_array().unwrap() {
+        let f = &target["failover"];
+        assert_eq!(
+            (f["from"].as_str(), f["to"].as_str()),
+            (Some("g1"), Some("g2")),
+            "{} did not move to g2: {f}",
+            target["target"]
+        );
+        assert!(f["first_ok_write_ms"].is_number(), "{f}");
+    }
+    let cp = &report["targets"][0]["failover"];
+    let (whole, write) = (
+        cp["whole_again_ms"].as_f64().unwrap(),
+        cp["first_ok_write_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        write >= whole,
+        "CP wrote on g2 at {write} ms, before g1 rejoined at {whole} ms"
+    );
+    eprintln!("CP: {cp}");
+    assert!(report["settled"]["settled"].as_bool().unwrap());
+}

@@ -13,6 +13,10 @@
 //!   finished before `W` began. Otherwise `W` is lost. An absent final value loses every
 //!   acknowledged write (there are no deletes).
 //! - Keys with acknowledged writes but no final read are *unverified* and counted.
+//!
+//! The report names every lost write ([`LostAck`]: key, value, when it was acknowledged,
+//! which node took it), not only the latest per key: after a split brain each one is a write
+//! a client was told succeeded and that the deposed primary threw away.
 
 use serde::Serialize;
 
@@ -38,6 +42,64 @@ pub struct LostWrite {
     pub final_read: OpRef,
 }
 
+/// One acknowledged write the final state does not reflect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LostAck {
+    /// The key.
+    pub key: String,
+    /// The value it wrote (a cas's new value).
+    pub value: Option<String>,
+    /// When it was acknowledged: its completion time in the history, ms from the history's
+    /// origin (the start of the run for the scenario runner).
+    pub acknowledged_ms: f64,
+    /// When it was sent (its invoke), ms.
+    pub invoked_ms: f64,
+    /// The node that took it (the completion's `node`; `null` when the history does not say).
+    pub node: Option<String>,
+    /// Its mode, when the history has one.
+    pub mode: Option<String>,
+    /// Client process.
+    pub process: u64,
+    /// `index` of its invoke event.
+    pub index: u64,
+    /// Line of its invoke event.
+    pub line: usize,
+}
+
+impl LostAck {
+    fn new(history: &History, op: &Op) -> LostAck {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let label = |l: Option<u32>| l.map(|l| history.label(l).to_string());
+        LostAck {
+            key: history.key_name(op.key).to_string(),
+            value: history.value_text(op.value),
+            acknowledged_ms: ms(op.complete.unwrap_or(op.invoke)),
+            invoked_ms: ms(op.invoke),
+            node: label(op.node),
+            mode: label(op.mode),
+            process: op.process,
+            index: op.index,
+            line: op.line,
+        }
+    }
+
+    /// `"k" = "v" acknowledged at 3.214 s by g1 (index 7, line 8)`.
+    pub fn describe(&self) -> String {
+        let value = self
+            .value
+            .as_deref()
+            .map_or_else(|| "absent".to_string(), |v| format!("{v:?}"));
+        format!(
+            "{:?} = {value} acknowledged at {:.3} s by {} (index {}, line {})",
+            self.key,
+            self.acknowledged_ms / 1000.0,
+            self.node.as_deref().unwrap_or("an unnamed node"),
+            self.index,
+            self.line
+        )
+    }
+}
+
 /// The lost-write section of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LostWritesReport {
@@ -59,6 +121,8 @@ pub struct LostWritesReport {
     pub writes_lost: usize,
     /// The first keys that lost writes (up to `max_examples`), in key-name order.
     pub examples: Vec<LostWrite>,
+    /// Every lost acknowledged write, in the order they were acknowledged (then by key).
+    pub lost: Vec<LostAck>,
 }
 
 pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -> LostWritesReport {
@@ -114,6 +178,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
         count: 0,
         writes_lost: 0,
         examples: Vec::new(),
+        lost: Vec::new(),
     };
     let mut examples = Vec::new();
     for (k, ws) in writes.iter().enumerate() {
@@ -145,6 +210,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
             if reach.is_none_or(|end| end < w.invoke) {
                 n_lost += 1;
                 lost_indices.push(w.index);
+                report.lost.push(LostAck::new(history, w));
                 if lost.is_none_or(|l| w.complete > l.complete) {
                     lost = Some(w);
                 }
@@ -165,6 +231,96 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
     examples.sort_by(|a, b| a.key.cmp(&b.key));
     examples.truncate(opts.max_examples);
     report.examples = examples;
+    report.lost.sort_by(|a, b| {
+        a.acknowledged_ms
+            .total_cmp(&b.acknowledged_ms)
+            .then_with(|| a.key.cmp(&b.key))
+    });
     report.valid = Validity::from_count(report.count);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::event::Event;
+    use crate::check::{CheckOptions, EventType, History, OpKind, check_history};
+
+    /// (f, key, value, invoke ms, complete ms, node, phase).
+    type Spec<'a> = (OpKind, &'a str, Option<&'a str>, u64, u64, &'a str, &'a str);
+
+    /// Builds a history of `ok` operations, each its own process, events in time order.
+    fn history(ops: &[Spec<'_>]) -> History {
+        let mut events = Vec::new();
+        for (p, &(f, key, value, a, b, node, phase)) in ops.iter().enumerate() {
+            let value = value.map(str::to_string);
+            let invoke_value = if f == OpKind::Read {
+                None
+            } else {
+                value.clone()
+            };
+            let mut invoke = Event::new(0, p as u64, EventType::Invoke, f, key, invoke_value, a);
+            let mut ok = Event::new(0, p as u64, EventType::Ok, f, key, value, b);
+            invoke.phase = Some(phase.into());
+            ok.phase = Some(phase.into());
+            ok.node = Some(node.into());
+            events.push(invoke);
+            events.push(ok);
+        }
+        events.sort_by_key(|e| e.time);
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+            e.time *= 1_000_000;
+        }
+        History::from_events(&events).unwrap()
+    }
+
+    #[test]
+    fn every_lost_write_is_listed_with_its_acknowledgement_and_node() {
+        use OpKind::{Read, Write};
+        let h = history(&[
+            (Write, "a", Some("a1"), 0, 10, "g1", "run"),
+            // Two writes the deposed g1 took after the last one g2 has: both lost.
+            (Write, "a", Some("a2"), 20, 30, "g1", "run"),
+            (Write, "a", Some("a3"), 40, 50, "g1", "run"),
+            (Write, "b", Some("b1"), 5, 15, "g2", "run"),
+            (Write, "b", Some("b2"), 25, 35, "g1", "run"),
+            (Read, "a", Some("a1"), 100, 110, "g2", "final"),
+            (Read, "b", Some("b1"), 100, 110, "g2", "final"),
+        ]);
+        let opts = CheckOptions {
+            final_phase: Some("final".into()),
+            ..CheckOptions::default()
+        };
+        let r = check_history(&h, &opts).lost_writes;
+        assert_eq!((r.count, r.writes_lost), (2, 3));
+        let listed: Vec<(&str, Option<&str>, f64, Option<&str>)> = r
+            .lost
+            .iter()
+            .map(|l| {
+                (
+                    l.key.as_str(),
+                    l.value.as_deref(),
+                    l.acknowledged_ms,
+                    l.node.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a", Some("a2"), 30.0, Some("g1")),
+                ("b", Some("b2"), 35.0, Some("g1")),
+                ("a", Some("a3"), 50.0, Some("g1")),
+            ]
+        );
+        assert_eq!(r.lost[0].invoked_ms, 20.0);
+        assert!(
+            r.lost[0]
+                .describe()
+                .starts_with("\"a\" = \"a2\" acknowledged at 0.030 s by g1")
+        );
+        // The per-key examples keep the latest lost write of each key.
+        assert_eq!(r.examples[0].write.value.as_deref(), Some("a3"));
+        assert_eq!(r.examples[0].writes_lost, 2);
+    }
 }

@@ -19,6 +19,9 @@ fn n(count: usize, noun: &str) -> String {
     }
 }
 
+/// How many lost writes the summary lists one by one (the JSON lists every one).
+const LOST_WRITES_SHOWN: usize = 20;
+
 fn pct(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
 }
@@ -169,6 +172,17 @@ pub fn summary(r: &CheckReport) -> String {
             e.writes_lost,
             e.final_read.describe()
         );
+    }
+    if !lw.lost.is_empty() {
+        let shown = lw.lost.len().min(LOST_WRITES_SHOWN);
+        let _ = writeln!(
+            s,
+            "  each lost write, in the order acknowledged ({shown} of {}; all in --json):",
+            lw.lost.len()
+        );
+        for l in lw.lost.iter().take(shown) {
+            let _ = writeln!(s, "    {}", l.describe());
+        }
     }
 
     let se = &r.sessions;

@@ -13,8 +13,10 @@
 //! |---|---|
 //! | [`file`], [`validate`] (+ `validate_step.rs`, `validate_threshold.rs`), [`spec`] | the TOML format, its checks, the validated scenario |
 //! | [`generator`], [`client`], [`recorder`] | schedules and choices, HTTP and outcome mapping, history.jsonl |
-//! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness samples, the bar |
+//! | [`stats`], [`sampler`], [`progress`] | per-second and per-phase figures, breaker/staleness/pair samples, the bar |
+//! | [`settle`] | the wait before the final reads until every target sees the pair whole |
 //! | [`timeline`] | steps at offsets, [`LabControl`], fault windows |
+//! | [`failover`] | the switch, the rejoin, the first answers of the new primary, writes acknowledged alone |
 //! | [`thresholds`], [`report`], [`html`] | verdicts, report.json / report.md / report.html |
 //! | [`annotations`] | fault windows as Grafana annotations (`grafana-annotations.jsonl`) |
 //! | [`runner`] (+ `load.rs`, `verdict.rs`) | preflight, reset, the load and the final reads, check, thresholds, report |
@@ -26,6 +28,7 @@
 
 pub mod annotations;
 pub mod client;
+pub mod failover;
 pub mod file;
 pub mod generator;
 pub mod html;
@@ -35,6 +38,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod settle;
 pub mod spec;
 pub mod stats;
 pub mod thresholds;

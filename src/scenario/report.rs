@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::failover::FailoverTimes;
 use super::runner::Endpoints;
 use super::sampler::Sample;
+use super::settle::{self, Settled};
 use super::spec::{Phase, Target, Workload};
 use super::stats::GroupSummary;
 use super::thresholds::{ThresholdResult, describe};
@@ -20,6 +22,9 @@ use super::timeline::{FaultWindow, StepRecord};
 use crate::check::CheckReport;
 use crate::check::explain::FailureView;
 use crate::check::render::by_age;
+
+/// How many lost writes `report.md` lists one by one.
+const LOST_SHOWN: usize = 20;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +37,8 @@ pub struct Report {
     pub started_unix_ms: u64,
     /// How long the load really ran, ms.
     pub load_ms: f64,
+    /// The wait for the pair before the final reads (`null`: no final reads).
+    pub settled: Option<Settled>,
     /// Load, final reads and check, ms.
     pub elapsed_ms: f64,
     /// Where it ran.
@@ -91,6 +98,8 @@ pub struct TargetReport {
     /// JSON has the failure itself, in `check`).
     #[serde(skip)]
     pub failure: Option<FailureView>,
+    /// Its switch of primaries, the rejoin, the first answers of the new primary.
+    pub failover: FailoverTimes,
 }
 
 /// The fault windows as Grafana annotation bodies ([`super::annotations`]).
@@ -256,6 +265,43 @@ pub fn markdown(r: &Report) -> String {
                 (None, true) => "never (still failing or stale at the end of the load)".into(),
                 (Some(v), true) => format!("{v:.0} ms"),
             }
+        );
+        let f = &t.failover;
+        if let (Some(from), Some(to)) = (&f.from, &f.to) {
+            let o = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+            let _ = writeln!(
+                s,
+                "\nFailover: switched from {from} to {to} at {}; the new primary had a linked replica again at {}; first ok read on {to} at {}, first ok write at {}; reads back {} after the pair was whole; {} writes acknowledged while no second copy could be made.",
+                o(f.switch_ms),
+                o(f.whole_again_ms),
+                o(f.first_ok_read_ms),
+                o(f.first_ok_write_ms),
+                o(f.read_recovery_ms),
+                f.acked_writes_without_replica
+                    .map_or("?".to_string(), |n| n.to_string())
+            );
+        }
+        let lost = &c.lost_writes.lost;
+        if !lost.is_empty() {
+            let _ = writeln!(
+                s,
+                "
+Lost acknowledged writes, in the order acknowledged (first {} of {}; all in `report.json`):
+",
+                lost.len().min(LOST_SHOWN),
+                lost.len()
+            );
+            for l in lost.iter().take(LOST_SHOWN) {
+                let _ = writeln!(s, "- {}", l.describe());
+            }
+        }
+    }
+    if let Some(st) = &r.settled {
+        let _ = writeln!(
+            s,
+            "
+Before the final reads: {}.",
+            settle::describe(st)
         );
     }
     let _ = writeln!(

@@ -18,6 +18,7 @@ use super::progress::Progress;
 use super::recorder::Recorder;
 use super::report::Report;
 use super::sampler;
+use super::settle;
 use super::spec::{FINAL_PHASE, Scenario, StepAction, Target};
 use super::stats::Stats;
 use super::timeline::{self, LabControl, StepFailed, StepRecord};
@@ -276,9 +277,13 @@ async fn execute<L: LabControl>(
         samples
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let mut settled = None;
     if w.final_reads {
         progress.message("settling before the final reads");
         tokio::time::sleep(w.settle).await;
+        progress.message("waiting for the pair to be whole");
+        let bases: Vec<String> = targets.iter().map(|(_, b)| b.clone()).collect();
+        settled = Some(settle::wait_for_pair(&http, &bases, settle::SETTLE_WAIT_MAX).await);
         progress.message("final reads");
         final_reads(ctx.clone()).await;
     }
@@ -295,6 +300,7 @@ async fn execute<L: LabControl>(
         started_unix_ms,
         t0,
         load_ms,
+        settled,
     };
     conclude(scenario, endpoints, opts, recorded).await
 }

@@ -246,11 +246,17 @@ pub enum Metric {
     /// Time from the last healing step until every operation is ok and fresh again and the
     /// replica has caught up (sampled g2 staleness at most 500 ms), ms.
     ConvergeMs,
+    /// From the moment the new primary has a linked replica again (after the target switched
+    /// primaries) to the target's first `ok` read answered by the new primary, ms.
+    ReadRecoveryMs,
+    /// `ok` writes completed after the first fault step and before the new primary had a
+    /// linked replica again (whole run).
+    AckedWritesWithoutReplica,
 }
 
 impl Metric {
     /// Every metric, by file name.
-    pub const ALL: [(&'static str, Metric); 12] = [
+    pub const ALL: [(&'static str, Metric); 14] = [
         ("availability", Metric::Availability),
         ("read_availability", Metric::ReadAvailability),
         ("write_availability", Metric::WriteAvailability),
@@ -263,6 +269,11 @@ impl Metric {
         ("lost_writes", Metric::LostWrites),
         ("linearizable", Metric::Linearizable),
         ("converge_ms", Metric::ConvergeMs),
+        ("read_recovery_ms", Metric::ReadRecoveryMs),
+        (
+            "acked_writes_without_replica",
+            Metric::AckedWritesWithoutReplica,
+        ),
     ];
 
     /// Its name in files and reports.
@@ -281,6 +292,8 @@ impl Metric {
                 | Metric::LostWrites
                 | Metric::Linearizable
                 | Metric::ConvergeMs
+                | Metric::ReadRecoveryMs
+                | Metric::AckedWritesWithoutReplica
         )
     }
 

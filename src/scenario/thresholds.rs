@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use super::failover::FailoverTimes;
 use super::spec::{Bound, Metric, Threshold};
 use super::stats::Group;
 use crate::check::{CheckReport, Validity};
@@ -25,6 +26,8 @@ pub struct Measured<'a> {
     pub converge_ms: Option<f64>,
     /// Whether the scenario has a phase for the final reads.
     pub final_phase: Option<&'a str>,
+    /// The failover measures.
+    pub failover: &'a FailoverTimes,
 }
 
 impl Measured<'_> {
@@ -87,6 +90,23 @@ impl Measured<'_> {
                 self.converge_ms
                     .is_none()
                     .then(|| "still failing or stale when the load ended".into()),
+            ),
+            Metric::ReadRecoveryMs => {
+                let f = self.failover;
+                let why = match (&f.to, f.whole_again_ms, f.first_ok_read_ms) {
+                    (None, _, _) => "the target never switched primaries",
+                    (Some(_), None, _) => "the new primary never had a linked replica again",
+                    (Some(_), Some(_), None) => "no ok read on the new primary",
+                    _ => "",
+                };
+                (f.read_recovery_ms, (!why.is_empty()).then(|| why.into()))
+            }
+            Metric::AckedWritesWithoutReplica => (
+                self.failover.acked_writes_without_replica.map(|n| n as f64),
+                self.failover
+                    .acked_writes_without_replica
+                    .is_none()
+                    .then(|| "no fault step was applied".into()),
             ),
         }
     }

@@ -81,6 +81,20 @@ impl Validator<'_> {
                 "converge_ms needs a healing step (up, remove_toxic, heal, continue, restart)",
             );
         }
+        if matches!(
+            metric,
+            Some(Metric::ReadRecoveryMs | Metric::AckedWritesWithoutReplica)
+        ) && !steps.iter().any(|s| !s.action.heals())
+        {
+            self.err(
+                &t.metric,
+                format!("{field}.metric"),
+                format!(
+                    "{} measures a failover: it needs a fault step (down, toxic, kill, stop, failover)",
+                    t.metric.get_ref()
+                ),
+            );
+        }
         if t.lesson.get_ref().trim().is_empty() {
             self.err(
                 &t.lesson,

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::failover;
 use super::generator::scheduled_ops;
 use super::report::{self, Report, TargetReport};
 use super::runner::{Endpoints, RunError, RunOptions, RunOutcome};
 use super::sampler::{self, Sample};
+use super::settle::Settled;
 use super::spec::{FINAL_PHASE, Scenario};
 use super::stats::{Stats, converge_after};
 use super::thresholds::{Measured, evaluate};
@@ -27,6 +29,7 @@ pub(super) struct Recorded<'a> {
     pub(super) started_unix_ms: u64,
     pub(super) t0: Instant,
     pub(super) load_ms: f64,
+    pub(super) settled: Option<Settled>,
 }
 
 /// Checks, evaluates, writes the reports.
@@ -45,6 +48,7 @@ pub(super) async fn conclude(
         started_unix_ms,
         t0,
         load_ms,
+        settled,
     } = recorded;
     let w = &scenario.workload;
     let history_path: PathBuf = history_path.to_path_buf();
@@ -60,13 +64,30 @@ pub(super) async fn conclude(
         .iter()
         .map(|t| t.as_str().to_string())
         .collect();
+    let fault_ms = records
+        .iter()
+        .filter(|r| !r.heals && r.error.is_none())
+        .map(|r| r.applied_ms)
+        .min_by(f64::total_cmp);
+    let end_ms = w.duration.as_secs_f64() * 1000.0;
+    let all_samples = samples.clone();
     let checks = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
         let history = History::parse(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
         Ok::<_, String>(
             modes
                 .into_iter()
-                .map(|m| {
+                .enumerate()
+                .map(|(ti, m)| {
+                    let target_samples = all_samples.get(ti).map_or(&[][..], Vec::as_slice);
+                    let failover = failover::measure(
+                        &history,
+                        &m,
+                        target_samples,
+                        fault_ms,
+                        end_ms,
+                        started_unix_ms,
+                    );
                     let check = check_history(
                         &history,
                         &CheckOptions {
@@ -75,7 +96,7 @@ pub(super) async fn conclude(
                         },
                     );
                     let failure = view(&history, &check);
-                    (check, failure)
+                    (check, failure, failover)
                 })
                 .collect::<Vec<_>>(),
         )
@@ -91,7 +112,9 @@ pub(super) async fn conclude(
         .max();
     let mut target_reports = Vec::new();
     let mut results = Vec::new();
-    for (ti, (&target, (check, failure))) in scenario.targets.iter().zip(checks).enumerate() {
+    for (ti, (&target, (check, failure, failover))) in
+        scenario.targets.iter().zip(checks).enumerate()
+    {
         let s = &stats.targets[ti];
         // Converged when operations are ok and fresh again and the replica has caught up.
         let target_samples = samples.get(ti).map_or(&[][..], Vec::as_slice);
@@ -107,6 +130,7 @@ pub(super) async fn conclude(
             check: &check,
             converge_ms,
             final_phase: w.final_reads.then_some(FINAL_PHASE),
+            failover: &failover,
         };
         results.extend(
             scenario
@@ -146,16 +170,17 @@ pub(super) async fn conclude(
             samples: samples.get(ti).cloned().unwrap_or_default(),
             check,
             failure,
+            failover,
         });
     }
     let passed = results.iter().all(|r| r.passed);
     let exit_code = u8::from(!passed);
-    let end_ms = w.duration.as_secs_f64() * 1000.0;
     let report = Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         started_unix_ms,
         load_ms,
+        settled,
         elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
         endpoints: endpoints.clone(),
         workload: w.clone(),

@@ -42,7 +42,7 @@ pub fn listed() -> BTreeMap<String, String> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields.len(), 2, "{LIST}:{}: want `<name> <source>`", n + 1);
         assert!(
-            ["caplab", "toxiproxy", "prometheus"].contains(&fields[1]),
+            ["caplab", "caplab-sentinels", "toxiproxy", "prometheus"].contains(&fields[1]),
             "{LIST}:{}: unknown source {}",
             n + 1,
             fields[1]

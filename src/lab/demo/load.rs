@@ -4,10 +4,13 @@
 //! Client side of the data path: it talks to app_cp and app_ap exactly as a user would. A
 //! read is *stale* when it returns an older version than a write of the same key that was
 //! acknowledged (200) before the read began; its age is how long before the read the first
-//! such newer write was acknowledged.
+//! such newer write was acknowledged. Each phase writes its own keys (`demo-<mode>-p<phase>-<n>`;
+//! the split brain new ones every half second), so a key the deposed primary took in the split
+//! brain is not written again afterwards and
+//! reading it back at the end shows whether its acknowledged value survived ([`lost_writes`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,17 +55,38 @@ pub struct Op {
 /// Acknowledged versions per key, in acknowledgement order.
 type Acked = HashMap<String, Vec<(u64, Instant)>>;
 
+/// One write the load sent.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Where it went.
+    pub target: Target,
+    /// Its key.
+    pub key: String,
+    /// Its value (unique per personality).
+    pub value: String,
+    /// When it was sent.
+    pub invoked: Instant,
+    /// When it was acknowledged (200), if it was.
+    pub acked: Option<Instant>,
+}
+
 /// Everything the load recorded. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     ops: Arc<Mutex<Vec<Op>>>,
     acked: Arc<Mutex<Acked>>,
+    writes: Arc<Mutex<Vec<Written>>>,
 }
 
 impl Recorder {
     /// Every operation so far.
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().map(|ops| ops.clone()).unwrap_or_default()
+    }
+
+    /// Every write so far.
+    pub fn writes(&self) -> Vec<Written> {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     fn push(&self, op: Op) {
@@ -105,13 +129,16 @@ pub struct LoadShape {
     pub pause: Duration,
 }
 
-/// Starts `shape.workers` loops against `url`; they run until `stop` is set.
+/// Starts `shape.workers` loops against `url`; they run until `stop` is set, on the keys
+/// named by the number `phase` holds (`1000 * phase index`, plus a slice within the split
+/// brain).
 pub fn spawn_load(
     target: Target,
     url: String,
     shape: &LoadShape,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -122,17 +149,23 @@ pub fn spawn_load(
     let counter = Arc::new(AtomicU64::new(0));
     (0..shape.workers)
         .map(|_| {
-            let (client, url, recorder, stop, counter) = (
+            let (client, url, recorder, stop, counter, phase) = (
                 client.clone(),
                 url.clone(),
                 recorder.clone(),
                 stop.clone(),
                 counter.clone(),
+                phase.clone(),
             );
             let (keys, pause) = (shape.keys.max(1), shape.pause);
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let key = format!("demo-{}-{}", target.name(), rand::random_range(0..keys));
+                    let key = format!(
+                        "demo-{}-p{}-{}",
+                        target.name(),
+                        phase.load(Ordering::Relaxed),
+                        rand::random_range(0..keys)
+                    );
                     let op = if rand::random_bool(0.5) {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
                         write(&client, &url, target, &key, n, &recorder).await
@@ -169,10 +202,20 @@ async fn write(
     let invoked = Instant::now();
     let (status, body) = send(client.post(format!("{url}/write/{key}/v{n}"))).await;
     let latency = invoked.elapsed();
+    let now = Instant::now();
     if status == 200 {
         if let Some(version) = body.as_ref().and_then(|b| b["version"].as_u64()) {
-            recorder.ack(key, version, Instant::now());
+            recorder.ack(key, version, now);
         }
+    }
+    if let Ok(mut writes) = recorder.writes.lock() {
+        writes.push(Written {
+            target,
+            key: key.to_string(),
+            value: format!("v{n}"),
+            invoked,
+            acked: (status == 200).then_some(now),
+        });
     }
     Op {
         target,
@@ -211,6 +254,36 @@ async fn read(
     }
 }
 
+/// The acknowledged writes the final state does not reflect. `final_value` gives each key's
+/// value read back at the end (`Some(None)`: absent; `None`: could not be read, so its writes
+/// are not judged). Values are unique, so the final value names the write it came from; an
+/// acknowledged write is lost when it is not that write and began after that write had
+/// certainly finished (acknowledged before it was sent): no order of the two ends with the
+/// final value. A final value written by an unacknowledged write may have landed any time, and
+/// an absent key loses every acknowledged write to it.
+pub fn lost_writes(
+    writes: &[Written],
+    final_value: impl Fn(Target, &str) -> Option<Option<String>>,
+) -> Vec<&Written> {
+    writes
+        .iter()
+        .filter(|w| {
+            if w.acked.is_none() {
+                return false;
+            }
+            match final_value(w.target, &w.key) {
+                None => false,
+                Some(None) => true,
+                Some(Some(v)) if v == w.value => false,
+                Some(Some(v)) => writes
+                    .iter()
+                    .find(|s| s.target == w.target && s.key == w.key && s.value == v)
+                    .is_none_or(|s| s.acked.is_some_and(|end| end < w.invoked)),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +315,38 @@ mod tests {
             None
         );
         assert_eq!(recorder.stale_age("other", 0, read_at), None);
+    }
+
+    #[test]
+    fn an_acknowledged_write_is_lost_when_the_final_value_came_from_an_earlier_write() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let w = |key: &str, value: &str, invoked: u64, acked: Option<u64>| Written {
+            target: Target::Ap,
+            key: key.into(),
+            value: value.into(),
+            invoked: at(invoked),
+            acked: acked.map(at),
+        };
+        let writes = [
+            w("a", "v1", 0, Some(10)),
+            w("a", "v2", 20, Some(30)), // lost: the final v1 finished before it began
+            w("b", "v3", 0, Some(10)),
+            w("b", "v4", 5, Some(15)), // overlaps v3, which may have landed last: kept
+            w("c", "v5", 0, Some(10)), // the key is gone: lost
+            w("d", "v6", 0, None),     // never acknowledged: nothing promised
+            w("e", "v7", 0, Some(10)), // the key could not be read back: not judged
+        ];
+        let finals = |_: Target, key: &str| match key {
+            "a" => Some(Some("v1".to_string())),
+            "b" => Some(Some("v3".to_string())),
+            "c" | "d" => Some(None),
+            _ => None,
+        };
+        let lost: Vec<&str> = lost_writes(&writes, finals)
+            .iter()
+            .map(|w| w.value.as_str())
+            .collect();
+        assert_eq!(lost, ["v2", "v5"]);
     }
 }

@@ -4,14 +4,19 @@
 //! The experiment: a small concurrent load on both personalities ([`load`]) while replication
 //! is cut and healed without a failover (both cluster links down, the replica's first, so the
 //! sentinels see the primary down but cannot reach the replica to promote it; healed primary's
-//! link first), then the apps' link to `g2`; each phase lasts `--phase`. Every figure in the table ([`table`]) is measured in this run: availability,
-//! stale reads and their age from what the load saw, `staleness_ms` from the answers, p99
-//! latency, breaker transitions from each app's `/metrics`.
+//! link first), then the apps' link to `g2`, then a split brain (`cluster_g1` down while the
+//! apps still reach g1: the sentinels promote g2) and its heal, which lasts until both apps
+//! see the old primary rejoined as a replica. Each phase lasts `--phase` (the split brain at
+//! least 4 s and until both apps follow the promotion). Every figure in the table ([`table`]) is measured
+//! in this run: availability, stale reads and their age from what the load saw,
+//! `staleness_ms` from the answers, p99 latency, breaker transitions from each app's
+//! `/metrics`, and the acknowledged writes gone from the final state, read back through CP
+//! once the pair is whole.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::command::{Interrupt, current_bin, table as lab_table};
@@ -22,11 +27,12 @@ use super::record::LabRecord;
 use super::topology::Lab;
 use crate::faults::{CLUSTER_G1, CLUSTER_G2, FaultDriver, FaultError, G2};
 use crate::metrics::BREAKER_TRANSITIONS;
+use crate::scenario::settle;
 
 pub mod load;
 pub mod table;
 
-use load::{LoadShape, Recorder, Target, spawn_load};
+use load::{LoadShape, Recorder, Target, Written, lost_writes, spawn_load};
 use table::{Phase, render, summarize};
 
 /// `caplab demo`
@@ -38,7 +44,8 @@ pub struct DemoArgs {
     /// Use this Toxiproxy (`http://host:port`, on this machine) instead of `caplab proxy`.
     #[arg(long, value_name = "URL")]
     pub toxiproxy_url: Option<String>,
-    /// How long each phase lasts (before, cut, healed, cut, healed).
+    /// How long each phase lasts (before, cut, healed, cut, healed, split brain, split healed;
+    /// the split brain at least 4 s; its heal also waits for the old primary to rejoin).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub phase: Duration,
     /// Client loops per personality.
@@ -108,10 +115,11 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
         down?;
         return Ok(ExitCode::from(130));
     };
-    let (ops, phases) = outcome?;
+    let (ops, phases, lost) = outcome?;
     reset?;
     down?;
-    let rows = summarize(&ops, &phases);
+    let lost: Vec<&Written> = lost.iter().collect();
+    let rows = summarize(&ops, &phases, &lost);
     println!(
         "\nCP and AP side by side ({} operations in {:.1} s, {} client loops each; the lab is down again)\n",
         ops.len(),
@@ -131,7 +139,17 @@ stale reads: reads that returned an older version than a write acknowledged befo
 replication cut: both cluster links down (cluster_g2 first), so the sentinels cannot reach g2
   to promote it and g1 stays primary. CP refuses writes it cannot get confirmed by g2; AP
   keeps answering and serves stale reads from g2 until its staleness passes MAX_STALENESS_MS
-  (1000 ms here).";
+  (1000 ms here).
+split brain: cluster_g1 down while the apps still reach g1. The sentinels promote g2 (about
+  2 s), the apps follow; until then AP keeps writing to g1. split healed: cluster_g1 up; the
+  phase lasts until both apps see g1 rejoined as g2's replica (Sentinel waits about 10 s
+  before it reconfigures the old primary), then --phase more. CP refuses from the cut until
+  the rejoin: no second copy can be made.
+lost acknowledged writes: writes the phase sent that were answered 200 and are gone from the
+  final state, read back through CP once the pair is whole (each phase writes its own keys,
+  the split brain new ones every 500 ms):
+  the final value is another write's, one that had been acknowledged before this one was sent,
+  or the key is absent.";
 
 /// A previous demo's Redis data would mix old keys into this run: remove it, unless a lab
 /// recorded in `dir` still runs (then `Lab::up` says so).
@@ -157,7 +175,7 @@ fn wipe_old_data(dir: &std::path::Path) -> Result<(), LabError> {
 /// replication cut without a failover takes both cluster links, the replica's first (a
 /// sentinel that lost the primary while it still reached the replica would promote it), and
 /// heals the primary's first.
-const STEPS: [(&str, &[(&str, bool)]); 5] = [
+const STEPS: [(&str, &[(&str, bool)]); 7] = [
     ("before", &[]),
     (
         "replication cut",
@@ -169,11 +187,40 @@ const STEPS: [(&str, &[(&str, bool)]); 5] = [
     ),
     ("g2 cut", &[(G2, false)]),
     ("g2 healed", &[(G2, true)]),
+    ("split brain", &[(CLUSTER_G1, false)]),
+    ("split healed", &[(CLUSTER_G1, true)]),
 ];
 
-async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<(Vec<load::Op>, Vec<Phase>), DemoError> {
+/// The split brain lasts at least this: the sentinels promote g2 about 2 s after the cut.
+const SPLIT_AT_LEAST: Duration = Duration::from_secs(4);
+
+/// The longest the split brain waits for the apps to follow a promotion. A sentinel that
+/// aborted a failover (the replication cut: it could not reach the replica) tries again only
+/// after twice the failover timeout, 10 s, so with short phases the promotion comes late.
+const PROMOTION_WAIT_MAX: Duration = Duration::from_secs(25);
+
+/// Whether both apps believe g2 is the primary.
+async fn both_follow_g2(apps: &[String; 2]) -> bool {
+    let http = probe_http();
+    for app in apps {
+        match crate::scenario::sampler::pair_view(&http, app).await {
+            Some(view) if view.primary == "g2" => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// How often the split brain moves to new keys.
+const KEY_SLICE: Duration = Duration::from_millis(500);
+
+/// What the experiment leaves for the table: every operation, the phases, the lost writes.
+type Outcome = (Vec<load::Op>, Vec<Phase>, Vec<Written>);
+
+async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<Outcome, DemoError> {
     let recorder = Recorder::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(AtomicUsize::new(0));
     let shape = LoadShape {
         workers: args.workers.max(1),
         keys: 8,
@@ -185,6 +232,7 @@ async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<(Vec<load::Op>, Vec<Ph
         &shape,
         recorder.clone(),
         stop.clone(),
+        phase.clone(),
     );
     tasks.extend(spawn_load(
         Target::Ap,
@@ -192,29 +240,118 @@ async fn experiment(lab: &Lab, args: &DemoArgs) -> Result<(Vec<load::Op>, Vec<Ph
         &shape,
         recorder.clone(),
         stop.clone(),
+        phase.clone(),
     ));
-    let phases = run_phases(lab.faults(), [lab.cp_url(), lab.ap_url()], args.phase).await;
+    let phases = run_phases(
+        lab.faults(),
+        [lab.cp_url(), lab.ap_url()],
+        args.phase,
+        &phase,
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    Ok((recorder.ops(), phases?))
+    let writes = recorder.writes();
+    let finals = read_back(&lab.cp_url(), &writes).await;
+    let lost = lost_writes(&writes, |target, key| {
+        finals.get(&(target.name(), key.to_string())).cloned()
+    })
+    .into_iter()
+    .cloned()
+    .collect();
+    Ok((recorder.ops(), phases?, lost))
+}
+
+/// Reads every key an acknowledged write went to through CP (a fenced read of the primary):
+/// `Some(value)` or `None` when absent, per (mode, key); a key CP would not answer within a
+/// few tries is left out (its writes are not judged).
+async fn read_back(
+    cp: &str,
+    writes: &[Written],
+) -> std::collections::HashMap<(&'static str, String), Option<String>> {
+    let keys: std::collections::BTreeSet<(&'static str, String)> = writes
+        .iter()
+        .filter(|w| w.acked.is_some())
+        .map(|w| (w.target.name(), w.key.clone()))
+        .collect();
+    let mut finals = std::collections::HashMap::new();
+    for (mode, key) in keys {
+        for _ in 0..10 {
+            let answer = probe_http().get(format!("{cp}/read/{key}")).send().await;
+            let Ok(answer) = answer else { continue };
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            match status {
+                200 => {
+                    let value = body["value"].as_str().map(str::to_string);
+                    finals.insert((mode, key.clone()), value);
+                    break;
+                }
+                404 => {
+                    finals.insert((mode, key.clone()), None);
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    finals
 }
 
 async fn run_phases(
     faults: &FaultDriver,
     apps: [String; 2],
     length: Duration,
+    current: &AtomicUsize,
 ) -> Result<Vec<Phase>, DemoError> {
     let mut phases = Vec::new();
     let mut counted = [transitions(&apps[0]).await?, transitions(&apps[1]).await?];
-    for (name, changes) in STEPS {
+    for (i, (name, changes)) in STEPS.into_iter().enumerate() {
+        current.store(i * 1000, Ordering::Relaxed);
+        let start = Instant::now();
         for &(proxy, enabled) in changes {
             faults.set_enabled(proxy, enabled).await?;
         }
-        println!("  {name:<20} for {length:?}");
-        let start = Instant::now();
-        tokio::time::sleep(length).await;
+        match name {
+            "split brain" => {
+                let length = length.max(SPLIT_AT_LEAST);
+                println!("  {name:<20} for {length:?}, and until both apps follow the promotion");
+                // New keys every half second: a key g1 took before the apps followed the
+                // promotion is not written again on g2, so its loss stays visible.
+                let mut slice = 0;
+                let mut followed = None;
+                while start.elapsed() < PROMOTION_WAIT_MAX
+                    && (start.elapsed() < length || followed.is_none())
+                {
+                    slice += 1;
+                    tokio::time::sleep(KEY_SLICE).await;
+                    current.store(i * 1000 + slice, Ordering::Relaxed);
+                    if followed.is_none() && both_follow_g2(&apps).await {
+                        followed = Some(start.elapsed());
+                    }
+                }
+                match followed {
+                    Some(t) => println!(
+                        "    both apps followed g2's promotion after {:.1} s",
+                        t.as_secs_f64()
+                    ),
+                    None => println!("    no promotion within {PROMOTION_WAIT_MAX:?}"),
+                }
+            }
+            "split healed" => {
+                println!("  {name:<20} until g1 rejoins as a replica, then {length:?}");
+                let pair =
+                    settle::wait_for_pair(&probe_http(), &apps, settle::SETTLE_WAIT_MAX).await;
+                println!("    {}", settle::describe_wait(&pair));
+                tokio::time::sleep(length).await;
+            }
+            _ => {
+                println!("  {name:<20} for {length:?}");
+                tokio::time::sleep(length).await;
+            }
+        }
         let end = Instant::now();
         let now = [transitions(&apps[0]).await?, transitions(&apps[1]).await?];
         phases.push(Phase {

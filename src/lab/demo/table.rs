@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::load::{Op, Target};
+use super::load::{Op, Target, Written};
 
 /// One phase of the experiment.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct Row {
     pub p99_ms: Option<f64>,
     /// Breaker transitions.
     pub transitions: u64,
+    /// Writes sent in the phase, acknowledged (200), and gone from the final state.
+    pub lost_writes: usize,
 }
 
 impl Row {
@@ -61,8 +63,9 @@ fn p99(mut latencies: Vec<Duration>) -> Option<f64> {
     Some(latencies[at].as_secs_f64() * 1000.0)
 }
 
-/// Summarises the operations of each phase and personality.
-pub fn summarize(ops: &[Op], phases: &[Phase]) -> Vec<Row> {
+/// Summarises the operations of each phase and personality; `lost` are the acknowledged
+/// writes gone from the final state ([`super::load::lost_writes`]).
+pub fn summarize(ops: &[Op], phases: &[Phase], lost: &[&Written]) -> Vec<Row> {
     let mut rows = Vec::new();
     for phase in phases {
         for (i, target) in [Target::Cp, Target::Ap].into_iter().enumerate() {
@@ -84,6 +87,12 @@ pub fn summarize(ops: &[Op], phases: &[Phase]) -> Vec<Row> {
                 max_reported_ms: mine.iter().filter_map(|op| op.reported_staleness_ms).max(),
                 p99_ms: p99(mine.iter().map(|op| op.latency).collect()),
                 transitions: phase.transitions[i],
+                lost_writes: lost
+                    .iter()
+                    .filter(|w| {
+                        w.target == target && w.invoked >= phase.start && w.invoked < phase.end
+                    })
+                    .count(),
             });
         }
     }
@@ -102,6 +111,7 @@ pub fn render(rows: &[Row]) -> String {
         "max staleness_ms",
         "p99 latency",
         "breaker transitions",
+        "lost acknowledged writes",
     ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -116,6 +126,7 @@ pub fn render(rows: &[Row]) -> String {
             or_dash(row.max_reported_ms.map(|ms| format!("{ms} ms"))),
             or_dash(row.p99_ms.map(|ms| format!("{ms:.1} ms"))),
             row.transitions.to_string(),
+            row.lost_writes.to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -185,7 +196,14 @@ mod tests {
             op(Target::Ap, false, t1, true, Some(120)),
             op(Target::Ap, false, t1, true, Some(80)),
         ];
-        let rows = summarize(&ops, &phases);
+        let lost = Written {
+            target: Target::Ap,
+            key: "k".into(),
+            value: "v1".into(),
+            invoked: t1,
+            acked: Some(t1),
+        };
+        let rows = summarize(&ops, &phases, &[&lost]);
         assert_eq!(rows.len(), 4);
         assert_eq!((rows[0].ops, rows[0].availability()), (1, Some(100.0)));
         assert_eq!(rows[1].ops, 0);
@@ -193,6 +211,7 @@ mod tests {
         assert_eq!((rows[2].ops, rows[2].ok, rows[2].transitions), (2, 1, 2));
         assert_eq!((rows[3].stale_reads, rows[3].max_stale_ms), (2, Some(120)));
         assert_eq!(rows[2].p99_ms, Some(500.0));
+        assert_eq!((rows[2].lost_writes, rows[3].lost_writes), (0, 1));
         let text = render(&rows);
         assert!(text.contains("50.0%"), "{text}");
         assert!(text.contains("2 / 2"), "{text}");
