@@ -21,6 +21,7 @@
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
 //! | [`lab`] | the local lab: `redis-server` nodes and sentinels, `caplab lab`, `caplab demo` |
 //! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
+//! | [`console`] | `caplab console`: the lab's live web page (charts over SSE, controls, traffic, scenarios) |
 //! | [`app`] | `caplab serve`: builds one personality, serves it (connection cap, timeouts, HTTPS), shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
 //! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
@@ -57,6 +58,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod console;
 pub mod faults;
 pub mod lab;
 pub mod logging;
