@@ -8,13 +8,15 @@
 //! The baseline, measured in the same run, is parsing the same history (`parse/...`): it is
 //! the least any check of a history file costs, so `check / parse` says what the checking
 //! itself adds. Every case first asserts the verdict it must reach, so a figure is never
-//! the time to give up (`unknown`).
+//! the time to give up (`unknown`). The `cas_...` cases are the same shapes with a third of
+//! the writes as compare-and-set; `parse_edn/...` reads the 100,000-operation history from
+//! Jepsen EDN instead of JSON Lines.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use caplab::check::generate::{GenConfig, corrupt_read, generate, to_jsonl};
-use caplab::check::{CheckOptions, History, Validity, check_history};
+use caplab::check::{CheckOptions, History, HistoryFormat, Validity, check_history};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn opts() -> CheckOptions {
@@ -79,6 +81,14 @@ fn busy_single_key() -> GenConfig {
     }
 }
 
+/// The same shape with a third of the writes as compare-and-set.
+fn with_cas(cfg: GenConfig) -> GenConfig {
+    GenConfig {
+        cas_ratio: 1.0 / 3.0,
+        ..cfg
+    }
+}
+
 fn history(cfg: &GenConfig, corrupt: bool) -> (String, History) {
     let mut events = generate(cfg);
     if corrupt {
@@ -113,6 +123,18 @@ fn bench(c: &mut Criterion) {
             let h = History::parse(black_box(text.as_bytes())).expect("parses");
             check_history(&h, &opts())
         })
+    });
+    let mut edn = Vec::new();
+    caplab::check::edn::write_edn(&generate(&big()), &mut edn).expect("in memory");
+    let from_edn = History::read(&edn[..], HistoryFormat::Edn).expect("well formed");
+    assert_eq!(from_edn.ops.len(), h.ops.len());
+    g.bench_function("parse_edn/100k_ops_1k_keys_32_procs", |b| {
+        b.iter(|| History::read(black_box(&edn[..]), HistoryFormat::Edn))
+    });
+    let (_, cas_h) = history(&with_cas(big()), false);
+    expect(&cas_h, Validity::Valid);
+    g.bench_function("check/cas_100k_ops_1k_keys_32_procs", |b| {
+        b.iter(|| check_history(black_box(&cas_h), &opts()))
     });
     let one_thread = CheckOptions {
         threads: 1,
@@ -160,17 +182,20 @@ fn bench(c: &mut Criterion) {
             Validity::Invalid,
         ),
     ] {
-        let (text, h) = history(&cfg, corrupt);
-        expect(&h, valid);
-        g.bench_function(format!("parse/{name}"), |b| {
-            b.iter(|| History::parse(black_box(text.as_bytes())))
-        });
-        g.bench_function(format!("check/{name}"), |b| {
-            b.iter(|| check_history(black_box(&h), &opts()))
-        });
+        for (prefix, cfg) in [("", cfg.clone()), ("cas_", with_cas(cfg))] {
+            let (text, h) = history(&cfg, corrupt);
+            expect(&h, valid);
+            if prefix.is_empty() {
+                g.bench_function(format!("parse/{name}"), |b| {
+                    b.iter(|| History::parse(black_box(text.as_bytes())))
+                });
+            }
+            g.bench_function(format!("check/{prefix}{name}"), |b| {
+                b.iter(|| check_history(black_box(&h), &opts()))
+            });
+        }
     }
     g.finish();
 }
-
 criterion_group!(benches, bench);
 criterion_main!(benches);

@@ -2,12 +2,13 @@
 //! inputs and for measuring its peak memory (see BENCHMARKS.md):
 //!
 //! ```text
-//! cargo run --release --example gen_history -- OPS KEYS PROCESSES [SEED] [corrupt] > h.jsonl
+//! cargo run --release --example gen_history -- OPS KEYS PROCESSES [SEED] [corrupt] [cas] [edn] > h.jsonl
 //! ```
 //!
 //! The history comes from a real register under random concurrency
 //! (`caplab::check::generate`), with 1% `info` and 1% `fail` operations; `corrupt` changes
-//! one read to a value never written, so the history is not linearizable.
+//! one read to a value never written, so the history is not linearizable; `cas` makes a
+//! third of the writes compare-and-set; `edn` writes Jepsen's EDN instead of JSON Lines.
 
 use std::io::Write;
 
@@ -27,6 +28,11 @@ fn main() {
         info_ratio: 0.01,
         fail_ratio: 0.01,
         seed: num(3, 1),
+        cas_ratio: if args.iter().any(|a| a == "cas") {
+            1.0 / 3.0
+        } else {
+            0.0
+        },
         ..GenConfig::default()
     };
     let mut events = generate(&cfg);
@@ -35,7 +41,12 @@ fn main() {
         corrupt_read(&mut events, n, Some("never-written".into()));
     }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(to_jsonl(&events).as_bytes()) {
+    let written = if args.iter().any(|a| a == "edn") {
+        caplab::check::edn::write_edn(&events, &mut out)
+    } else {
+        out.write_all(to_jsonl(&events).as_bytes())
+    };
+    if let Err(e) = written {
         eprintln!("gen_history: {e}");
         std::process::exit(2);
     }

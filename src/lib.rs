@@ -16,7 +16,7 @@
 //! |---|---|
 //! | [`cli`] | the `caplab` command line: one subcommand per job, each owned by its module |
 //! | [`logging`] | tracing set-up (JSON or pretty, stderr or size-rotated files, the audit trail's routing), shared by every subcommand |
-//! | [`check`] | the history checkers: linearizability, stale reads, lost writes, sessions |
+//! | [`check`] | the history checkers (read/write/cas register: linearizability, stale reads, lost writes, sessions), Jepsen's formats in and out, the picture of a failure |
 //! | [`proxy`] | `caplab proxy`, an embedded Toxiproxy-compatible server |
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
 //! | [`lab`] | the local lab: `redis-server` nodes and sentinels, `caplab lab`, `caplab demo` |

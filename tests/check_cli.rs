@@ -48,6 +48,10 @@ fn non_linearizable_history_exits_1_and_names_the_read() {
     );
     assert!(stdout.contains("stale reads: 2 of 5 ok reads"), "{stdout}");
     assert!(
+        stdout.contains("how stale, how often: under 100 ms 40.00% of reads, 100 ms to 1 s 0.00%"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("1 read-your-writes and 1 monotonic-read"),
         "{stdout}"
     );
@@ -66,6 +70,10 @@ fn json_report_is_machine_readable() {
     assert_eq!(v["linearizability"]["failures"][0]["op"]["index"], 6);
     assert_eq!(v["stale_reads"]["count"], 2);
     assert_eq!(v["stale_reads"]["age_ms"]["max"], 29.0);
+    assert_eq!(v["stale_reads"]["by_age"][0]["age"], "under 100 ms");
+    assert_eq!(v["stale_reads"]["by_age"][0]["stale"], 2);
+    assert_eq!(v["stale_reads"]["by_age"][0]["share_of_reads"], 0.4);
+    assert_eq!(v["stale_reads"]["by_age"][1]["stale"], 0);
     assert_eq!(v["sessions"]["read_your_writes"], 1);
     assert_eq!(v["availability"]["by_phase"][1]["name"], "partition");
 

@@ -519,3 +519,33 @@ fn info_writes_are_never_required_to_survive_and_may_be_the_final_value() {
         .add(phased(OpKind::Read, "a", Some("1"), 100, 110, "final"));
     assert_eq!(h.check().valid, Validity::Valid);
 }
+
+#[test]
+fn how_stale_how_often_counts_each_age_bucket_as_a_share_of_all_reads() {
+    // "1" is overwritten when w2 completes at 30 ms; four reads of it, 50 ms, 500 ms, 5 s and
+    // 20 s later, and four fresh reads of "2".
+    let mut h = H::default();
+    h.w("a", "1", 0, 10).w("a", "2", 20, 30);
+    for (i, at) in [80u64, 530, 5_030, 20_030].into_iter().enumerate() {
+        h.r("a", Some("1"), at, at + 1);
+        h.r("a", Some("2"), at + 2 + i as u64, at + 3 + i as u64);
+    }
+    let r = h.check();
+    let st = &r.stale_reads;
+    assert_eq!((st.count, st.reads), (4, 8));
+    let got: Vec<(&str, usize, f64)> = st
+        .by_age
+        .iter()
+        .map(|b| (b.age, b.stale, b.share_of_reads))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("under 100 ms", 1, 0.125),
+            ("100 ms to 1 s", 1, 0.125),
+            ("1 s to 10 s", 1, 0.125),
+            ("over 10 s", 1, 0.125),
+        ]
+    );
+    assert_eq!(st.by_mode[""].by_age, st.by_age, "per mode too");
+}

@@ -3,41 +3,47 @@
 //! with one read corrupted, the checker's verdict must match an independent brute-force
 //! oracle (every order that respects real time, no memo, no pruning), so a corrupted read is
 //! found unless its value is still a legal answer. Every anomaly the other checkers report
-//! must also make the history non-linearizable (they only report what is definite).
+//! must also make the history non-linearizable (they only report what is definite). The
+//! same holds with compare-and-set in the mix: generated histories with cas are valid, and
+//! with one cas answer flipped (`ok` <-> `fail`) or one read corrupted the verdict matches
+//! the oracle, which knows the compare-and-set register.
 
-use caplab::check::generate::{GenConfig, corrupt_read, generate};
+use caplab::check::generate::{GenConfig, corrupt_read, flip_cas, generate};
 use caplab::check::{CheckOptions, CheckReport, History, OpKind, Outcome, Validity, check_history};
 use proptest::prelude::*;
 
+/// One operation as the oracle sees it: kind, expected value (cas), value (read, written or
+/// set by a cas), invoke, completion (`None`: `info`, may be left out).
+type OracleOp = (OpKind, Option<u32>, Option<u32>, u64, Option<u64>);
+
 /// Brute-force linearizability of one key: try every next operation that no remaining
-/// determinate operation must precede. `info` writes have no deadline and may be left out.
-fn oracle_key(ops: &[(bool, Option<u32>, u64, Option<u64>)]) -> bool {
-    fn go(
-        ops: &[(bool, Option<u32>, u64, Option<u64>)],
-        done: &mut Vec<bool>,
-        state: Option<u32>,
-    ) -> bool {
-        let pending_det = (0..ops.len()).any(|i| !done[i] && ops[i].3.is_some());
+/// determinate operation must precede, against a plain compare-and-set register. `info`
+/// writes and cas operations have no deadline and may be left out.
+fn oracle_key(ops: &[OracleOp]) -> bool {
+    fn go(ops: &[OracleOp], done: &mut Vec<bool>, state: Option<u32>) -> bool {
+        let pending_det = (0..ops.len()).any(|i| !done[i] && ops[i].4.is_some());
         if !pending_det {
             return true;
         }
         // The earliest deadline among remaining determinate operations.
         let deadline = (0..ops.len())
             .filter(|&i| !done[i])
-            .filter_map(|i| ops[i].3)
+            .filter_map(|i| ops[i].4)
             .min()
             .unwrap_or(u64::MAX);
         for i in 0..ops.len() {
-            let (read, value, invoke, _) = ops[i];
+            let (f, expected, value, invoke, _) = ops[i];
             // Calls before returns at equal times: an op invoked at the deadline may go first.
             if done[i] || invoke > deadline {
                 continue;
             }
-            if read && value != state {
-                continue;
-            }
+            let next = match f {
+                OpKind::Read if value == state => state,
+                OpKind::Write => value,
+                OpKind::Cas if expected == state => value,
+                _ => continue,
+            };
             done[i] = true;
-            let next = if read { state } else { value };
             let found = go(ops, done, next);
             done[i] = false;
             if found {
@@ -58,11 +64,12 @@ fn oracle(h: &History) -> bool {
             .filter(|o| o.key == k)
             .filter(|o| match o.f {
                 OpKind::Read => o.outcome == Outcome::Ok,
-                OpKind::Write => o.outcome != Outcome::Fail,
+                OpKind::Write | OpKind::Cas => o.outcome != Outcome::Fail,
             })
             .map(|o| {
                 (
-                    o.f == OpKind::Read,
+                    o.f,
+                    o.expected,
                     o.value,
                     o.invoke,
                     if o.outcome == Outcome::Ok {
@@ -161,6 +168,49 @@ proptest! {
             prop_assert_eq!(r.linearizability.valid, Validity::Invalid);
         }
         assert_anomalies_imply_non_linearizable(&r, legal);
+    }
+}
+
+/// Small histories with a share of compare-and-set operations (values repeat, so many cas
+/// operations apply).
+fn cas_config() -> impl Strategy<Value = GenConfig> {
+    (small_config(), 0.2..0.8f64, 1usize..=3).prop_map(|(cfg, cas, distinct)| GenConfig {
+        cas_ratio: cas,
+        distinct_values: Some(distinct),
+        ..cfg
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_cas_histories_are_linearizable(cfg in cas_config()) {
+        let h = History::from_events(&generate(&cfg)).unwrap();
+        prop_assert!(oracle(&h), "the oracle disagrees with the generator");
+        let r = check(&h);
+        prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r);
+    }
+
+    #[test]
+    fn a_flipped_cas_answer_is_found_unless_still_legal(cfg in cas_config(), n in any::<usize>()) {
+        let mut events = generate(&cfg);
+        prop_assume!(flip_cas(&mut events, n).is_some());
+        let h = History::from_events(&events).unwrap();
+        let legal = oracle(&h);
+        let r = check(&h);
+        let expected = if legal { Validity::Valid } else { Validity::Invalid };
+        prop_assert_eq!(r.linearizability.valid, expected, "oracle says {}: {:#?}", legal, r);
+        assert_anomalies_imply_non_linearizable(&r, legal);
+    }
+
+    #[test]
+    fn a_never_written_read_among_cas_is_always_invalid(cfg in cas_config(), n in any::<usize>()) {
+        let mut events = generate(&cfg);
+        prop_assume!(corrupt_read(&mut events, n, Some("never-written".into())).is_some());
+        let r = check(&History::from_events(&events).unwrap());
+        prop_assert_eq!(r.linearizability.valid, Validity::Invalid);
+        prop_assert_eq!(r.stale_reads.unexplained, 1);
     }
 }
 
@@ -347,5 +397,80 @@ fn deep_random_comparison_with_the_oracle() {
     assert!(
         illegal as u64 > runs / 5,
         "{illegal} of {runs} illegal: the corruption is too weak"
+    );
+}
+
+/// The deep comparison again with compare-and-set: 1 key, 4-13 operations, 2-6 processes,
+/// 20-70% of the writes as cas over 1-3 values (so many apply), up to half `info`, one cas
+/// answer flipped or one read corrupted in 70% of the histories. `CHECK_DEEP=30000` runs
+/// more (done before each change to the search rules).
+#[test]
+fn deep_random_comparison_with_cas() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(101);
+    let (mut illegal, mut cas_ok) = (0, 0);
+    let runs: u64 = std::env::var("CHECK_DEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    for seed in 0..runs {
+        let cfg = GenConfig {
+            ops: rng.random_range(4..14),
+            keys: 1,
+            processes: rng.random_range(2..7),
+            read_ratio: rng.random_range(0.2..0.6),
+            cas_ratio: rng.random_range(0.2..0.7),
+            distinct_values: Some(rng.random_range(1..4)),
+            info_ratio: rng.random_range(0.0..0.5),
+            fail_ratio: 0.1,
+            max_latency_ns: 1000,
+            max_think_ns: rng.random_range(0..1000),
+            seed,
+            sessions: true,
+            final_reads: rng.random_bool(0.5),
+            phases: vec!["main".into()],
+            ..GenConfig::default()
+        };
+        let mut events = generate(&cfg);
+        cas_ok += events
+            .iter()
+            .filter(|e| e.f == OpKind::Cas && e.kind == caplab::check::EventType::Ok)
+            .count();
+        if rng.random_bool(0.7) {
+            if rng.random_bool(0.5) {
+                flip_cas(&mut events, rng.random::<u32>() as usize);
+            } else {
+                let value = if rng.random_bool(0.2) {
+                    None
+                } else {
+                    Some(format!("v{}", rng.random_range(0..3)))
+                };
+                corrupt_read(&mut events, rng.random::<u32>() as usize, value);
+            }
+        }
+        let h = History::from_events(&events).unwrap();
+        let legal = oracle(&h);
+        let r = check(&h);
+        let expected = if legal {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        };
+        assert_eq!(
+            r.linearizability.valid,
+            expected,
+            "seed {seed} cfg {cfg:?}\n{}",
+            caplab::check::generate::to_jsonl(&events)
+        );
+        assert_anomalies_imply_non_linearizable(&r, legal);
+        illegal += usize::from(!legal);
+    }
+    assert!(
+        illegal as u64 > runs / 5,
+        "{illegal} of {runs} illegal: the corruption is too weak"
+    );
+    assert!(
+        cas_ok as u64 > runs / 2,
+        "{cas_ok} ok cas in {runs} histories: too few apply"
     );
 }

@@ -258,6 +258,27 @@ async fn a_short_partition_runs_checks_and_reports() {
     }
     assert!(html.matches("<svg").count() >= 10, "five plots per target");
     assert!(html.matches("<polyline").count() >= 6, "lines drawn");
+    // AP answered from the cut-off replica: not linearizable, and the page draws why, next
+    // to how stale its reads were; CP gets no such picture.
+    let ap = &report["targets"][1];
+    assert_eq!(ap["target"], "ap");
+    assert_eq!(
+        ap["check"]["linearizability"]["valid"], false,
+        "{}",
+        ap["check"]
+    );
+    assert!(html.contains("<h3>Why AP is not linearizable</h3>"));
+    assert!(html.contains("data-stuck=\"true\""));
+    assert!(!html.contains("Why CP is not linearizable"));
+    assert!(html.contains("How stale, how often: under 100 ms"));
+    assert_eq!(
+        ap["check"]["stale_reads"]["by_age"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(md.contains("(`report.html` draws why)"), "{md}");
     topo.shutdown().await;
 }
 

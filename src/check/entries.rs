@@ -104,8 +104,9 @@ mod tests {
     fn op(invoke: u64, complete: Option<u64>) -> KeyOp {
         KeyOp {
             id: 0,
-            read: false,
+            kind: crate::check::OpKind::Write,
             value: 1,
+            expect: 0,
             invoke,
             complete,
         }

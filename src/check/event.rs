@@ -8,14 +8,17 @@
 //!
 //! ```json
 //! {"index": 0, "process": 3, "type": "invoke", "f": "write", "key": "k7", "value": "v-3-41", "time": 1200345}
+//! {"index": 1, "process": 4, "type": "invoke", "f": "cas", "key": "k7", "value": ["v-3-41", "v-4-2"], "time": 1200377}
 //! ```
 //!
-//! The optional fields (`mode`, `session`, `node`, `version`, `staleness_ms`, `phase`) are
-//! left out of the JSON when they are `None`, and unknown fields are ignored when reading, so
-//! a newer writer does not break an older checker.
+//! A compare-and-set's `value` is `[expected, new]`, as in Jepsen's register workload
+//! (`expected` may be `null`: the key must be absent); a read's or write's is one string or
+//! `null`. The optional fields (`mode`, `session`, `node`, `version`, `staleness_ms`,
+//! `phase`) are left out of the JSON when they are `None`, and unknown fields are ignored
+//! when reading, so a newer writer does not break an older checker.
 
-use std::borrow::Cow;
-
+use serde::de::Deserializer;
+use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// What an event says about its operation (Jepsen's vocabulary).
@@ -33,6 +36,18 @@ pub enum EventType {
     Info,
 }
 
+impl EventType {
+    /// `"invoke"`, `"ok"`, `"fail"` or `"info"`, as in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
 /// The operation an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,55 +56,61 @@ pub enum OpKind {
     Read,
     /// Write one key.
     Write,
+    /// Compare-and-set one key: write `new` only if the key holds `expected`. `ok` when it
+    /// applied, `fail` when it certainly did not (the value did not match, or it was
+    /// refused), `info` when unknown.
+    Cas,
 }
 
 impl OpKind {
-    /// `"read"` or `"write"`, as in the history.
+    /// `"read"`, `"write"` or `"cas"`, as in the history.
     pub fn as_str(self) -> &'static str {
         match self {
             OpKind::Read => "read",
             OpKind::Write => "write",
+            OpKind::Cas => "cas",
         }
+    }
+
+    /// Whether the operation may change the register (a write, or a cas).
+    pub fn writes(self) -> bool {
+        !matches!(self, OpKind::Read)
     }
 }
 
 /// One event of a history: one line of `history.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Position of the event in the history; strictly increasing.
     pub index: u64,
     /// The client process. A process has at most one operation outstanding and issues
     /// nothing after an `info`.
     pub process: u64,
-    /// `invoke`, `ok`, `fail` or `info`.
-    #[serde(rename = "type")]
+    /// `invoke`, `ok`, `fail` or `info` (`"type"` in the JSON).
     pub kind: EventType,
-    /// `read` or `write`.
+    /// `read`, `write` or `cas`.
     pub f: OpKind,
     /// The key the operation is about.
     pub key: String,
     /// A write's value (on its invoke and its completion); a read's value on its `ok`
-    /// (`null` = key absent); `null` on a read's invoke.
+    /// (`null` = key absent); `null` on a read's invoke; a cas's new value.
     pub value: Option<String>,
+    /// A cas's expected value (`None`: the key must be absent); `None` for reads and
+    /// writes. In the JSON it is the first element of a cas's `value`.
+    pub expected: Option<String>,
     /// Nanoseconds on a monotonic clock; never decreasing from one line to the next.
     pub time: u64,
     /// The personality that served it (`cp` or `ap`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// The read-your-writes session the operation belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// The node that answered (`g1` or `g2`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The record version the service reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// The staleness the service reported with a read, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staleness_ms: Option<u64>,
     /// The scenario phase the event happened in (e.g. `baseline`, `partition`, `final`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
 }
 
@@ -111,6 +132,7 @@ impl Event {
             f,
             key: key.into(),
             value,
+            expected: None,
             time,
             mode: None,
             session: None,
@@ -120,58 +142,90 @@ impl Event {
             phase: None,
         }
     }
-}
 
-/// An event borrowed from the line it was parsed from (or from an [`Event`]), so reading a
-/// big history does not allocate a string per field; [`super::History`] interns them.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawEvent<'a> {
-    pub index: u64,
-    pub process: u64,
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    pub f: OpKind,
-    #[serde(borrow)]
-    pub key: Cow<'a, str>,
-    #[serde(borrow)]
-    pub value: Option<Cow<'a, str>>,
-    pub time: u64,
-    #[serde(default, borrow)]
-    pub mode: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub session: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub node: Option<Cow<'a, str>>,
-    /// Parsed so that a wrongly typed one is reported; not used by the checks.
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub version: Option<u64>,
-    /// Parsed so that a wrongly typed one is reported; not used by the checks.
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub staleness_ms: Option<u64>,
-    #[serde(default, borrow)]
-    pub phase: Option<Cow<'a, str>>,
-}
-
-impl<'a> From<&'a Event> for RawEvent<'a> {
-    fn from(e: &'a Event) -> RawEvent<'a> {
-        let b = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
-        RawEvent {
-            index: e.index,
-            process: e.process,
-            kind: e.kind,
-            f: e.f,
-            key: Cow::Borrowed(&e.key),
-            value: b(&e.value),
-            time: e.time,
-            mode: b(&e.mode),
-            session: b(&e.session),
-            node: b(&e.node),
-            version: e.version,
-            staleness_ms: e.staleness_ms,
-            phase: b(&e.phase),
+    /// A compare-and-set event: `[expected, new]`.
+    pub fn cas(
+        index: u64,
+        process: u64,
+        kind: EventType,
+        key: impl Into<String>,
+        expected: Option<String>,
+        new: String,
+        time: u64,
+    ) -> Event {
+        Event {
+            expected,
+            ..Event::new(index, process, kind, OpKind::Cas, key, Some(new), time)
         }
+    }
+
+    /// The event's `value` as the JSON holds it.
+    pub(crate) fn value_field(&self) -> ValueField<'_> {
+        match (self.f, &self.expected, &self.value) {
+            (OpKind::Cas, None, None) => ValueField::One(None),
+            (OpKind::Cas, e, v) => ValueField::Pair(e.as_deref(), v.as_deref()),
+            (_, _, v) => ValueField::One(v.as_deref()),
+        }
+    }
+}
+
+/// A `value` field as written: one value (or `null`), or a cas's `[expected, new]`.
+pub(crate) enum ValueField<'a> {
+    One(Option<&'a str>),
+    Pair(Option<&'a str>, Option<&'a str>),
+}
+
+impl Serialize for ValueField<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValueField::One(v) => v.serialize(s),
+            ValueField::Pair(e, v) => (e, v).serialize(s),
+        }
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let optional = [
+            self.mode.is_some(),
+            self.session.is_some(),
+            self.node.is_some(),
+            self.version.is_some(),
+            self.staleness_ms.is_some(),
+            self.phase.is_some(),
+        ];
+        let n = 7 + optional.iter().filter(|&&b| b).count();
+        let mut st = s.serialize_struct("Event", n)?;
+        st.serialize_field("index", &self.index)?;
+        st.serialize_field("process", &self.process)?;
+        st.serialize_field("type", &self.kind)?;
+        st.serialize_field("f", &self.f)?;
+        st.serialize_field("key", &self.key)?;
+        st.serialize_field("value", &self.value_field())?;
+        st.serialize_field("time", &self.time)?;
+        macro_rules! opt {
+            ($name:literal, $field:expr) => {
+                match &$field {
+                    Some(v) => st.serialize_field($name, v)?,
+                    None => st.skip_field($name)?,
+                }
+            };
+        }
+        opt!("mode", self.mode);
+        opt!("session", self.session);
+        opt!("node", self.node);
+        opt!("version", self.version);
+        opt!("staleness_ms", self.staleness_ms);
+        opt!("phase", self.phase);
+        st.end()
+    }
+}
+
+pub(crate) use super::raw::{RawEvent, RawValue};
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        Ok(RawEvent::deserialize(d)?.to_event())
     }
 }
 
@@ -213,6 +267,34 @@ mod tests {
         assert_eq!(e.phase.as_deref(), Some("partition"));
         let back: Event = serde_json::from_str(&serde_json::to_string(&e)?)?;
         assert_eq!(back, e);
+        Ok(())
+    }
+
+    #[test]
+    fn a_cas_value_is_expected_then_new() -> TestResult {
+        let e = Event::cas(3, 2, EventType::Invoke, "k", None, "b".into(), 7);
+        let json = serde_json::to_string(&e)?;
+        assert!(
+            json.contains(r#""f":"cas","key":"k","value":[null,"b"]"#),
+            "{json}"
+        );
+        let back: Event = serde_json::from_str(&json)?;
+        assert_eq!(back, e);
+        let e = Event::cas(4, 2, EventType::Ok, "k", Some("a".into()), "b".into(), 8);
+        assert!(serde_json::to_string(&e)?.contains(r#""value":["a","b"]"#));
+        let bad = r#"{"index":0,"process":1,"type":"invoke","f":"cas","key":"k","value":["a","b","c"],"time":1}"#;
+        let err = serde_json::from_str::<Event>(bad).map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("invalid length 3")),
+            "{err:?}"
+        );
+        let bad =
+            r#"{"index":0,"process":1,"type":"invoke","f":"write","key":"k","value":7,"time":1}"#;
+        let err = serde_json::from_str::<Event>(bad).map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("[expected, new]")),
+            "{err:?}"
+        );
         Ok(())
     }
 }

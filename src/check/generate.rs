@@ -9,7 +9,10 @@
 //! construction (unless `replica_lag_ns` makes reads look into the past). Writes may end
 //! `fail` (not applied) or `info` (applied at a random later time, possibly after the
 //! history ends, or never); a slot whose operation ended `info` continues under a new process
-//! number, as the history format requires. Optionally each slot is a session, operations
+//! number, as the history format requires. A share of the writes can be compare-and-set
+//! operations, expecting the value the register held at their invoke half of the time: one
+//! applies only if the register holds its expected value at its linearization point, and
+//! otherwise ends `fail` (or stays `info`), as a real register answers. Optionally each slot is a session, operations
 //! are spread over named phases, and every key is read once more in a last phase `final`
 //! after all else completed.
 
@@ -32,6 +35,8 @@ pub struct GenConfig {
     pub processes: usize,
     /// Share of reads.
     pub read_ratio: f64,
+    /// Share of the other operations that are compare-and-set rather than writes.
+    pub cas_ratio: f64,
     /// Share of writes that end `info` (half of them take effect).
     pub info_ratio: f64,
     /// Share of operations that end `fail` (not applied).
@@ -62,6 +67,7 @@ impl Default for GenConfig {
             keys: 10,
             processes: 8,
             read_ratio: 0.5,
+            cas_ratio: 0.0,
             info_ratio: 0.0,
             fail_ratio: 0.0,
             distinct_values: None,
@@ -89,6 +95,8 @@ struct PendingOp {
     f: OpKind,
     key: usize,
     value: Option<String>,
+    /// A cas's expected value.
+    expected: Option<String>,
     outcome: EventType,
     phase: Option<String>,
 }
@@ -128,6 +136,9 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                 let (f, key, phase) = if issued < cfg.ops {
                     let f = if rng.random_bool(cfg.read_ratio.clamp(0.0, 1.0)) {
                         OpKind::Read
+                    } else if cfg.cas_ratio > 0.0 && rng.random_bool(cfg.cas_ratio.min(1.0)) {
+                        // (no draw without cas: histories of older seeds stay the same)
+                        OpKind::Cas
                     } else {
                         OpKind::Write
                     };
@@ -152,10 +163,21 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     }
                     continue;
                 };
-                let value = (f == OpKind::Write).then(|| match cfg.distinct_values {
+                let pick = |rng: &mut StdRng| match cfg.distinct_values {
                     Some(n) => format!("v{}", rng.random_range(0..n.max(1))),
                     None => format!("v{}-{}", process[slot], seq),
-                });
+                };
+                let value = f.writes().then(|| pick(&mut rng));
+                // Half of the cas operations expect what the register holds now; the others
+                // an earlier value of the key, or absent.
+                let expected = if f != OpKind::Cas {
+                    None
+                } else if rng.random_bool(0.5) {
+                    register[key].last().and_then(|(_, v)| v.clone())
+                } else {
+                    let past = &register[key];
+                    past[rng.random_range(0..past.len())].1.clone()
+                };
                 let roll: f64 = rng.random();
                 let outcome = if roll < cfg.fail_ratio {
                     EventType::Fail
@@ -166,7 +188,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                 };
                 let applies = match outcome {
                     EventType::Ok => true,
-                    EventType::Info => f == OpKind::Write && rng.random_bool(0.5),
+                    EventType::Info => f.writes() && rng.random_bool(0.5),
                     _ => false,
                 };
                 let mut e = Event::new(
@@ -178,6 +200,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     value.clone(),
                     t,
                 );
+                e.expected = expected.clone();
                 e.session = cfg.sessions.then(|| format!("s{slot}"));
                 e.phase = phase.clone();
                 out.push((t, seq, e));
@@ -196,6 +219,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     f,
                     key,
                     value,
+                    expected,
                     outcome,
                     phase,
                 });
@@ -214,6 +238,14 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                         reg.push((t, op.value.clone()));
                         written[op.key] = true;
                     }
+                    OpKind::Cas => {
+                        if reg.last().map(|(_, v)| v) == Some(&op.expected) {
+                            reg.push((t, op.value.clone()));
+                            written[op.key] = true;
+                        } else if op.outcome == EventType::Ok {
+                            op.outcome = EventType::Fail; // the value did not match
+                        }
+                    }
                     OpKind::Read => {
                         let seen = t.saturating_sub(cfg.replica_lag_ns);
                         let i = reg.partition_point(|(at, _)| *at <= seen);
@@ -224,7 +256,9 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
             Step::Complete => {
                 let Some(op) = ops.get(id) else { continue };
                 let value = match (op.f, op.outcome) {
-                    (OpKind::Read, EventType::Ok) | (OpKind::Write, _) => op.value.clone(),
+                    (OpKind::Read, EventType::Ok) | (OpKind::Write | OpKind::Cas, _) => {
+                        op.value.clone()
+                    }
                     _ => None,
                 };
                 let mut e = Event::new(
@@ -236,6 +270,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     value,
                     t,
                 );
+                e.expected = op.expected.clone();
                 e.session = cfg.sessions.then(|| format!("s{}", op.slot));
                 e.phase = op.phase.clone();
                 out.push((t, seq, e));
@@ -269,6 +304,24 @@ pub fn corrupt_read(events: &mut [Event], n: usize, value: Option<String>) -> Op
     let &i = reads.get(n % reads.len().max(1))?;
     let e = events.get_mut(i)?;
     e.value = value;
+    Some(e.index)
+}
+
+/// Turns the `n`-th determinate cas (counting from 0, modulo their number) from `ok` into
+/// `fail` or back: a corrupted answer. Returns the `index` of the changed event, or `None`
+/// when the history has no `ok` or `fail` cas.
+pub fn flip_cas(events: &mut [Event], n: usize) -> Option<u64> {
+    let cas: Vec<usize> = (0..events.len())
+        .filter(|&i| {
+            events[i].f == OpKind::Cas && matches!(events[i].kind, EventType::Ok | EventType::Fail)
+        })
+        .collect();
+    let &i = cas.get(n % cas.len().max(1))?;
+    let e = events.get_mut(i)?;
+    e.kind = match e.kind {
+        EventType::Ok => EventType::Fail,
+        _ => EventType::Ok,
+    };
     Some(e.index)
 }
 

@@ -5,9 +5,10 @@
 //! the history format and refuses the whole history when any is broken:
 //! - `index` strictly increasing and `time` never decreasing, line after line;
 //! - per `process`: an `invoke`, then exactly one `ok`, `fail` or `info` with the same `f` and
-//!   `key` (a write's completion, when it carries a value, carries the invoked one);
+//!   `key` (a write's or cas's completion, when it carries a value, carries the invoked one);
 //! - nothing from a process after its `info`;
-//! - a read's invoke has `"value": null`.
+//! - a read's invoke has `"value": null`, a write's one value, a cas's `[expected, new]`
+//!   with a non-null `new` (there are no deletes).
 //!
 //! An invoke still open when the history ends (the recorder stopped mid-flight) is not an
 //! error: it is treated as `info`, as Jepsen does for crashed clients, and counted in
@@ -17,8 +18,10 @@ use std::io::BufRead;
 
 use hashbrown::HashMap;
 
-use super::event::{Event, EventType, OpKind, RawEvent};
-use super::parse::{HistoryError, Problems, for_each_event};
+use super::builder::Builder;
+use super::event::{Event, OpKind, RawEvent};
+use super::format::{HistoryFormat, for_each_event};
+use super::parse::{HistoryError, Problems};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -37,13 +40,15 @@ pub enum Outcome {
 pub struct Op {
     /// The client process.
     pub process: u64,
-    /// Read or write.
+    /// Read, write or cas.
     pub f: OpKind,
     /// Interned key ([`History::key_name`]).
     pub key: u32,
-    /// Interned value ([`History::value_name`]): what a write wrote, or what an `ok` read
-    /// returned; `None` = absent (and for reads that did not complete `ok`).
+    /// Interned value ([`History::value_name`]): what a write or cas wrote, or what an `ok`
+    /// read returned; `None` = absent (and for reads that did not complete `ok`).
     pub value: Option<u32>,
+    /// A cas's expected value (`None`: absent); `None` for reads and writes.
+    pub expected: Option<u32>,
     /// How it ended.
     pub outcome: Outcome,
     /// Invoke time, ns.
@@ -74,13 +79,13 @@ impl Op {
 
 /// Strings to dense ids.
 #[derive(Debug, Default, Clone)]
-struct Interner {
+pub(super) struct Interner {
     names: Vec<String>,
     ids: HashMap<String, u32>,
 }
 
 impl Interner {
-    fn intern(&mut self, s: &str) -> u32 {
+    pub(super) fn intern(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.ids.get(s) {
             return id;
         }
@@ -90,7 +95,7 @@ impl Interner {
         id
     }
 
-    fn intern_opt(&mut self, s: &Option<std::borrow::Cow<'_, str>>) -> Option<u32> {
+    pub(super) fn intern_opt(&mut self, s: &Option<std::borrow::Cow<'_, str>>) -> Option<u32> {
         s.as_deref().map(|s| self.intern(s))
     }
 }
@@ -106,33 +111,52 @@ pub struct History {
     pub open_at_end: usize,
     /// The phase of the last event that carried one (the default final phase).
     pub last_phase: Option<u32>,
-    keys: Interner,
-    values: Interner,
-    labels: Interner,
-}
-
-enum ProcState {
-    Pending(usize),
-    Dead(usize),
-}
-
-/// Validates events one at a time into a [`History`].
-struct Builder {
-    h: History,
-    procs: HashMap<u64, ProcState>,
-    /// `(index, time)` of the previous event.
-    last: Option<(u64, u64)>,
+    /// Times are positions in the file, not nanoseconds (a Jepsen log, a Knossos file).
+    pub logical_time: bool,
+    /// Jepsen `:time` values that went back and were raised to keep the file's order.
+    pub times_raised: usize,
+    pub(super) keys: Interner,
+    pub(super) values: Interner,
+    pub(super) labels: Interner,
 }
 
 impl History {
     /// Reads and validates JSON Lines. Any malformed line refuses the whole history.
     pub fn parse(reader: impl BufRead) -> Result<History, HistoryError> {
+        History::read(reader, HistoryFormat::Jsonl)
+    }
+
+    /// Reads and validates a history in `format` (JSON Lines, Jepsen EDN or `jepsen.util`
+    /// log lines; `Auto` detects it). Any malformed line refuses the whole history.
+    pub fn read(reader: impl BufRead, format: HistoryFormat) -> Result<History, HistoryError> {
+        History::build(reader, format, |_| {})
+    }
+
+    /// Like [`History::read`], also returning the events read (for `--export`).
+    pub fn read_events(
+        reader: impl BufRead,
+        format: HistoryFormat,
+    ) -> Result<(History, Vec<Event>), HistoryError> {
+        let mut events = Vec::new();
+        let h = History::build(reader, format, |e| events.push(e.to_event()))?;
+        Ok((h, events))
+    }
+
+    fn build(
+        reader: impl BufRead,
+        format: HistoryFormat,
+        mut keep: impl FnMut(&RawEvent<'_>),
+    ) -> Result<History, HistoryError> {
         let mut problems = Problems::default();
         let mut b = Builder::new();
-        for_each_event(reader, &mut problems, |line, e, problems| {
+        let times = for_each_event(reader, format, &mut problems, |line, e, problems| {
+            keep(&e);
             b.push(line, e, problems)
         })?;
-        b.finish(problems)
+        let mut h = b.finish(problems)?;
+        h.logical_time = times.logical;
+        h.times_raised = times.raised;
+        Ok(h)
     }
 
     /// Validates events already in memory (the scenario runner's path); problems are
@@ -170,6 +194,11 @@ impl History {
             .map_or("?", String::as_str)
     }
 
+    /// The id of a key, if the history has it.
+    pub fn key_id(&self, name: &str) -> Option<u32> {
+        self.keys.ids.get(name).copied()
+    }
+
     /// The id of a label, if the history has it.
     pub fn label_id(&self, name: &str) -> Option<u32> {
         self.labels.ids.get(name).copied()
@@ -199,6 +228,8 @@ impl History {
             events: self.events,
             open_at_end: self.open_at_end,
             last_phase: self.last_phase,
+            logical_time: self.logical_time,
+            times_raised: self.times_raised,
             keys: self.keys.clone(),
             values: self.values.clone(),
             labels: self.labels.clone(),
@@ -208,157 +239,5 @@ impl History {
     /// A value as `Some(text)`, or `None` for absent.
     pub fn value_text(&self, value: Option<u32>) -> Option<String> {
         value.map(|v| self.value_name(v).to_string())
-    }
-}
-
-impl Builder {
-    fn new() -> Builder {
-        Builder {
-            h: History::default(),
-            procs: HashMap::new(),
-            last: None,
-        }
-    }
-
-    fn finish(self, problems: Problems) -> Result<History, HistoryError> {
-        if !problems.is_empty() {
-            return Err(problems.into_error());
-        }
-        let mut h = self.h;
-        h.open_at_end = self
-            .procs
-            .values()
-            .filter(|s| matches!(s, ProcState::Pending(_)))
-            .count();
-        Ok(h)
-    }
-
-    fn push(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
-        self.h.events += 1;
-        if let Some((index, time)) = self.last {
-            if e.index <= index {
-                problems.push(
-                    line,
-                    format!("index {} does not increase (previous {index})", e.index),
-                );
-            }
-            if e.time < time {
-                problems.push(line, format!("time {} goes back (previous {time}); events must be in the order they happened", e.time));
-            }
-        }
-        self.last = Some((e.index, e.time));
-        if let Some(phase) = self.h.labels.intern_opt(&e.phase) {
-            self.h.last_phase = Some(phase);
-        }
-        match e.kind {
-            EventType::Invoke => self.invoke(line, e, problems),
-            _ => self.complete(line, e, problems),
-        }
-    }
-    fn invoke(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
-        match self.procs.get(&e.process) {
-            Some(ProcState::Pending(op)) => {
-                let at = self.h.ops.get(*op).map_or(0, |o| o.line);
-                return problems.push(line, format!("process {} invokes again while its operation from line {at} is still outstanding", e.process));
-            }
-            Some(ProcState::Dead(at)) => {
-                return problems.push(line, format!("process {} issues an event after its info on line {at} (a client continues under a new process number)", e.process));
-            }
-            None => {}
-        }
-        if e.f == OpKind::Read && e.value.is_some() {
-            problems.push(line, "a read's invoke must have \"value\": null");
-        }
-        if e.f == OpKind::Write && e.value.is_none() {
-            problems.push(line, "a write's invoke must carry its value");
-        }
-        self.procs
-            .insert(e.process, ProcState::Pending(self.h.ops.len()));
-        let h = &mut self.h;
-        let value = match e.f {
-            OpKind::Write => h.values.intern_opt(&e.value),
-            OpKind::Read => None,
-        };
-        let op = Op {
-            process: e.process,
-            f: e.f,
-            key: h.keys.intern(&e.key),
-            value,
-            outcome: Outcome::Info,
-            invoke: e.time,
-            complete: None,
-            index: e.index,
-            line,
-            mode: h.labels.intern_opt(&e.mode),
-            session: h.labels.intern_opt(&e.session),
-            phase: h.labels.intern_opt(&e.phase),
-            node: h.labels.intern_opt(&e.node),
-        };
-        h.ops.push(op);
-    }
-
-    fn complete(&mut self, line: usize, e: RawEvent<'_>, problems: &mut Problems) {
-        let Some(ProcState::Pending(i)) = self.procs.get(&e.process) else {
-            let why = match self.procs.get(&e.process) {
-                Some(ProcState::Dead(at)) => format!("after its info on line {at}"),
-                _ => "with no outstanding invoke".to_string(),
-            };
-            let kind = serde_json::to_string(&e.kind).unwrap_or_default();
-            return problems.push(line, format!("{kind} for process {} {why}", e.process));
-        };
-        let i = *i;
-        let h = &mut self.h;
-        let key = h.keys.intern(&e.key);
-        let value = h.values.intern_opt(&e.value);
-        let (mode, session, phase, node) = (
-            h.labels.intern_opt(&e.mode),
-            h.labels.intern_opt(&e.session),
-            h.labels.intern_opt(&e.phase),
-            h.labels.intern_opt(&e.node),
-        );
-        let Some(op) = h.ops.get_mut(i) else {
-            return; // ok: Pending always holds an index pushed by `invoke`
-        };
-        if op.f != e.f || op.key != key {
-            problems.push(
-                line,
-                format!(
-                    "completion does not match the invoke on line {} (f or key differs)",
-                    op.line
-                ),
-            );
-        }
-        if op.f == OpKind::Write && value.is_some() && value != op.value {
-            problems.push(
-                line,
-                format!(
-                    "write completion carries a different value from its invoke on line {}",
-                    op.line
-                ),
-            );
-        }
-        op.mode = op.mode.or(mode);
-        op.session = op.session.or(session);
-        op.phase = op.phase.or(phase);
-        op.node = node.or(op.node);
-        match e.kind {
-            EventType::Ok => {
-                op.outcome = Outcome::Ok;
-                op.complete = Some(e.time);
-                if op.f == OpKind::Read {
-                    op.value = value;
-                }
-                self.procs.remove(&e.process);
-            }
-            EventType::Fail => {
-                op.outcome = Outcome::Fail;
-                op.complete = Some(e.time);
-                self.procs.remove(&e.process);
-            }
-            EventType::Info | EventType::Invoke => {
-                op.outcome = Outcome::Info;
-                self.procs.insert(e.process, ProcState::Dead(line));
-            }
-        }
     }
 }

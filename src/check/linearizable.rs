@@ -4,9 +4,10 @@
 //! one memory budget for the whole check.
 //!
 //! Where it sits: the first checker [`super::check_history`] runs. What each key's search
-//! sees: `ok` reads and writes, and `info` writes (return at +infinity). `fail` operations
-//! definitely did not happen and are dropped; reads that did not complete `ok` observed
-//! nothing and are dropped too.
+//! sees: `ok` reads, writes and cas operations, and `info` writes and cas operations (return
+//! at +infinity). `fail` operations definitely did not happen and are dropped (as Knossos
+//! does: a failed cas is not taken as proof that the value differed); reads that did not
+//! complete `ok` observed nothing and are dropped too.
 
 use hashbrown::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,6 +32,10 @@ pub struct LinearizabilityFailure {
     pub op: OpRef,
     /// How many of the key's operations that longest partial linearization held.
     pub linearized_before: usize,
+    /// That prefix: the `index` of each operation's invoke, in linearization order (drawn
+    /// by `--html`; left out of the JSON, which gives its length).
+    #[serde(skip)]
+    pub linearized: Vec<u64>,
     /// The register's value at that point (`null` = absent).
     pub register_then: Option<String>,
 }
@@ -50,7 +55,7 @@ pub struct LinearizabilityReport {
     pub keys_invalid: usize,
     /// Keys whose search did not finish.
     pub keys_unknown: usize,
-    /// Operations given to the search (`ok` reads and writes, `info` writes).
+    /// Operations given to the search (`ok` reads, writes and cas; `info` writes and cas).
     pub ops_searched: usize,
     /// The failing keys (up to `max_examples`), earliest failing operation first.
     pub failures: Vec<LinearizabilityFailure>,
@@ -72,7 +77,7 @@ enum KeyVerdict {
     Valid,
     Invalid {
         id: usize,
-        depth: usize,
+        prefix: Vec<u64>,
         register: Option<String>,
     },
     Unknown(UnknownReason),
@@ -90,22 +95,29 @@ fn key_ops(history: &History, ids: &[usize]) -> (Vec<KeyOp>, Vec<u32>) {
         };
         let keep = match op.f {
             OpKind::Read => op.outcome == Outcome::Ok,
-            OpKind::Write => op.outcome != Outcome::Fail,
+            OpKind::Write | OpKind::Cas => op.outcome != Outcome::Fail,
         };
         if !keep {
             continue;
         }
-        let value = match op.value {
+        let mut state = |value: Option<u32>| match value {
             None => 0,
             Some(v) => *local.entry(v).or_insert_with(|| {
                 values.push(v);
                 values.len() as u32
             }),
         };
+        let value = state(op.value);
+        let expect = if op.f == OpKind::Cas {
+            state(op.expected)
+        } else {
+            0
+        };
         ops.push(KeyOp {
             id,
-            read: op.f == OpKind::Read,
+            kind: op.f,
             value,
+            expect,
             invoke: op.invoke,
             complete: if op.outcome == Outcome::Ok {
                 op.complete
@@ -151,12 +163,23 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> LinearizabilityRe
             let verdict = match verdict {
                 Search::Linearizable => KeyVerdict::Valid,
                 Search::Unknown(why) => KeyVerdict::Unknown(why),
-                Search::Illegal { op, depth, state } => KeyVerdict::Invalid {
+                Search::Illegal { op, prefix, .. } => KeyVerdict::Invalid {
                     id: ops.get(op).map_or(0, |o| o.id),
-                    depth,
-                    register: (state as usize)
+                    prefix: prefix
+                        .iter()
+                        .filter_map(|&i| history.ops.get(ops.get(i)?.id))
+                        .map(|o| o.index)
+                        .collect(),
+                    // The value the prefix's last write or cas left (the search's own state
+                    // says "unreadable" after a write nothing observes).
+                    register: prefix
+                        .iter()
+                        .rev()
+                        .filter_map(|&i| ops.get(i))
+                        .find(|o| o.kind != OpKind::Read)
+                        .map_or(0, |o| o.value)
                         .checked_sub(1)
-                        .and_then(|s| values.get(s))
+                        .and_then(|s| values.get(s as usize))
                         .map(|&v| history.value_name(v).to_string()),
                 },
             };
@@ -200,11 +223,11 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> LinearizabilityRe
             }
             KeyVerdict::Invalid {
                 id,
-                depth,
+                prefix,
                 register,
             } => {
                 report.keys_invalid += 1;
-                failures.push((*id, *key, *depth, register.clone()));
+                failures.push((*id, *key, prefix.clone(), register.clone()));
             }
         }
     }
@@ -215,11 +238,12 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> LinearizabilityRe
     report.failures = failures
         .into_iter()
         .take(opts.max_examples)
-        .filter_map(|(id, key, depth, register_then)| {
+        .filter_map(|(id, key, linearized, register_then)| {
             Some(LinearizabilityFailure {
                 key: history.key_name(key as u32).to_string(),
                 op: OpRef::new(history, history.ops.get(id)?),
-                linearized_before: depth,
+                linearized_before: linearized.len(),
+                linearized,
                 register_then,
             })
         })

@@ -2,6 +2,7 @@
 //! overwritten by a later write.
 //!
 //! Where it sits: a checker run by [`super::check_history`] over the `Sources` index (`sources.rs`).
+//! An `ok` cas is an acknowledged write of its new value; an `info` one may have applied.
 //! - The **final read** of a key is its last `ok` read (by invoke time) in the final phase:
 //!   `--final-phase NAME`, by default the phase of the last event that names one. A history
 //!   with no phases at all uses, per key, the reads invoked after every `ok` write to the key
@@ -30,6 +31,9 @@ pub struct LostWrite {
     pub write: OpRef,
     /// How many acknowledged writes to the key are lost.
     pub writes_lost: usize,
+    /// The `index` of each of them (for the picture; the JSON gives their number).
+    #[serde(skip)]
+    pub lost_indices: Vec<u64>,
     /// The final read.
     pub final_read: OpRef,
 }
@@ -75,7 +79,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
     for op in &history.ops {
         let k = op.key as usize;
         match (op.f, op.outcome) {
-            (OpKind::Write, Outcome::Ok) => {
+            (OpKind::Write | OpKind::Cas, Outcome::Ok) => {
                 if let Some(w) = writes.get_mut(k) {
                     w.push(op);
                 }
@@ -83,7 +87,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
                     *e = (*e).max(op.complete.unwrap_or(op.invoke));
                 }
             }
-            (OpKind::Write, Outcome::Info) => {
+            (OpKind::Write | OpKind::Cas, Outcome::Info) => {
                 if let Some(e) = writes_end.get_mut(k) {
                     *e = (*e).max(op.invoke);
                 }
@@ -135,10 +139,12 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
             .and_then(|v| sources.latest_end(f.key, v, f_complete));
         let mut lost: Option<&Op> = None;
         let mut n_lost = 0;
+        let mut lost_indices = Vec::new();
         for w in ws.iter().filter(|w| w.complete_or_max() < f.invoke) {
             report.writes_checked += 1;
             if reach.is_none_or(|end| end < w.invoke) {
                 n_lost += 1;
+                lost_indices.push(w.index);
                 if lost.is_none_or(|l| w.complete > l.complete) {
                     lost = Some(w);
                 }
@@ -151,6 +157,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
                 key: history.key_name(k as u32).to_string(),
                 write: OpRef::new(history, w),
                 writes_lost: n_lost,
+                lost_indices,
                 final_read: OpRef::new(history, f),
             });
         }

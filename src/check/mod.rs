@@ -7,18 +7,20 @@
 //!
 //! ## Public API
 //!
-//! - [`Event`] (with [`EventType`], [`OpKind`]): one line of the history, a serde struct that
-//!   serialises to exactly the format,
-//!   `{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}`,
-//!   plus the optional `mode`, `session`, `node`, `version`, `staleness_ms`, `phase`.
-//! - [`History::parse`] (a reader of JSON Lines) and [`History::from_events`]`(&[Event])`
-//!   (events in memory; the "line" of a problem is then the event's 1-based position)
-//!   validate a history; a broken one is refused whole with [`HistoryError`], which lists
-//!   each problem with its line number.
+//! - [`Event`] (with [`EventType`], [`OpKind`]): one line of the history, serialised as
+//!   `{"index":0,"process":3,"type":"invoke","f":"write","key":"k7","value":"v-3-41","time":1200345}`
+//!   (a compare-and-set's `value` is `[expected, new]`), plus the optional `mode`, `session`,
+//!   `node`, `version`, `staleness_ms`, `phase`.
+//! - [`History::parse`] (JSON Lines), [`History::read`] (any [`HistoryFormat`]: JSON Lines,
+//!   Jepsen's `history.edn`, `jepsen.util` log lines, or detected) and
+//!   [`History::from_events`]`(&[Event])` (events in memory; the "line" of a problem is then
+//!   the event's 1-based position) validate a history; a broken one is refused whole with
+//!   [`HistoryError`], which lists each problem with its line number.
 //! - [`check_history`]`(&History, &CheckOptions) -> CheckReport` runs every checker; the
 //!   report is `Serialize` (the `--json` output, and what the runner embeds in
 //!   `report.json`), [`CheckReport::exit_code`] gives 0 valid, 1 invalid, 2 unknown, and
-//!   [`render::summary`] prints it for people.
+//!   [`render::summary`] prints it for people; [`explain::view`] and [`picture::page`] draw
+//!   why it is not linearizable; [`edn::write_edn`] writes events as Jepsen EDN.
 //! - [`generate`]: a generator of histories from a real sequential register under random
 //!   concurrency, public as test support for the property tests and benchmarks.
 //!
@@ -26,27 +28,37 @@
 //!
 //! | file | what it finds |
 //! |---|---|
-//! | `linearizable.rs`, `wgl.rs`, `searcher.rs`, `entries.rs`, `memo.rs` | per-key linearizability of a register (Wing-Gong-Lowe with Porcupine's memo) |
-//! | `stale.rs` | reads of values definitely overwritten before the read began, with ages |
+//! | `linearizable.rs`, `wgl.rs`, `searcher.rs`, `entries.rs`, `memo.rs` | per-key linearizability of a read/write/cas register (Wing-Gong-Lowe with Porcupine's memo) |
+//! | `stale.rs` | reads of values definitely overwritten before the read began, with ages and their share per age bucket |
 //! | `lost.rs` | acknowledged writes missing from the final read |
 //! | `session.rs` | read-your-writes and monotonic-read violations per session |
 //! | `availability.rs` | ok / fail / info per f, mode, phase |
 //! | `sources.rs` | the shared index: which writes a value could have come from |
-//! | `event.rs`, `parse.rs`, `history.rs` | the history format, reading it, validating it |
+//! | `event.rs`, `raw.rs`, `parse.rs`, `history.rs`, `builder.rs` | the history format, an event as read, reading JSON Lines, the validated history and its builder |
+//! | `format.rs`, `edn.rs`, `jepsen_log.rs`, `jepsen.rs` | which format a file is in; Jepsen's `history.edn` in and out, its log lines in, and its operations as events |
 //! | `report.rs`, `render.rs` | the report types and the readable summary |
+//! | `explain.rs`, `picture.rs` | the failing key as data, and drawn (`--html`, the scenario report) |
 //!
 //! The exact definitions (what "older" means when values repeat and operations overlap) are
 //! in each file's docs and in `docs/decisions.md`.
 
 pub mod availability;
+mod builder;
+pub mod edn;
 mod entries;
 pub mod event;
+pub mod explain;
+pub mod format;
 pub mod generate;
 pub mod history;
+pub mod jepsen;
+mod jepsen_log;
 pub mod linearizable;
 pub mod lost;
 mod memo;
 pub mod parse;
+pub mod picture;
+mod raw;
 pub mod render;
 pub mod report;
 mod searcher;
@@ -62,6 +74,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub use event::{Event, EventType, OpKind};
+pub use format::HistoryFormat;
 pub use history::{History, Op, Outcome};
 pub use parse::{HistoryError, LineProblem};
 pub use report::{CheckReport, HistorySummary, OpRef, Percentiles, Validity};
@@ -74,11 +87,32 @@ pub enum Model {
     Register,
 }
 
-/// `caplab check HISTORY.jsonl`
+/// What `--export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Jepsen's EDN, one operation map per line, keys as `jepsen.independent` tuples.
+    Edn,
+    /// caplab's JSON Lines.
+    Jsonl,
+}
+
+/// `caplab check HISTORY`
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The history to check (JSON Lines; `-` reads standard input).
+    /// The history to check: caplab's JSON Lines, Jepsen's `history.edn`, or `jepsen.util`
+    /// log lines (`-` reads standard input).
     pub history: PathBuf,
+    /// The history's format (by default detected from the start of the file).
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Auto)]
+    pub format: HistoryFormat,
+    /// Instead of checking, write the history in this format to standard output (`edn`
+    /// for Knossos or Elle, `jsonl` for caplab).
+    #[arg(long, value_enum)]
+    pub export: Option<ExportFormat>,
+    /// Also write a self-contained HTML page drawing why the history fails (the failing
+    /// key's operations on a timeline per process) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// The model to check against.
     #[arg(long, value_enum, default_value_t = Model::Register)]
     pub model: Model,
@@ -164,6 +198,14 @@ pub enum CheckError {
     /// The report could not be written to standard output.
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
+    /// The HTML page could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Html {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The checking task died.
     #[error("the check did not finish: {0}")]
     Task(String),
@@ -204,6 +246,7 @@ pub fn check_history(history: &History, opts: &CheckOptions) -> CheckReport {
                 .collect::<HashSet<_>>()
                 .len(),
             open_at_end: history.open_at_end,
+            times_raised: history.times_raised,
             mode_filter: opts.mode.clone(),
         },
         linearizability,
@@ -214,26 +257,65 @@ pub fn check_history(history: &History, opts: &CheckOptions) -> CheckReport {
     }
 }
 
-fn read_history(path: &PathBuf) -> Result<History, HistoryError> {
+fn open(path: &PathBuf) -> Result<Box<dyn std::io::BufRead>, HistoryError> {
     if path.as_os_str() == "-" {
-        return History::parse(std::io::stdin().lock());
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            std::io::stdin(),
+        )));
     }
     let file = std::fs::File::open(path)?;
-    History::parse(BufReader::with_capacity(1 << 16, file))
+    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
-/// Runs the checkers on a history file and prints the report. Exit status: 0 valid,
-/// 1 invalid, 2 unknown; an unreadable or malformed history is an error (also 2).
+/// Runs the checkers on a history file and prints the report (or, with `--export`, writes
+/// the history in another format). Exit status: 0 valid, 1 invalid, 2 unknown; an
+/// unreadable or malformed history is an error (also 2).
 pub async fn run(args: CheckArgs) -> Result<ExitCode, CheckError> {
     let opts = CheckOptions::from(&args);
     let path = args.history.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        read_history(&path)
-            .map(|h| check_history(&h, &opts))
-            .map_err(|error| CheckError::History { path, error })
+    let format = args.format;
+    if let Some(export) = args.export {
+        let events = tokio::task::spawn_blocking(move || {
+            open(&path)
+                .and_then(|r| History::read_events(r, format))
+                .map_err(|error| CheckError::History { path, error })
+        })
+        .await
+        .map_err(|e| CheckError::Task(e.to_string()))??
+        .1;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match export {
+            ExportFormat::Edn => edn::write_edn(&events, &mut out)?,
+            ExportFormat::Jsonl => {
+                use std::io::Write;
+                out.write_all(generate::to_jsonl(&events).as_bytes())?
+            }
+        }
+        use std::io::Write;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let html = args.html.clone();
+    let (report, page) = tokio::task::spawn_blocking(move || {
+        let history = open(&path)
+            .and_then(|r| History::read(r, format))
+            .map_err(|error| CheckError::History {
+                path: path.clone(),
+                error,
+            })?;
+        let report = check_history(&history, &opts);
+        let page = html.map(|_| picture::page(&history, &report, &path.display().to_string()));
+        Ok::<_, CheckError>((report, page))
     })
     .await
     .map_err(|e| CheckError::Task(e.to_string()))??;
+    if let (Some(path), Some(page)) = (&args.html, page) {
+        std::fs::write(path, page).map_err(|source| CheckError::Html {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&report).map_err(|e| CheckError::Task(e.to_string()))?
     } else {

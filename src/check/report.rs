@@ -84,12 +84,15 @@ pub struct OpRef {
     pub line: usize,
     /// Client process.
     pub process: u64,
-    /// Read or write.
+    /// Read, write or cas.
     pub f: OpKind,
     /// Key.
     pub key: String,
-    /// Written or read value (`null` = absent).
+    /// Written or read value (`null` = absent); a cas's new value.
     pub value: Option<String>,
+    /// A cas's expected value (`null` = absent); left out for reads and writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Option<String>>,
     /// How it ended.
     pub outcome: Outcome,
     /// Invoke time, ns.
@@ -118,6 +121,7 @@ impl OpRef {
             f: op.f,
             key: history.key_name(op.key).to_string(),
             value: history.value_text(op.value),
+            expected: (op.f == OpKind::Cas).then(|| history.value_text(op.expected)),
             outcome: op.outcome,
             invoke_ns: op.invoke,
             complete_ns: op.complete,
@@ -129,13 +133,19 @@ impl OpRef {
 
     /// `read k1 -> "v"` style one-liner with index and process.
     pub fn describe(&self) -> String {
-        let value = match &self.value {
+        let text = |v: &Option<String>| match v {
             Some(v) => format!("{v:?}"),
             None => "absent".to_string(),
         };
-        let what = match self.f {
-            OpKind::Read => format!("read of {:?} returned {value}", self.key),
-            OpKind::Write => format!("write of {value} to {:?}", self.key),
+        let value = text(&self.value);
+        let what = match (self.f, &self.expected) {
+            (OpKind::Read, _) => format!("read of {:?} returned {value}", self.key),
+            (OpKind::Write, _) => format!("write of {value} to {:?}", self.key),
+            (OpKind::Cas, expected) => format!(
+                "cas of {:?} from {} to {value}",
+                self.key,
+                text(expected.as_ref().unwrap_or(&None))
+            ),
         };
         format!(
             "{what} (index {}, line {}, process {})",
@@ -190,9 +200,16 @@ pub struct HistorySummary {
     pub processes: usize,
     /// Invokes with no completion at the end, treated as `info`.
     pub open_at_end: usize,
+    /// Jepsen `:time` values that went back and were raised to keep the file's order.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub times_raised: usize,
     /// The `--mode` filter applied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode_filter: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Everything a check found.

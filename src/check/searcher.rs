@@ -8,6 +8,7 @@
 //! value). Every lift goes through the memo, so a configuration is explored at most once.
 
 use super::entries::{EntryList, NIL};
+use super::event::OpKind;
 use super::memo::{Insert, Memo, MemoBudget};
 use super::wgl::KeyOp;
 
@@ -18,7 +19,7 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The register state of a write whose value no remaining read returns: nothing can read it.
+/// The register state of a write whose value nothing remaining observes: nothing can read it.
 pub(crate) const UNREADABLE: u32 = u32::MAX;
 
 /// One lifted operation on the search stack.
@@ -27,19 +28,31 @@ pub(crate) struct Frame {
     state_before: u32,
     /// No sibling is tried when this lift is undone (a forced move or an absorbed write).
     pub(crate) forced: bool,
+    /// An unobserved write placed just before the lift below it on the stack.
+    absorbed: bool,
+}
+
+/// Per register state: how many pending operations use it, the counters behind the rules.
+#[derive(Clone, Default)]
+struct Counts {
+    /// Pending observers: `ok` reads of it, and cas operations (`ok` or `info`) expecting it.
+    observers: u32,
+    /// Pending `info` cas operations expecting it (observers that may never happen).
+    info_observers: u32,
+    /// Pending determinate (`ok`) writes of it.
+    writes: u32,
+    /// Pending `info` writes of it.
+    info_writes: u32,
+    /// Pending cas operations (`ok` or `info`) setting it.
+    cas_sets: u32,
 }
 
 pub(crate) struct Searcher<'a> {
     ops: &'a [KeyOp],
     pub(crate) list: EntryList,
     zobrist: Vec<u64>,
-    /// Per state: not yet linearized `ok` reads expecting it.
-    unread: Vec<u32>,
-    /// Per state: not yet linearized determinate writes of it.
-    pending_writes: Vec<u32>,
-    /// Per state: not yet linearized `info` writes of it.
-    pending_info: Vec<u32>,
-    /// Not yet linearized determinate writes whose value no remaining read expects.
+    counts: Vec<Counts>,
+    /// Pending determinate writes whose value nothing remaining observes.
     unobserved: usize,
     n_det: usize,
     done_det: usize,
@@ -54,31 +67,38 @@ pub(crate) struct Searcher<'a> {
 impl<'a> Searcher<'a> {
     pub(crate) fn new(ops: &'a [KeyOp], states: usize, budget: &'a MemoBudget) -> Searcher<'a> {
         let n = ops.len();
-        let mut unread = vec![0u32; states.max(1)];
-        let mut pending_writes = vec![0u32; states.max(1)];
-        let mut pending_info = vec![0u32; states.max(1)];
+        let mut counts = vec![Counts::default(); states.max(1)];
+        let mut add = |state: u32, f: &dyn Fn(&mut Counts)| {
+            if let Some(c) = counts.get_mut(state as usize) {
+                f(c);
+            }
+        };
         for o in ops {
-            let counts = match (o.read, o.complete.is_some()) {
-                (true, _) => &mut unread,
-                (false, true) => &mut pending_writes,
-                (false, false) => &mut pending_info,
-            };
-            if let Some(c) = counts.get_mut(o.value as usize) {
-                *c += 1;
+            let det = o.complete.is_some();
+            match o.kind {
+                OpKind::Read => add(o.value, &|c| c.observers += 1),
+                OpKind::Write if det => add(o.value, &|c| c.writes += 1),
+                OpKind::Write => add(o.value, &|c| c.info_writes += 1),
+                OpKind::Cas => {
+                    add(o.expect, &|c| c.observers += 1);
+                    if !det {
+                        add(o.expect, &|c| c.info_observers += 1);
+                    }
+                    add(o.value, &|c| c.cas_sets += 1);
+                }
             }
         }
-        let unobserved = (0..states.max(1))
-            .filter(|&v| unread[v] == 0)
-            .map(|v| pending_writes[v] as usize)
+        let unobserved = counts
+            .iter()
+            .filter(|c| c.observers == 0)
+            .map(|c| c.writes as usize)
             .sum();
         let words = n.div_ceil(64);
         Searcher {
             ops,
             list: EntryList::new(ops),
             zobrist: (0..n as u64).map(|i| splitmix(i ^ 0x5EED)).collect(),
-            unread,
-            pending_writes,
-            pending_info,
+            counts,
             unobserved,
             n_det: ops.iter().filter(|o| o.complete.is_some()).count(),
             done_det: 0,
@@ -91,14 +111,16 @@ impl<'a> Searcher<'a> {
         }
     }
 
-    pub(crate) fn unread(&self, value: u32) -> u32 {
-        self.unread.get(value as usize).copied().unwrap_or(0)
+    fn count(&self, state: u32) -> Option<&Counts> {
+        self.counts.get(state as usize)
     }
 
-    /// A determinate write whose value no remaining read expects.
+    /// A determinate write whose value nothing remaining observes.
     pub(crate) fn is_unobserved_write(&self, i: usize) -> bool {
         let o = self.ops[i];
-        !o.read && o.complete.is_some() && self.unread(o.value) == 0
+        o.kind == OpKind::Write
+            && o.complete.is_some()
+            && self.count(o.value).is_none_or(|c| c.observers == 0)
     }
 
     /// The first callable read expecting `value`, if any.
@@ -106,7 +128,7 @@ impl<'a> Searcher<'a> {
         let mut n = self.list.next[0];
         while n != NIL && self.list.is_call[n as usize] {
             let o = self.ops[self.list.op[n as usize] as usize];
-            if o.read && o.value == value {
+            if o.kind == OpKind::Read && o.value == value {
                 return Some(n);
             }
             n = self.list.next[n as usize];
@@ -114,36 +136,48 @@ impl<'a> Searcher<'a> {
         None
     }
 
-    /// Whether the `info` write at call `node` is worth linearizing now: some callable read
-    /// expects its value (it would be placed just before that read), and no earlier pending
-    /// `info` write of the same value exists (pending `info` writes of one value that are
-    /// both callable are interchangeable: neither has a deadline).
+    /// Whether a callable operation observes `value`: a read of it, or a cas expecting it.
+    #[inline]
+    pub(crate) fn callable_observer_of(&self, value: u32) -> bool {
+        let mut n = self.list.next[0];
+        while n != NIL && self.list.is_call[n as usize] {
+            if self.ops[self.list.op[n as usize] as usize].observes(value) {
+                return true;
+            }
+            n = self.list.next[n as usize];
+        }
+        false
+    }
+
+    /// Whether the `info` write at call `node` is worth linearizing now: some callable
+    /// operation observes its value (it would be placed just before it), and no earlier
+    /// pending `info` write of the same value exists (pending `info` writes of one value
+    /// that are both callable are interchangeable: neither has a deadline).
     pub(crate) fn info_write_useful(&self, node: u32) -> bool {
         let value = self.ops[self.list.op[node as usize] as usize].value;
-        let (mut read, mut before) = (false, true);
+        let (mut observed, mut before) = (false, true);
         let mut n = self.list.next[0];
         while n != NIL && self.list.is_call[n as usize] {
             let o = self.ops[self.list.op[n as usize] as usize];
             if n == node {
                 before = false;
-            } else if o.value == value {
-                if o.read {
-                    read = true;
-                } else if before && o.complete.is_none() {
-                    return false;
-                }
+            } else if o.observes(value) {
+                observed = true;
+            } else if before && o.kind == OpKind::Write && o.value == value && o.complete.is_none()
+            {
+                return false;
             }
             n = self.list.next[n as usize];
         }
-        read
+        observed
     }
 
-    /// Whether more than one write (determinate or `info`) of `value` is pending.
-    pub(crate) fn has_twin(&self, value: u32) -> bool {
-        let v = value as usize;
-        self.pending_writes.get(v).copied().unwrap_or(0)
-            + self.pending_info.get(v).copied().unwrap_or(0)
-            > 1
+    /// Whether an observed determinate write of `value` may be placed anywhere: another
+    /// pending operation may set the same value (a write, `info` or not, or a cas), or an
+    /// `info` cas expecting it may never happen (so the write may be dead yet observed).
+    pub(crate) fn write_is_free(&self, value: u32) -> bool {
+        self.count(value)
+            .is_some_and(|c| c.writes + c.info_writes + c.cas_sets > 1 || c.info_observers > 0)
     }
 
     pub(crate) fn done(&self) -> bool {
@@ -156,13 +190,15 @@ impl<'a> Searcher<'a> {
     }
 
     /// Lifts the operation at call `node`, leaving the register in `state`, together with
-    /// every callable unobserved write if it is a write (they are placed just before it,
-    /// where nothing can read them). Lifted only if the configuration is new.
+    /// every callable unobserved write if it is a plain write (they are placed just before
+    /// it, where nothing can read them; never before a cas, which needs the state it found).
+    /// Lifted only if the configuration is new.
+    #[inline]
     pub(crate) fn try_lift(&mut self, node: u32, state: u32, forced: bool) -> Insert {
         let i = self.list.op[node as usize] as usize;
         let mut absorbed = std::mem::take(&mut self.scratch);
         absorbed.clear();
-        if !self.ops[i].read {
+        if self.ops[i].kind == OpKind::Write {
             let mut n = self.list.next[0];
             while n != NIL && self.list.is_call[n as usize] {
                 let j = self.list.op[n as usize] as usize;
@@ -186,72 +222,113 @@ impl<'a> Searcher<'a> {
             self.flip(j);
         }
         if found == Insert::New {
-            self.apply(node, state, forced);
+            self.apply(node, state, forced, false);
             for &n in &absorbed {
-                self.apply(n, state, true);
+                self.apply(n, state, true, true);
             }
         }
         self.scratch = absorbed;
         found
     }
 
-    fn apply(&mut self, node: u32, state: u32, forced: bool) {
-        let i = self.list.op[node as usize] as usize;
+    /// Updates the counters for operation `i` being lifted (`lift`) or put back.
+    #[inline]
+    fn account(&mut self, i: usize, lift: bool) {
         let o = self.ops[i];
+        let det = o.complete.is_some();
+        let step = |x: &mut u32| if lift { *x -= 1 } else { *x += 1 };
+        match o.kind {
+            OpKind::Read => self.observe(o.value, lift),
+            OpKind::Write if det => {
+                let c = &mut self.counts[o.value as usize];
+                step(&mut c.writes);
+                if c.observers == 0 {
+                    if lift {
+                        self.unobserved -= 1;
+                    } else {
+                        self.unobserved += 1;
+                    }
+                }
+            }
+            OpKind::Write => step(&mut self.counts[o.value as usize].info_writes),
+            OpKind::Cas => {
+                step(&mut self.counts[o.value as usize].cas_sets);
+                if !det {
+                    step(&mut self.counts[o.expect as usize].info_observers);
+                }
+                self.observe(o.expect, lift);
+            }
+        }
+        if det {
+            if lift {
+                self.done_det += 1;
+            } else {
+                self.done_det -= 1;
+            }
+        }
+    }
+
+    /// One observer of `state` fewer (`lift`) or more: the determinate writes of a value
+    /// are unobserved exactly while it has no pending observer.
+    #[inline]
+    fn observe(&mut self, state: u32, lift: bool) {
+        let c = &mut self.counts[state as usize];
+        if lift {
+            c.observers -= 1;
+            if c.observers == 0 {
+                self.unobserved += c.writes as usize;
+            }
+        } else {
+            if c.observers == 0 {
+                self.unobserved -= c.writes as usize;
+            }
+            c.observers += 1;
+        }
+    }
+
+    fn apply(&mut self, node: u32, state: u32, forced: bool, absorbed: bool) {
+        let i = self.list.op[node as usize] as usize;
         self.stack.push(Frame {
             node,
             state_before: self.state,
             forced,
+            absorbed,
         });
         self.state = state;
         self.flip(i);
         self.lin_hash ^= self.zobrist[i];
         self.list.lift(node);
-        if o.complete.is_none() {
-            self.pending_info[o.value as usize] -= 1;
-            return;
-        }
-        self.done_det += 1;
-        let v = o.value as usize;
-        if o.read {
-            self.unread[v] -= 1;
-            if self.unread[v] == 0 {
-                self.unobserved += self.pending_writes[v] as usize;
-            }
-        } else {
-            self.pending_writes[v] -= 1;
-            if self.unread[v] == 0 {
-                self.unobserved -= 1;
-            }
-        }
+        self.account(i, true);
     }
 
     /// Undoes the last lift; `None` when nothing is lifted.
     pub(crate) fn undo(&mut self) -> Option<Frame> {
         let f = self.stack.pop()?;
         let i = self.list.op[f.node as usize] as usize;
-        let o = self.ops[i];
         self.state = f.state_before;
         self.flip(i);
         self.lin_hash ^= self.zobrist[i];
         self.list.unlift(f.node);
-        if o.complete.is_none() {
-            self.pending_info[o.value as usize] += 1;
-        } else {
-            self.done_det -= 1;
-            let v = o.value as usize;
-            if o.read {
-                if self.unread[v] == 0 {
-                    self.unobserved -= self.pending_writes[v] as usize;
-                }
-                self.unread[v] += 1;
-            } else {
-                self.pending_writes[v] += 1;
-                if self.unread[v] == 0 {
-                    self.unobserved += 1;
-                }
-            }
-        }
+        self.account(i, false);
         Some(f)
+    }
+
+    /// The linearized operations (indices into the key's ops) in linearization order:
+    /// absorbed writes go just before the lift they were absorbed into.
+    pub(crate) fn linearized(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.stack.len());
+        let mut i = 0;
+        while let Some(f) = self.stack.get(i) {
+            let mut j = i + 1;
+            while self.stack.get(j).is_some_and(|g| g.absorbed) {
+                j += 1;
+            }
+            for g in self.stack.get(i + 1..j).unwrap_or_default() {
+                out.push(self.list.op[g.node as usize] as usize);
+            }
+            out.push(self.list.op[f.node as usize] as usize);
+            i = j;
+        }
+        out
     }
 }

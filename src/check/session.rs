@@ -4,7 +4,8 @@
 //! looks only at operations that carry a `session`. "Earlier" is real time: `A` precedes `B`
 //! when `A` completed before `B` was invoked. Values need not be unique, so each rule holds
 //! unless it fails whichever write a value came from (see `docs/decisions.md`):
-//! - **read-your-writes**: an `ok` read `R` of key `k` after the session's `ok` write `W` to
+//! - **read-your-writes**: an `ok` read `R` of key `k` after the session's `ok` write (or
+//!   `ok` cas) `W` to
 //!   `k` must return a value some write could have produced at or after `W`: a write of `R`'s
 //!   value invoked before `R` completed and not definitely finished before `W` began. An
 //!   absent value after `W` is a violation.
@@ -99,7 +100,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
         }
         let g = groups.entry((s, op.key)).or_default();
         match op.f {
-            OpKind::Write => g.0.push(op),
+            OpKind::Write | OpKind::Cas => g.0.push(op),
             OpKind::Read => g.1.push(op),
         }
     }

@@ -3,7 +3,8 @@
 //! Where it sits: an index over a [`History`] shared by the stale-read, lost-write and session
 //! checkers. Values need not be unique, so a read of `v` is explained by *any* write of `v`
 //! on that key that was invoked no later than the read completed (`ok` or `info`; a `fail`
-//! write never happened). Equal times count as concurrent throughout. Every judgement built on it is conservative: an anomaly is reported only
+//! write never happened). A cas counts as a write of its new value: an `ok` one applied, an
+//! `info` one may have. Equal times count as concurrent throughout. Every judgement built on it is conservative: an anomaly is reported only
 //! if it holds whichever of those writes the value came from.
 //!
 //! It keeps the candidate writes sorted by (key, value, invoke time) with prefix maxima per
@@ -15,7 +16,6 @@
 //!   overwritten, i.e. the latest, over candidates `W1`, of the earliest completion of an `ok`
 //!   write `W2` invoked after `W1` completed.
 
-use super::event::OpKind;
 use super::history::{History, Outcome};
 
 /// A write that could explain reads of its value, with maxima over the writes of the same
@@ -46,7 +46,8 @@ impl Sources {
         let mut ok: Vec<(u32, u64, u64)> = Vec::new();
         let mut raw: Vec<(u32, u32, u64, Option<u64>)> = Vec::new();
         for op in &history.ops {
-            if op.f != OpKind::Write || op.outcome == Outcome::Fail {
+            // A cas is a write of its new value (it is only here when it did or may apply).
+            if !op.f.writes() || op.outcome == Outcome::Fail {
                 continue;
             }
             let Some(value) = op.value else { continue };

@@ -34,6 +34,45 @@ pub struct StaleRead {
     pub age_ms: f64,
 }
 
+/// The age buckets of "how stale, how often": lower bound (inclusive) and name.
+pub const AGE_BUCKETS: [(u64, &str); 4] = [
+    (0, "under 100 ms"),
+    (100_000_000, "100 ms to 1 s"),
+    (1_000_000_000, "1 s to 10 s"),
+    (10_000_000_000, "over 10 s"),
+];
+
+/// Stale reads of one age bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeBucket {
+    /// `under 100 ms`, `100 ms to 1 s`, `1 s to 10 s`, `over 10 s`.
+    pub age: &'static str,
+    /// Stale reads whose age falls in it.
+    pub stale: usize,
+    /// `stale / ok reads` of the group: the share of all reads that were this stale.
+    pub share_of_reads: f64,
+}
+
+/// Counts stale reads (ages in ns) per age bucket, as shares of `reads`.
+fn buckets(ages: &[u64], reads: usize) -> Vec<AgeBucket> {
+    AGE_BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, &(from, age))| {
+            let next = AGE_BUCKETS.get(i + 1).map(|b| b.0);
+            let stale = ages
+                .iter()
+                .filter(|&&a| a >= from && next.is_none_or(|to| a < to))
+                .count();
+            AgeBucket {
+                age,
+                stale,
+                share_of_reads: rate(stale, reads),
+            }
+        })
+        .collect()
+}
+
 /// Stale reads among one group of reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StaleCount {
@@ -43,6 +82,10 @@ pub struct StaleCount {
     pub stale: usize,
     /// `stale / reads` (0 when there are no reads).
     pub rate: f64,
+    /// How stale, how often: the share of this group's reads per age bucket.
+    pub by_age: Vec<AgeBucket>,
+    #[serde(skip)]
+    ages: Vec<u64>,
 }
 
 /// The stale-read section of the report.
@@ -58,6 +101,8 @@ pub struct StaleReadsReport {
     pub rate: f64,
     /// Ages of the stale reads.
     pub age_ms: Percentiles,
+    /// How stale, how often: the share of all `ok` reads that were stale, per age bucket.
+    pub by_age: Vec<AgeBucket>,
     /// Per `mode` (reads without a mode under `""`).
     pub by_mode: BTreeMap<String, StaleCount>,
     /// Per `phase` (reads without a phase under `""`).
@@ -70,15 +115,19 @@ pub struct StaleReadsReport {
     pub unexplained_examples: Vec<OpRef>,
 }
 
-fn bump(map: &mut BTreeMap<String, StaleCount>, name: &str, stale: bool) {
+fn bump(map: &mut BTreeMap<String, StaleCount>, name: &str, age: Option<u64>) {
     let c = map.entry(name.to_string()).or_default();
     c.reads += 1;
-    c.stale += usize::from(stale);
+    if let Some(age) = age {
+        c.stale += 1;
+        c.ages.push(age);
+    }
 }
 
 fn finish(map: &mut BTreeMap<String, StaleCount>) {
     for c in map.values_mut() {
         c.rate = rate(c.stale, c.reads);
+        c.by_age = buckets(&c.ages, c.reads);
     }
 }
 
@@ -93,6 +142,7 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
         count: 0,
         rate: 0.0,
         age_ms: Percentiles::default(),
+        by_age: Vec::new(),
         by_mode: BTreeMap::new(),
         by_phase: BTreeMap::new(),
         examples: Vec::new(),
@@ -117,8 +167,8 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
             Some(overwritten) if overwritten < op.invoke => Some(op.invoke - overwritten),
             Some(_) => None,
         };
-        bump(&mut report.by_mode, label(op.mode), age.is_some());
-        bump(&mut report.by_phase, label(op.phase), age.is_some());
+        bump(&mut report.by_mode, label(op.mode), age);
+        bump(&mut report.by_phase, label(op.phase), age);
         let Some(age) = age else { continue };
         report.count += 1;
         ages.push(age);
@@ -132,7 +182,35 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
     finish(&mut report.by_mode);
     finish(&mut report.by_phase);
     report.rate = rate(report.count, report.reads);
+    report.by_age = buckets(&ages, report.reads);
     report.age_ms = Percentiles::of_ns(ages);
     report.valid = Validity::from_count(report.count);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_fall_in_their_buckets_as_shares_of_all_reads() {
+        let ms = 1_000_000u64;
+        let b = buckets(
+            &[
+                0,
+                99 * ms,
+                100 * ms,
+                999 * ms,
+                1000 * ms,
+                10_000 * ms,
+                u64::MAX,
+            ],
+            70,
+        );
+        let stale: Vec<usize> = b.iter().map(|b| b.stale).collect();
+        assert_eq!(stale, vec![2, 2, 1, 2]);
+        assert_eq!(b[0].age, "under 100 ms");
+        assert_eq!(b[3].share_of_reads, 2.0 / 70.0);
+        assert!(buckets(&[], 0).iter().all(|b| b.share_of_reads == 0.0));
+    }
 }

@@ -8,26 +8,31 @@
 //! walk reaches a return entry, that operation could not be linearized before its deadline,
 //! so undo the last lift and try the next candidate.
 //!
-//! Register specifics:
-//! - `info` writes have no return entry (their return is at +infinity) and the search
-//!   succeeds once every *determinate* operation is linearized, so an `info` write may take
-//!   effect at any time after its invoke, or never.
+//! Register specifics (a cas is a read of its expected value and a write of its new one,
+//! atomically; an operation *observes* a value when it is a read of it or a cas expecting it):
+//! - `info` writes and `info` cas operations have no return entry (their return is at
+//!   +infinity) and the search succeeds once every *determinate* operation is linearized,
+//!   so an `info` operation may take effect at any time after its invoke, or never.
 //! - Canonical placements (pruning; each rule keeps at least one linearization whenever one
 //!   exists, argued in `docs/decisions.md`, and checked against a brute-force oracle in
 //!   `tests/check_props.rs`). In some linearization every write is immediately followed by
-//!   a read of its value, or is dead (followed by a write, or last). So:
+//!   an observer of its value, or is dead (followed by a plain write, or last). So:
 //!   1. a callable read of the current state is linearized at once, as the only move from
 //!      that configuration (linearizing it now cannot lose a solution);
-//!   2. an *unobserved* determinate write (no remaining read expects its value) is never
-//!      chosen on its own: it is absorbed just before the next write linearized while it is
-//!      callable, or placed at its deadline (its return entry) leaving the register
-//!      unreadable until the next write; the search succeeds once only such writes remain;
-//!   3. an observed determinate write is chosen when a read of its value is callable, or
-//!      anywhere when another pending write of the same value exists; otherwise it waits
-//!      for its deadline;
-//!   4. an `info` write is chosen only when a read of its value is callable, and only the
-//!      earliest pending `info` write of each value (callable `info` writes of one value
-//!      are interchangeable: none has a deadline).
+//!   2. an *unobserved* determinate write (no remaining operation observes its value) is
+//!      never chosen on its own: it is absorbed just before the next plain write linearized
+//!      while it is callable (never before a cas, which needs the state it found), or placed
+//!      at its deadline (its return entry) leaving the register unreadable until the next
+//!      write; the search succeeds once only such writes remain;
+//!   3. an observed determinate write is chosen when an observer of its value is callable,
+//!      or anywhere when another pending operation may set the same value or an `info` cas
+//!      observes it (that cas may never happen); otherwise it waits for its deadline;
+//!   4. an `info` write is chosen only when an observer of its value is callable, and only
+//!      the earliest pending `info` write of each value (callable `info` writes of one value
+//!      are interchangeable: none has a deadline);
+//!   5. an `ok` cas is tried whenever it is callable and the register holds its expected
+//!      value (no pruning); an `info` cas likewise, but only when it changes the value and
+//!      an observer of its new value is callable (otherwise leaving it out loses nothing).
 //!
 //! Worst case the search is still exponential in the number of mutually concurrent
 //! operations on one key (checking linearizability is NP-complete); `--timeout` and the
@@ -37,6 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::entries::NIL;
+use super::event::OpKind;
 use super::memo::{Insert, MemoBudget};
 use super::searcher::{Searcher, UNREADABLE};
 
@@ -45,12 +51,26 @@ use super::searcher::{Searcher, UNREADABLE};
 pub(crate) struct KeyOp {
     /// Index into `History::ops`.
     pub id: usize,
-    pub read: bool,
-    /// Register state this op writes or expects: 0 = absent, otherwise a per-key value id + 1.
+    pub kind: OpKind,
+    /// Register state a read expects, or a write or cas leaves: 0 = absent, otherwise a
+    /// per-key value id + 1.
     pub value: u32,
+    /// Register state a cas expects (0 for reads and writes).
+    pub expect: u32,
     pub invoke: u64,
-    /// `None` for an `info` write.
+    /// `None` for an `info` write or cas.
     pub complete: Option<u64>,
+}
+
+impl KeyOp {
+    /// A read of `value`, or a cas expecting it.
+    pub(crate) fn observes(&self, value: u32) -> bool {
+        match self.kind {
+            OpKind::Read => self.value == value,
+            OpKind::Cas => self.expect == value,
+            OpKind::Write => false,
+        }
+    }
 }
 
 /// Why a search gave up.
@@ -68,11 +88,11 @@ pub enum UnknownReason {
 pub(crate) enum Search {
     Linearizable,
     /// No linearization exists. `op` (index into the key's ops) is the operation the deepest
-    /// partial linearization (`depth` operations long, register then holding `state`) could
-    /// not be extended past.
+    /// partial linearization (`prefix`, in linearization order, register then holding
+    /// `state`) could not be extended past.
     Illegal {
         op: usize,
-        depth: usize,
+        prefix: Vec<usize>,
         state: u32,
     },
     Unknown(UnknownReason),
@@ -89,8 +109,9 @@ pub(crate) struct Limits<'a> {
 /// states (`1 + number of distinct values`). Returns the verdict and the memo size.
 pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, usize) {
     let mut s = Searcher::new(ops, states, limits.budget);
-    // (depth, op, state) of the deepest dead end at a return entry.
+    // (depth, op, state) of the deepest dead end at a return entry, and its prefix.
     let mut best: Option<(usize, usize, u32)> = None;
+    let mut best_prefix = Vec::new();
     let mut steps = 0u64;
     let mut entry = s.list.next[0];
     // A configuration just reached: a read of its state, if callable, is its only move.
@@ -121,22 +142,26 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
             // A read of the current state goes now; nothing is lost by not waiting.
             Some((node, s.state, true))
         } else if s.list.is_call[entry as usize] {
-            if o.read {
-                None // not of the current state (or the closure above would have taken it)
-            } else if o.complete.is_none() {
-                s.info_write_useful(entry)
-                    .then_some((entry, o.value, false))
-            } else if s.is_unobserved_write(i) {
-                None // placed only by absorption or at its deadline
-            } else if s.callable_read_of(o.value).is_some() || s.has_twin(o.value) {
-                // Just before a read of its value; or anywhere, when another pending write
-                // of the same value could serve that read instead.
-                Some((entry, o.value, false))
-            } else {
-                None // placed at its deadline, or when a read of its value becomes callable
+            match o.kind {
+                OpKind::Read => None, // not of the current state (or rule 1 would have taken it)
+                OpKind::Write if o.complete.is_none() => s
+                    .info_write_useful(entry)
+                    .then_some((entry, o.value, false)),
+                // Placed only by absorption or at its deadline.
+                OpKind::Write if s.is_unobserved_write(i) => None,
+                OpKind::Write => {
+                    // Just before an observer of its value; or anywhere, when that observer
+                    // could be served by another write instead. Otherwise at its deadline.
+                    (s.callable_observer_of(o.value) || s.write_is_free(o.value))
+                        .then_some((entry, o.value, false))
+                }
+                OpKind::Cas if o.expect != s.state => None,
+                OpKind::Cas if o.complete.is_some() => Some((entry, o.value, false)),
+                OpKind::Cas => (o.value != o.expect && s.callable_observer_of(o.value))
+                    .then_some((entry, o.value, false)),
             }
-        } else if o.complete.is_some() && !o.read {
-            // A write's deadline: place it now. If nothing reads its value any more, the
+        } else if o.complete.is_some() && o.kind == OpKind::Write {
+            // A write's deadline: place it now. If nothing observes its value any more, the
             // register is unreadable until the next write.
             let state = if s.is_unobserved_write(i) {
                 UNREADABLE
@@ -145,8 +170,10 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
             };
             Some((s.list.call[i], state, true))
         } else {
+            // A read or cas at its deadline: every move before it was tried.
             if best.is_none_or(|(depth, _, _)| s.stack.len() > depth) {
                 best = Some((s.stack.len(), i, s.state));
+                best_prefix = s.linearized();
             }
             None
         };
@@ -177,8 +204,9 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
         // Backtrack: undo lifts until one that was a free choice, then try its next sibling.
         loop {
             let Some(frame) = s.undo() else {
-                let (depth, op, state) = best.unwrap_or((0, 0, 0));
-                return (Search::Illegal { op, depth, state }, s.memo.len());
+                let (_, op, state) = best.unwrap_or((0, 0, 0));
+                let prefix = best_prefix;
+                return (Search::Illegal { op, prefix, state }, s.memo.len());
             };
             if !frame.forced {
                 entry = s.list.next[frame.node as usize];

@@ -12,13 +12,12 @@ use plotters::prelude::*;
 use super::report::{Report, TargetReport};
 use super::thresholds::describe;
 use super::timeline::FaultWindow;
+use crate::check::picture;
+use crate::check::render::by_age;
 
 /// Escapes text for HTML.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    picture::escape(s)
 }
 
 /// One line of a plot.
@@ -28,11 +27,16 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
-const BLUE_: RGBColor = RGBColor(31, 119, 180);
-const ORANGE_: RGBColor = RGBColor(255, 127, 14);
-const GREEN_: RGBColor = RGBColor(44, 160, 44);
-const RED_: RGBColor = RGBColor(214, 39, 40);
-const PURPLE_: RGBColor = RGBColor(148, 103, 189);
+const fn color(c: (u8, u8, u8)) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+// One palette for every page caplab draws (the checker's picture defines it).
+const BLUE_: RGBColor = color(picture::BLUE);
+const ORANGE_: RGBColor = color(picture::ORANGE);
+const GREEN_: RGBColor = color(picture::GREEN);
+const RED_: RGBColor = color(picture::RED);
+const PURPLE_: RGBColor = color(picture::PURPLE);
 const PALETTE: [RGBColor; 5] = [BLUE_, RED_, GREEN_, ORANGE_, PURPLE_];
 
 /// Points further apart than this (seconds) are not joined by a line.
@@ -292,10 +296,11 @@ pub fn render(r: &Report) -> String {
     let verdict = if r.passed { "PASSED" } else { "FAILED" };
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>caplab scenario {name}: {verdict}</title>\n<style>\nbody{{font-family:sans-serif;max-width:960px;margin:1em auto;color:#222}}\ntable{{border-collapse:collapse;margin:.5em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}\n.pass{{color:#1a7f37}}.fail{{color:#c62828;font-weight:bold}}figure{{margin:.5em 0}}.note{{color:#666}}\n.legend span{{display:inline-block;width:14px;height:10px;background:rgba(255,140,140,.4);margin-right:4px}}\n</style></head><body>\n<h1>Scenario <code>{name}</code>: <span class=\"{cls}\">{verdict}</span></h1>\n<p>{desc}</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>caplab scenario {name}: {verdict}</title>\n<style>\n{style}.legend span.fault{{background:rgba(255,140,140,.4)}}\n</style></head><body>\n<h1>Scenario <code>{name}</code>: <span class=\"{cls}\">{verdict}</span></h1>\n<p>{desc}</p>\n",
         name = escape(&r.scenario),
         cls = if r.passed { "pass" } else { "fail" },
         desc = escape(r.description.trim()),
+        style = picture::STYLE,
     );
     h.push_str("<h2>Thresholds</h2>\n<table><tr><th></th><th>threshold</th><th>measured</th><th>lesson</th></tr>\n");
     for t in &r.thresholds {
@@ -327,7 +332,7 @@ pub fn render(r: &Report) -> String {
             escape(s.error.as_deref().unwrap_or("ok"))
         );
     }
-    h.push_str("</table>\n<p class=\"legend\"><span></span>shaded: fault windows (from a fault step to the step that heals it)</p>\n");
+    h.push_str("</table>\n<p class=\"legend\"><span class=\"fault\"></span>shaded: fault windows (from a fault step to the step that heals it)</p>\n");
     let x_max = r.workload.duration.as_secs_f64();
     for t in &r.targets {
         let _ = writeln!(
@@ -350,6 +355,19 @@ pub fn render(r: &Report) -> String {
             t.check.stale_reads.reads,
             t.check.lost_writes.writes_lost,
         );
+        let _ = writeln!(
+            h,
+            "<p>How stale, how often: {}.</p>",
+            escape(&by_age(&t.check.stale_reads.by_age))
+        );
+        if let Some(failure) = &t.failure {
+            let _ = writeln!(
+                h,
+                "<h3>Why {} is not linearizable</h3>\n{}",
+                t.target.as_str().to_uppercase(),
+                picture::section(failure)
+            );
+        }
         target_plots(&mut h, t, x_max, &r.fault_windows);
     }
     h.push_str("</body></html>\n");

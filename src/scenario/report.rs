@@ -18,6 +18,8 @@ use super::stats::GroupSummary;
 use super::thresholds::{ThresholdResult, describe};
 use super::timeline::{FaultWindow, StepRecord};
 use crate::check::CheckReport;
+use crate::check::explain::FailureView;
+use crate::check::render::by_age;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +87,10 @@ pub struct TargetReport {
     pub samples: Vec<Sample>,
     /// The checker's report on this target's history.
     pub check: CheckReport,
+    /// When the history is not linearizable, the failing key drawn in `report.html` (the
+    /// JSON has the failure itself, in `check`).
+    #[serde(skip)]
+    pub failure: Option<FailureView>,
 }
 
 /// The fault windows as Grafana annotation bodies ([`super::annotations`]).
@@ -231,11 +237,17 @@ pub fn markdown(r: &Report) -> String {
         let c = &t.check;
         let _ = writeln!(
             s,
-            "\nChecker: linearizable **{}**; stale reads {} of {} ({}); lost acknowledged writes {}; session violations {} read-your-writes, {} monotonic; time to converge after the last heal: {}.",
+            "\nChecker: linearizable **{}**{}; stale reads {} of {} ({}; how stale, how often: {}); lost acknowledged writes {}; session violations {} read-your-writes, {} monotonic; time to converge after the last heal: {}.",
             c.linearizability.valid.word(),
+            if t.failure.is_some() {
+                " (`report.html` draws why)"
+            } else {
+                ""
+            },
             c.stale_reads.count,
             c.stale_reads.reads,
             pct(Some(c.stale_reads.rate)),
+            by_age(&c.stale_reads.by_age),
             c.lost_writes.writes_lost,
             c.sessions.read_your_writes,
             c.sessions.monotonic_reads,

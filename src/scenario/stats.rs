@@ -94,7 +94,8 @@ impl Group {
                     self.max_staleness_ms = Some(self.max_staleness_ms.map_or(s, |m| m.max(s)));
                 }
             }
-            OpKind::Write => {
+            // A compare-and-set is a write as far as load figures go.
+            OpKind::Write | OpKind::Cas => {
                 self.writes += 1;
                 self.writes_ok += u64::from(ok);
             }

@@ -14,6 +14,7 @@ use super::spec::{FINAL_PHASE, Scenario};
 use super::stats::{Stats, converge_after};
 use super::thresholds::{Measured, evaluate};
 use super::timeline::{self, StepRecord};
+use crate::check::explain::view;
 use crate::check::{CheckOptions, History, check_history};
 
 /// What the load left for the verdict.
@@ -66,13 +67,15 @@ pub(super) async fn conclude(
             modes
                 .into_iter()
                 .map(|m| {
-                    check_history(
+                    let check = check_history(
                         &history,
                         &CheckOptions {
                             mode: Some(m),
                             ..check_opts.clone()
                         },
-                    )
+                    );
+                    let failure = view(&history, &check);
+                    (check, failure)
                 })
                 .collect::<Vec<_>>(),
         )
@@ -88,7 +91,7 @@ pub(super) async fn conclude(
         .max();
     let mut target_reports = Vec::new();
     let mut results = Vec::new();
-    for (ti, (&target, check)) in scenario.targets.iter().zip(checks).enumerate() {
+    for (ti, (&target, (check, failure))) in scenario.targets.iter().zip(checks).enumerate() {
         let s = &stats.targets[ti];
         // Converged when operations are ok and fresh again and the replica has caught up.
         let target_samples = samples.get(ti).map_or(&[][..], Vec::as_slice);
@@ -142,6 +145,7 @@ pub(super) async fn conclude(
                 .collect(),
             samples: samples.get(ti).cloned().unwrap_or_default(),
             check,
+            failure,
         });
     }
     let passed = results.iter().all(|r| r.passed);
