@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod console;
 pub mod failover;
 pub mod lab;
 pub mod proxy;
