@@ -79,7 +79,7 @@ fn lowest_recent(app: &str, chart: &str, s: usize, n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_cuts_replication_from_the_page_and_sees_cp_and_ap_answer() {
     let lab = ConsoleLab::up();
-    let browser = Browser::start(1600, 1500).await;
+    let browser = Browser::start(1600, 2300).await;
     let c = &browser.client;
     c.goto(&lab.url).await.expect("open the console");
     wait_js(
@@ -123,6 +123,37 @@ async fn a_student_cuts_replication_from_the_page_and_sees_cp_and_ap_answer() {
         Duration::from_secs(10),
         "AP requests/s in the chart",
         |v| v.as_f64().is_some_and(|r| r > 5.0),
+    )
+    .await;
+    // "Try it": write through CP, read back through AP with the session token.
+    click(c, "#try-write-cp").await;
+    wait_js(
+        c,
+        "document.querySelector('#try-answer').textContent",
+        Duration::from_secs(5),
+        "the write's answer",
+        |v| {
+            v.as_str().is_some_and(|t| {
+                t.contains("PUT /kv/greeting via CP")
+                    && t.contains("version")
+                    && t.contains("a new one")
+            })
+        },
+    )
+    .await;
+    click(c, "#try-read-ap").await;
+    wait_js(
+        c,
+        "document.querySelector('#try-answer').textContent",
+        Duration::from_secs(5),
+        "the read's answer",
+        |v| {
+            v.as_str().is_some_and(|t| {
+                t.contains("GET /kv/greeting via AP")
+                    && t.contains("session_guarantee: true")
+                    && t.contains("session token: sent")
+            })
+        },
     )
     .await;
     // Before the cut: CP fully available, g2 fresh, the replication breaker closed.

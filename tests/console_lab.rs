@@ -287,6 +287,54 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
         healed["windows"]
     );
 
+    // "Try it": a write through CP answers a version and a session token; a read through AP
+    // with that token is served read-your-writes.
+    let relay = |body: Value| {
+        let url = url.clone();
+        async move {
+            let resp = client()
+                .post(format!("{url}/api/try"))
+                .json(&body)
+                .send()
+                .await
+                .expect("POST /api/try");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, wrote) = relay(
+        serde_json::json!({"via": "cp", "op": "write", "key": "a key/with ?", "value": "v1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{wrote}");
+    assert_eq!(wrote["status"], 200, "{wrote}");
+    assert_eq!(wrote["request"], "PUT /kv/a%20key%2Fwith%20%3F");
+    let version = wrote["body"]["version"].as_u64().expect("a version");
+    let token = wrote["session_token"]
+        .as_str()
+        .expect("a session token")
+        .to_string();
+    assert_eq!(wrote["sent_token"], false);
+    let (_, read) = relay(
+        serde_json::json!({"via": "ap", "op": "read", "key": "a key/with ?", "token": token}),
+    )
+    .await;
+    assert_eq!(read["status"], 200, "{read}");
+    assert_eq!(read["body"]["value"], "v1", "{read}");
+    assert_eq!(read["body"]["version"].as_u64(), Some(version), "{read}");
+    assert_eq!(read["body"]["session_guarantee"], true, "{read}");
+    assert_eq!(read["body"]["stale"], false, "{read}");
+    assert_eq!(read["sent_token"], true);
+    let (_, forged) = relay(
+        serde_json::json!({"via": "cp", "op": "read", "key": "a key/with ?", "token": "forged"}),
+    )
+    .await;
+    assert_eq!(forged["status"], 401, "{forged}");
+    let (status, bad) = relay(serde_json::json!({"via": "both", "op": "read", "key": "k"})).await;
+    assert_eq!(status, 400, "{bad}");
+
     // `lab down` stops the console too (first), and its port is free again.
     let down = lab.down();
     assert!(down.status.success(), "{}", text(&down));
@@ -303,5 +351,183 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
         .and_then(|p| p.parse().ok())
         .expect("port");
     caplab::lab::ports::ensure_free("console", port).expect("the console's port is free");
+    common::lab::assert_ports_free(&lab.ports, "after lab down");
+}
+
+/// The redis node's recorded process in `lab.json` now.
+fn recorded(lab: &ConsoleLab, name: &str) -> caplab::lab::process::ProcessRecord {
+    caplab::lab::LabRecord::read(&lab.dir)
+        .expect("read")
+        .expect("lab.json")
+        .processes
+        .into_iter()
+        .find(|p| p.name == name)
+        .expect("recorded")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
+    let lab = ConsoleLab::up();
+    let url = lab.url.clone();
+    let mut sse = SseReader::open(&format!("{url}/events")).await;
+    let g2_at_start = recorded(&lab, "redis g2");
+
+    // Freeze and resume g2: the tick shows it, and it is a fault while it lasts.
+    let (status, entry) = control(
+        &url,
+        serde_json::json!({"action": "node", "node": "g2", "op": "stop"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{entry}");
+    let t = tick_where(&mut sse, Duration::from_secs(5), |t| {
+        node_process(t, "g2") == "stopped"
+    })
+    .await
+    .expect("g2 shown stopped");
+    assert!(
+        t["faults"]
+            .as_array()
+            .expect("faults")
+            .iter()
+            .any(|f| f["label"] == "node g2 stopped"),
+        "{}",
+        t["faults"]
+    );
+    let (status, _) = control(
+        &url,
+        serde_json::json!({"action": "node", "node": "g2", "op": "continue"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tick_where(&mut sse, Duration::from_secs(5), |t| {
+        node_process(t, "g2") == "running"
+    })
+    .await
+    .expect("g2 running again");
+
+    // Kill it: down. Restart it: a new process from its own config file, recorded in
+    // lab.json, back as g1's replica.
+    let (status, _) = control(
+        &url,
+        serde_json::json!({"action": "node", "node": "g2", "op": "kill"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tick_where(&mut sse, Duration::from_secs(5), |t| {
+        node_process(t, "g2") == "down"
+    })
+    .await
+    .expect("g2 shown down");
+    assert!(!g2_at_start.is_running());
+    let (status, entry) = control(
+        &url,
+        serde_json::json!({"action": "node", "node": "g2", "op": "restart"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{entry}");
+    let g2_now = recorded(&lab, "redis g2");
+    assert_ne!(g2_now.pid, g2_at_start.pid);
+    assert!(g2_now.is_running());
+    assert!(
+        recorded(&lab, "console").is_running(),
+        "lab.json lost the console"
+    );
+    tick_where(&mut sse, Duration::from_secs(20), |t| {
+        node_process(t, "g2") == "running"
+            && t["apps"][0]["link_status"] == "up"
+            && t["apps"][0]["roles"]["g2"] == "replica"
+    })
+    .await
+    .expect("g2 back as a replica with its link up");
+
+    // A failover from the page: the sentinels promote g2, the apps follow, and the change of
+    // primary is marked on the charts.
+    let (status, entry) = control(&url, serde_json::json!({"action": "failover"})).await;
+    assert_eq!(status, 200, "{entry}");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("promoted g2"),
+        "{entry}"
+    );
+    let t = tick_where(&mut sse, Duration::from_secs(20), |t| {
+        t["sentinel_primary"] == "g2"
+            && t["apps"][0]["primary"] == "g2"
+            && t["apps"][1]["primary"] == "g2"
+    })
+    .await
+    .expect("the apps follow the promotion");
+    assert!(
+        t["markers"]
+            .as_array()
+            .expect("markers")
+            .iter()
+            .any(|m| m["label"] == "primary g1 -> g2"),
+        "{}",
+        t["markers"]
+    );
+    // Reset everything: a cut link and a killed node come back.
+    let (status, _) = control(
+        &url,
+        serde_json::json!({"action": "latency", "link": "g1", "ms": 200}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = control(
+        &url,
+        serde_json::json!({"action": "cut", "link": "sentinels"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = control(
+        &url,
+        serde_json::json!({"action": "node", "node": "g1", "op": "kill"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let t = tick_where(&mut sse, Duration::from_secs(5), |t| {
+        node_process(t, "g1") == "down"
+    })
+    .await
+    .expect("g1 down");
+    assert!(
+        link(&t, "g1")["toxics"][0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("latency 200 ms"),
+        "{}",
+        link(&t, "g1")
+    );
+    let (status, entry) = control(&url, serde_json::json!({"action": "reset"})).await;
+    assert_eq!(status, 200, "{entry}");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restart g1"),
+        "{entry}"
+    );
+    let t = tick_where(&mut sse, Duration::from_secs(20), |t| {
+        node_process(t, "g1") == "running" && t["faults"].as_array().is_some_and(|f| f.is_empty())
+    })
+    .await
+    .expect("everything back after reset");
+    assert!(
+        t["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["enabled"] == true && l["toxics"].as_array().is_some_and(|x| x.is_empty()))
+    );
+
+    // `lab down` stops the processes the console started too.
+    let record = caplab::lab::LabRecord::read(&lab.dir)
+        .expect("read")
+        .expect("lab.json");
+    let down = lab.down();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(text(&down).contains("stopped 9 of 9"), "{}", text(&down));
+    common::lab::assert_processes_gone(&record);
     common::lab::assert_ports_free(&lab.ports, "after lab down");
 }

@@ -10,7 +10,7 @@
   const APPS = ["cp", "ap"];
   const BREAKERS = ["g1", "g2", "replication"];
   const BREAKER_COLORS = [C.blue, C.orange, C.green];
-  const STATE_NAMES = ["closed", "half-open", "open"];
+  const STATE_NAMES = ["closed", "half", "open"];
 
   let points = [];
   let last = null;
@@ -118,11 +118,14 @@
     parent.append(box);
     const width = Math.max(300, parent.clientWidth - 4);
     const scales = { x: { time: true, range: () => xRange() } };
-    const axes = [{}, { size: 54 }];
+    const axes = [
+      { space: 70, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour12: false })) },
+      { size: 62 },
+    ];
     const extra = def.series.find((s) => s.scale);
     if (def.id === "breakers") {
       scales.y = { range: [-0.2, 2.2] };
-      axes[1] = { size: 54, splits: [0, 1, 2], values: (u, vals) => vals.map((v) => STATE_NAMES[v] || "") };
+      axes[1] = { size: 62, splits: [0, 1, 2], values: (u, vals) => vals.map((v) => STATE_NAMES[v] || "") };
     } else {
       scales.y = { range: (u, min, max) => [Math.min(0, min || 0), Math.max(max || 1, 1) * 1.1] };
     }
