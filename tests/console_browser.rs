@@ -76,9 +76,79 @@ fn lowest_recent(app: &str, chart: &str, s: usize, n: usize) -> String {
     )
 }
 
+/// A four-second replication cut (the two-step cut, as the shipped replication-partition
+/// does it) with thresholds CP and AP pass.
+const SHORT_SCENARIO: &str = r#"
+name = "short-partition"
+description = "Replication cut for two seconds: CP refuses writes, AP keeps answering."
+targets = ["cp", "ap"]
+
+[workload]
+rate = 40
+duration = "5s"
+read_ratio = 0.5
+keys = 10
+clients = 4
+seed = 3
+timeout = "2s"
+settle = "500ms"
+
+[[phase]]
+name = "baseline"
+at = "0s"
+
+[[phase]]
+name = "partition"
+at = "2s"
+
+[[phase]]
+name = "recovery"
+at = "4s"
+
+[[step]]
+at = "2s"
+action = "down"
+proxy = "cluster_g2"
+
+[[step]]
+at = "2s"
+action = "down"
+proxy = "cluster_g1"
+
+[[step]]
+at = "4s"
+action = "up"
+proxy = "cluster_g1"
+
+[[step]]
+at = "4s"
+action = "up"
+proxy = "cluster_g2"
+
+[[threshold]]
+target = "cp"
+phase = "partition"
+metric = "write_availability"
+max = 0.25
+lesson = "CP refuses writes it cannot replicate"
+
+[[threshold]]
+target = "ap"
+phase = "partition"
+metric = "availability"
+min = 0.95
+lesson = "AP keeps answering"
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_cuts_replication_from_the_page_and_sees_cp_and_ap_answer() {
-    let lab = ConsoleLab::up();
+    let scenarios = tempfile::tempdir().expect("scenarios dir");
+    std::fs::write(
+        scenarios.path().join("short-partition.toml"),
+        SHORT_SCENARIO,
+    )
+    .expect("write scenario");
+    let lab = ConsoleLab::up_with_scenarios(scenarios.path());
     let browser = Browser::start(1600, 2300).await;
     let c = &browser.client;
     c.goto(&lab.url).await.expect("open the console");
@@ -285,6 +355,77 @@ async fn a_student_cuts_replication_from_the_page_and_sees_cp_and_ap_answer() {
     let closed = js(c, "window.caplab.last().windows.some((w) => w.label === 'cluster_g1 cut' && w.to_ms !== null)").await;
     assert_eq!(closed, true, "the fault window closed");
     screenshot(c, "03-healed.png").await;
+
+    // A scenario from the page: pick it, run it, follow it, read its verdict and lessons,
+    // open its report.
+    c.find(Locator::Css("#scenario-file"))
+        .await
+        .expect("the scenario list")
+        .select_by_value("short-partition.toml")
+        .await
+        .expect("pick the scenario");
+    click(c, "#scenario-run").await;
+    wait_js(
+        c,
+        "window.caplab.last().scenario.running",
+        Duration::from_secs(5),
+        "the run starts",
+        |v| v == true,
+    )
+    .await;
+    let refused = js(
+        c,
+        "(async () => (await fetch('/api/control', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({action: 'reset'})})).status)()",
+    )
+    .await;
+    assert_eq!(refused, 409, "a control while a scenario drives the lab");
+    let verdict = wait_js(
+        c,
+        "document.querySelector('#scenario-verdict') && document.querySelector('#scenario-verdict').textContent",
+        Duration::from_secs(40),
+        "the scenario's verdict",
+        |v| v.as_str().is_some_and(|t| !t.is_empty()),
+    )
+    .await;
+    assert_eq!(
+        verdict,
+        "PASSED",
+        "{}",
+        js(c, "document.querySelector('#scenario-status').textContent").await
+    );
+    let lessons = js(c, "document.querySelector('#scenario-status').textContent").await;
+    for lesson in [
+        "CP refuses writes it cannot replicate",
+        "AP keeps answering",
+    ] {
+        assert!(lessons.as_str().unwrap_or("").contains(lesson), "{lessons}");
+    }
+    let log = js(c, "document.querySelector('#log').textContent").await;
+    assert!(
+        log.as_str()
+            .unwrap_or("")
+            .contains("scenario short-partition"),
+        "{log}"
+    );
+    screenshot(c, "04-scenario.png").await;
+    click(c, "#scenario-report").await;
+    let windows = c.windows().await.expect("windows");
+    assert_eq!(windows.len(), 2, "the report opens in a tab");
+    c.switch_to_window(windows[1].clone())
+        .await
+        .expect("switch");
+    wait_js(
+        c,
+        "document.title",
+        Duration::from_secs(10),
+        "the report loads",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("short-partition") && t.contains("PASSED"))
+        },
+    )
+    .await;
+    screenshot(c, "05-report.png").await;
 
     browser.close().await;
     let down = lab.down();

@@ -44,6 +44,15 @@ impl ConsoleLab {
     /// `caplab lab up` on free ports, the console on a free loopback port, offering the
     /// repository's scenarios.
     pub fn up() -> ConsoleLab {
+        ConsoleLab::up_with_scenarios(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios"
+        )))
+    }
+
+    /// `caplab lab up` as [`ConsoleLab::up`], the console offering the scenario files of
+    /// `scenarios`.
+    pub fn up_with_scenarios(scenarios: &std::path::Path) -> ConsoleLab {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("lab");
         let ports = LabPorts::free().expect("free ports");
@@ -56,7 +65,7 @@ impl ConsoleLab {
             "--console-addr".into(),
             format!("127.0.0.1:{console_port}"),
             "--console-scenarios".into(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios").into(),
+            scenarios.display().to_string(),
         ];
         for (flag, port) in [
             ("--redis-g1-port", ports.redis_g1),
