@@ -132,7 +132,7 @@ fn parse_console_addr(s: &str) -> Result<ConsoleAddr, String> {
 
 /// Checks the console's address can be bound before the lab starts, and turns port 0 into
 /// a free port.
-fn console_address(addr: SocketAddr) -> Result<SocketAddr, LabError> {
+pub(crate) fn console_address(addr: SocketAddr) -> Result<SocketAddr, LabError> {
     let listener = std::net::TcpListener::bind(addr).map_err(|source| {
         LabError::PortTaken(super::ports::PortTaken {
             what: "the console (--console-addr, or off)".into(),
