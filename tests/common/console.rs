@@ -158,6 +158,7 @@ pub struct SseEvent {
 pub struct SseReader {
     response: reqwest::Response,
     buffer: String,
+    ended: bool,
 }
 
 impl SseReader {
@@ -185,6 +186,7 @@ impl SseReader {
         SseReader {
             response,
             buffer: String::new(),
+            ended: false,
         }
     }
 
@@ -212,13 +214,23 @@ impl SseReader {
                     data: data.join("\n"),
                 });
             }
+            if self.ended {
+                return None;
+            }
             let left = deadline.checked_duration_since(Instant::now())?;
-            let chunk = tokio::time::timeout(left, self.response.chunk())
+            match tokio::time::timeout(left, self.response.chunk())
                 .await
                 .ok()?
-                .ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            {
+                Ok(Some(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(None) | Err(_) => self.ended = true,
+            }
         }
+    }
+
+    /// Whether the server ended the stream (or the connection broke).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// The next `tick`, parsed.
