@@ -97,6 +97,18 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
         .clone();
     assert!(console.is_running());
 
+    // `lab status` checks it like any other part.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args(["lab", "status", "--dir", &lab.dir.display().to_string()])
+        .output()
+        .expect("lab status");
+    let out = text(&status);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("console "))
+        .unwrap_or_else(|| panic!("no console line:\n{out}"));
+    assert!(line.contains(&url) && line.contains("ok"), "{out}");
+
     // The page and its vendored chart library come from the binary.
     let http = client();
     let page = http.get(&url).send().await.expect("GET /");
