@@ -55,7 +55,8 @@
       { label: "stale reads/s", get: (p) => p.stale, stroke: C.red, scale: "rate" },
     ] },
     { id: "breakers", title: "Circuit breakers (0 closed, 1 half-open, 2 open; dots: transitions)", series:
-      BREAKERS.map((b, i) => ({ label: `${b} breaker`, get: (p) => (p.br ? p.br[i] : null), stroke: BREAKER_COLORS[i] })) },
+      // Each breaker's line is nudged apart (by 0.07) so three closed breakers stay visible.
+      BREAKERS.map((b, i) => ({ label: `${b} breaker`, get: (p) => (p.br && p.br[i] !== null && p.br[i] !== undefined ? p.br[i] + (i - 1) * 0.07 : null), stroke: BREAKER_COLORS[i] })) },
     { id: "replication", title: "Replication lag (bytes) and AP queue depth", series: [
       { label: "lag bytes", get: (p) => p.lag, stroke: C.blue },
       { label: "AP queue depth", get: (p) => p.queue, stroke: C.purple, scale: "queue" },
@@ -125,7 +126,7 @@
     const extra = def.series.find((s) => s.scale);
     if (def.id === "breakers") {
       scales.y = { range: [-0.2, 2.2] };
-      axes[1] = { size: 62, splits: [0, 1, 2], values: (u, vals) => vals.map((v) => STATE_NAMES[v] || "") };
+      axes[1] = { size: 62, splits: [0, 1, 2], values: (u, vals) => vals.map((v) => STATE_NAMES[Math.round(v)] || "") };
     } else {
       scales.y = { range: (u, min, max) => [Math.min(0, min || 0), Math.max(max || 1, 1) * 1.1] };
     }
@@ -367,16 +368,28 @@
     root.replaceChildren(...kids);
   }
 
+  // A section with buttons or links is rebuilt only when what it shows changed: rebuilding
+  // it twice a second would swallow a click that lands between mousedown and mouseup.
+  const shown = {};
+  function changed(section, value) {
+    const json = JSON.stringify(value);
+    if (shown[section] === json) return false;
+    shown[section] = json;
+    return true;
+  }
+
   function render() {
     $("#where").textContent = `lab ${last.lab_dir} · console on ${last.listen}` +
       (last.loopback ? " (loopback only: only this machine can open it)" : " (NOT loopback: anyone who reaches it can stop the lab)");
-    drawTopology();
-    renderLinks();
-    renderNodes();
+    const roles = last.apps[0].roles;
+    if (changed("topology", [last.links, last.nodes, last.sentinel_primary, last.apps[0].link_status])) drawTopology();
+    if (changed("links", [last.links, last.proxy_error])) renderLinks();
+    if (changed("nodes", [last.nodes, roles, last.sentinel_primary])) renderNodes();
     APPS.forEach(renderApp);
-    renderLog();
+    if (changed("log", last.log)) renderLog();
     renderTraffic();
-    renderScenario();
+    const s = last.scenario;
+    if (changed("scenario", s.running ? [s.name, Math.floor((last.t_ms - s.started_ms) / 1000)] : s)) renderScenario();
     redrawCharts();
   }
 
