@@ -2,15 +2,18 @@
 # The lab console's cost: CPU of the console process (and of the two apps) with no page open,
 # with 10 pages open (10 SSE clients reading /events), and with none again, in one run against
 # one lab; plus how many /metrics requests app_cp answered in each phase (one poll per tick,
-# whatever the number of pages). The built-in traffic runs throughout, so the charts move.
+# whatever the number of pages). The built-in traffic (client loops inside the console
+# process) runs throughout unless TRAFFIC=off, so the charts move.
 #
-#   PHASE_S=20 scripts/bench-console.sh        (release build of caplab)
+#   PHASE_S=20 scripts/bench-console.sh              (release build of caplab)
+#   TRAFFIC=off PHASE_S=20 scripts/bench-console.sh  (the console's own loops off: polling only)
 #
 # CPU is utime+stime from /proc/<pid>/stat over the phase, as a percentage of one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHASE_S=${PHASE_S:-20}
 CLIENTS=${CLIENTS:-10}
+TRAFFIC=${TRAFFIC:-on}
 cargo build --release --locked --bin caplab >/dev/null
 bin=target/release/caplab
 out=$(mktemp -d)
@@ -41,7 +44,9 @@ hz=$(getconf CLK_TCK)
 metrics_polls() {
   curl -s "$cp_url/metrics" | awk '/^app_requests_total\{/ && /operation="metrics"/ {s+=$NF} END {print s+0}'
 }
-curl -s -X POST -H 'Content-Type: application/json' -d '{"on": true}' "$url/api/traffic" >/dev/null
+if [ "$TRAFFIC" = on ]; then
+  curl -s -X POST -H 'Content-Type: application/json' -d '{"on": true}' "$url/api/traffic" >/dev/null
+fi
 sleep 3
 
 phase() {
@@ -60,7 +65,7 @@ print(f"| {name} | {pct(c0, c1):.2f} % | {pct(a0, a1):.2f} % | {pct(b0, b1):.2f}
 EOF
 }
 
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); ${PHASE_S} s per phase; traffic on"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); ${PHASE_S} s per phase; traffic $TRAFFIC"
 echo "| phase | console CPU | app_cp CPU | app_ap CPU | app_cp /metrics requests/s |"
 echo "|---|---|---|---|---|"
 phase "no page open"
