@@ -53,8 +53,9 @@
 //!
 //! Between 3 and 4, every byte crosses a Toxiproxy proxy (`g1`, `g2`; the apps reach the
 //! sentinels through `sentinels`): the real Toxiproxy or [`proxy`], whose links copy bytes
-//! plainly until a toxic is set; [`faults`] is how the runner and the lab change those
-//! proxies.
+//! plainly until a toxic is set; [`faults`] is how the runner, the lab and the [`console`]
+//! change those proxies. The console watches from beside the path: it reads the apps' status
+//! endpoints once per tick for every open page, never Redis on a page's behalf.
 
 pub mod check;
 pub mod cli;
