@@ -564,3 +564,48 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
     common::lab::assert_processes_gone(&record);
     common::lab::assert_ports_free(&lab.ports, "after lab down");
 }
+
+#[test]
+fn a_taken_console_port_stops_up_before_anything_starts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let port = held.local_addr().expect("addr").port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args([
+            "lab",
+            "up",
+            "--dir",
+            &dir.display().to_string(),
+            "--console-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .expect("run caplab");
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "port {port} for the console (--console-addr, or off) is already in use"
+        )),
+        "{msg}"
+    );
+    assert!(
+        !dir.join("g1").exists(),
+        "the lab started before the port was checked"
+    );
+    assert!(caplab::lab::LabRecord::read(&dir).expect("read").is_none());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
+        .args([
+            "lab",
+            "up",
+            "--dir",
+            &dir.display().to_string(),
+            "--console-addr",
+            "nowhere",
+        ])
+        .output()
+        .expect("run caplab");
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("expected ip:port"), "{}", text(&bad));
+}
