@@ -33,6 +33,12 @@ ensure_test_deps() {
   # `docker-compose config -q`. --no-install-recommends (apt_install) keeps it from pulling a
   # whole Docker engine; no engine is needed to validate.
   command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+  # chromium and chromium-driver: tests/console_browser.rs opens the lab console in headless
+  # Chromium, driven over WebDriver by chromedriver.
+  local browser=()
+  command -v chromium >/dev/null 2>&1 || browser+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || browser+=(chromium-driver)
+  if [ ${#browser[@]} -gt 0 ]; then apt_install "${browser[@]}"; fi
   ensure_kubernetes_test_deps
 }
 

@@ -24,7 +24,9 @@ lab="$out/lab"
 "$bin" lab up --dir "$lab" --cp-port "$cp" --ap-port "$ap" --proxy-api-port "$api" \
   --redis-g1-port "$(free_port)" --redis-g2-port "$(free_port)" \
   --proxy-g1-port "$(free_port)" --proxy-g2-port "$(free_port)" \
-  --replication-port "$(free_port)" >"$out/lab-up.txt"
+  --cluster-g1-port "$(free_port)" --cluster-g2-port "$(free_port)" \
+  --sentinels-port "$(free_port)" --s1-port "$(free_port)" --s2-port "$(free_port)" \
+  --s3-port "$(free_port)" --console-addr off >"$out/lab-up.txt"
 sampler=""
 cleanup() {
   [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true

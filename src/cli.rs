@@ -90,4 +90,7 @@ pub enum Command {
     Demo(crate::lab::DemoArgs),
     /// Run, list or validate scenario files.
     Scenario(crate::scenario::ScenarioArgs),
+    /// Serve the lab console (a live web page with controls) for a running lab; `caplab lab
+    /// up` starts one.
+    Console(crate::console::ConsoleArgs),
 }

@@ -21,6 +21,7 @@
 //! | [`faults`] | the fault driver: talks to any Toxiproxy through `toxiproxy_rust` |
 //! | [`lab`] | the local lab: `redis-server` nodes and sentinels, `caplab lab`, `caplab demo` |
 //! | [`scenario`] | scenario files, the open-loop load generator, the runner and its reports |
+//! | [`console`] | `caplab console`: the lab's live web page (charts over SSE, controls, traffic, scenarios) |
 //! | [`app`] | `caplab serve`: builds one personality, serves it (connection cap, timeouts, HTTPS), shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
 //! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
@@ -52,11 +53,13 @@
 //!
 //! Between 3 and 4, every byte crosses a Toxiproxy proxy (`g1`, `g2`; the apps reach the
 //! sentinels through `sentinels`): the real Toxiproxy or [`proxy`], whose links copy bytes
-//! plainly until a toxic is set; [`faults`] is how the runner and the lab change those
-//! proxies.
+//! plainly until a toxic is set; [`faults`] is how the runner, the lab and the [`console`]
+//! change those proxies. The console watches from beside the path: it reads the apps' status
+//! endpoints once per tick for every open page, never Redis on a page's behalf.
 
 pub mod check;
 pub mod cli;
+pub mod console;
 pub mod faults;
 pub mod lab;
 pub mod logging;

@@ -63,5 +63,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => caplab::lab::run(args).await?,
         Command::Demo(args) => caplab::lab::demo(args).await?,
         Command::Scenario(args) => caplab::scenario::run(args).await?,
+        Command::Console(args) => caplab::console::run(args).await?,
     })
 }

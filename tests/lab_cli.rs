@@ -33,6 +33,8 @@ fn port_args(ports: &LabPorts) -> Vec<String> {
     ]
     .iter()
     .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
+    // The console has its own test (tests/console_lab.rs); here it would take port 8080.
+    .chain(["--console-addr".to_string(), "off".to_string()])
     .collect()
 }
 

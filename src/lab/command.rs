@@ -7,14 +7,16 @@
 //! flagged); `failover` forces one through s1 and waits for the promotion; `down` stops exactly
 //! the recorded processes, by pid and start time, never by name.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::error::LabError;
 use super::failover::force_failover;
-use super::health::{Health, probe_record};
+use super::health::{Health, probe_record, wait_http_ok};
 use super::options::{self as d, LabOptions, LabPorts};
+use super::process::LabProcess;
 use super::record::LabRecord;
 use super::sentinel::{DOWN_AFTER_MS, MASTER_NAME, QUORUM};
 use super::topology::Lab;
@@ -101,6 +103,98 @@ struct UpArgs {
     /// Port of the embedded proxy's API.
     #[arg(long, default_value_t = d::DEFAULT_PROXY_API_PORT)]
     proxy_api_port: u16,
+    /// Where the lab console serves its page (`caplab console`, started as a part of the
+    /// lab), or `off` for none. Loopback by default: the console has no login and its
+    /// controls stop the lab's processes. Port 0 picks a free one.
+    #[arg(long, env = "CAPLAB_CONSOLE_ADDR", default_value = crate::console::DEFAULT_ADDR,
+          value_parser = parse_console_addr, value_name = "ADDR|off")]
+    console_addr: ConsoleAddr,
+    /// The scenario files the console offers to run.
+    #[arg(long, default_value = "scenarios")]
+    console_scenarios: PathBuf,
+}
+
+/// `--console-addr`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConsoleAddr(Option<SocketAddr>);
+
+fn parse_console_addr(s: &str) -> Result<ConsoleAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(ConsoleAddr(None));
+    }
+    s.parse().map(|a| ConsoleAddr(Some(a))).map_err(|e| {
+        format!(
+            "expected ip:port (e.g. {}) or off: {e}",
+            crate::console::DEFAULT_ADDR
+        )
+    })
+}
+
+/// Checks the console's address can be bound before the lab starts, and turns port 0 into
+/// a free port.
+pub(crate) fn console_address(addr: SocketAddr) -> Result<SocketAddr, LabError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| {
+        LabError::PortTaken(super::ports::PortTaken {
+            what: "the console (--console-addr, or off)".into(),
+            port: addr.port(),
+            source,
+        })
+    })?;
+    listener.local_addr().map_err(|e| LabError::File {
+        path: PathBuf::from("console"),
+        reason: e.to_string(),
+    })
+}
+
+/// Starts `caplab console` for the lab `record` describes, waits until it answers, and
+/// records it in `lab.json` (so `down` stops it, first). Returns its address.
+async fn start_console(
+    record: &mut LabRecord,
+    addr: SocketAddr,
+    scenarios: &std::path::Path,
+    timeout: Duration,
+) -> Result<String, LabError> {
+    let scenarios = std::path::absolute(scenarios).unwrap_or_else(|_| scenarios.to_path_buf());
+    let args: Vec<String> = vec![
+        "console".into(),
+        "--lab-dir".into(),
+        record.dir.display().to_string(),
+        "--addr".into(),
+        addr.to_string(),
+        "--scenarios".into(),
+        scenarios.display().to_string(),
+        "--log-file".into(),
+        record.dir.join("console.log").display().to_string(),
+    ];
+    let mut console = LabProcess::spawn(
+        "console",
+        &current_bin()?,
+        &args,
+        &[],
+        record.dir.join("console.stderr.log"),
+        true,
+    )?
+    .log_at(record.dir.join("console.log"));
+    let url = format!("http://{addr}");
+    wait_http_ok(&mut console, &format!("{url}/health"), timeout).await?;
+    record.processes.push(console.detach());
+    record.console_url = Some(url.clone());
+    record.write()?;
+    Ok(url)
+}
+
+/// Stops every recorded process, newest first, and removes `lab.json`; returns how many
+/// were still running.
+async fn stop_recorded(record: &LabRecord) -> Result<usize, LabError> {
+    let mut stopped = 0;
+    for process in record.processes.iter().rev() {
+        if process.is_running() {
+            process.stop(Duration::from_secs(5)).await?;
+            stopped += 1;
+        }
+    }
+    LabRecord::remove(&record.dir)?;
+    Ok(stopped)
 }
 
 impl UpArgs {
@@ -177,6 +271,10 @@ pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
             options.toxiproxy_url = up.toxiproxy_url.clone();
             options.start_timeout = up.start_timeout;
             options.detached = true;
+            let console_addr = match up.console_addr.0 {
+                Some(addr) => Some(console_address(addr)?),
+                None => None,
+            };
             let started = tokio::select! {
                 started = Lab::up(options) => started,
                 () = interrupt.recv() => {
@@ -187,9 +285,28 @@ pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
             };
             match started {
                 Ok(lab) => {
-                    let record = lab.detach();
+                    let mut record = lab.detach();
+                    if let Some(addr) = console_addr {
+                        let console = start_console(
+                            &mut record,
+                            addr,
+                            &up.console_scenarios,
+                            up.start_timeout,
+                        )
+                        .await;
+                        if let Err(e) = console {
+                            // The console is part of the lab asked for: leave nothing half up.
+                            let _ = stop_recorded(&record).await;
+                            return Err(e);
+                        }
+                    }
                     println!("caplab lab is up in {}\n", record.dir.display());
                     print!("{}", table(&record, None));
+                    if let Some(url) = &record.console_url {
+                        println!(
+                            "\nThe lab console: {url} (loopback only unless --console-addr says otherwise)"
+                        );
+                    }
                     println!(
                         "\nTry: curl -X POST {}/write/k/v ; curl {}/read/k",
                         record.cp_url(),
@@ -253,14 +370,7 @@ pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
                 );
                 return Ok(ExitCode::SUCCESS);
             };
-            let mut stopped = 0;
-            for process in record.processes.iter().rev() {
-                if process.is_running() {
-                    process.stop(Duration::from_secs(5)).await?;
-                    stopped += 1;
-                }
-            }
-            LabRecord::remove(&arg.dir)?;
+            let stopped = stop_recorded(&record).await?;
             println!(
                 "caplab lab is down: stopped {stopped} of {} recorded processes (data and logs stay in {})",
                 record.processes.len(),
@@ -345,6 +455,13 @@ pub fn table(record: &LabRecord, health: Option<&[Health]>) -> String {
             name.into(),
             url,
             format!("{mode} personality, via proxies g1, g2 and sentinels"),
+        ));
+    }
+    if let Some(url) = &record.console_url {
+        parts.push((
+            "console".into(),
+            url.clone(),
+            "the lab console: live charts and controls in a browser".into(),
         ));
     }
     for (name, address, what) in parts {

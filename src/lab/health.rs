@@ -226,6 +226,17 @@ pub async fn probe_record(record: &LabRecord) -> (Vec<Health>, PrimaryReport) {
             (Err(e), _) => health(part, false, e.to_string()),
         });
     }
+    if let Some(url) = &record.console_url {
+        out.push(if !running("console") {
+            health("console", false, "process not running")
+        } else {
+            match client.get(format!("{url}/health")).send().await {
+                Ok(r) if r.status().is_success() => health("console", true, "/health 200"),
+                Ok(r) => health("console", false, format!("/health {}", r.status().as_u16())),
+                Err(e) => health("console", false, e.to_string()),
+            }
+        });
+    }
     (out, primary)
 }
 

@@ -18,6 +18,7 @@
 //! | [`sentinel`] | real Redis Sentinel processes, and what they say of the primary |
 //! | [`ports`] | free ports, a taken port reported by name |
 //! | [`node_action`] | [`LabNode`], [`NodeAction`]: what a scenario's node steps do |
+//! | [`recorded`] | [`RecordedLab`]: a lab known from `lab.json`, its nodes acted on by pid (the console) |
 //!
 //! ```no_run
 //! use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, NodeAction};
@@ -40,6 +41,7 @@ pub use error::LabError;
 pub use node_action::{LabNode, NodeAction};
 pub use options::{LabOptions, LabPorts};
 pub use record::LabRecord;
+pub use recorded::RecordedLab;
 pub use topology::Lab;
 
 pub mod cert;
@@ -54,6 +56,7 @@ pub mod ports;
 pub mod primary;
 pub mod process;
 pub mod record;
+pub mod recorded;
 pub mod redis_node;
 pub mod sentinel;
 pub mod start;

@@ -23,6 +23,9 @@ pub struct LabRecord {
     pub external_toxiproxy: bool,
     /// The processes it started, in start order.
     pub processes: Vec<ProcessRecord>,
+    /// The lab console's address (`http://127.0.0.1:8080`), when `up` started one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 impl LabRecord {

@@ -215,6 +215,25 @@ impl RedisNode {
         RedisNode::spawn(spec).await
     }
 
+    /// Starts the node from the config file an earlier [`start`](RedisNode::start) wrote in
+    /// its directory (and Sentinel may have rewritten since), without writing it: for a
+    /// process that knows the node only from `lab.json` (see [`super::recorded`]). Waits
+    /// until it answers PING.
+    pub async fn start_from_config_file(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
+        if !spec.config_file().is_file() {
+            return Err(RedisNodeError::NotReady {
+                name: spec.name.clone(),
+                port: spec.port,
+                reason: format!(
+                    "its config file {} is missing",
+                    spec.config_file().display()
+                ),
+                log: spec.log_file().display().to_string(),
+            });
+        }
+        RedisNode::spawn(spec).await
+    }
+
     async fn spawn(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
         let mut command = Command::new("redis-server");
         if spec.own_process_group {

@@ -131,6 +131,7 @@ impl Lab {
             toxiproxy_url: self.toxiproxy_url(),
             external_toxiproxy: self.options.toxiproxy_url.is_some(),
             processes,
+            console_url: None,
         }
     }
 

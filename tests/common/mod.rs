@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod browser;
+pub mod console;
 pub mod failover;
 pub mod lab;
 pub mod proxy;

@@ -89,6 +89,27 @@ impl Recorder {
         self.writes.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
+    /// Takes every operation recorded so far, forgets the writes kept for the lost-writes
+    /// count, and forgets acknowledgements older than
+    /// `forget_acks_before` except each key's newest: a loop that runs for hours (the
+    /// console's traffic switch) then keeps a bounded recorder. A read is still found stale
+    /// against any newer acknowledgement kept.
+    pub fn drain(&self, forget_acks_before: Instant) -> Vec<Op> {
+        if let Ok(mut acked) = self.acked.lock() {
+            for acks in acked.values_mut() {
+                let newest = acks.iter().map(|(v, _)| *v).max();
+                acks.retain(|(v, at)| *at >= forget_acks_before || Some(*v) == newest);
+            }
+        }
+        if let Ok(mut writes) = self.writes.lock() {
+            writes.clear();
+        }
+        self.ops
+            .lock()
+            .map(|mut ops| std::mem::take(&mut *ops))
+            .unwrap_or_default()
+    }
+
     fn push(&self, op: Op) {
         if let Ok(mut ops) = self.ops.lock() {
             ops.push(op);
@@ -348,5 +369,43 @@ mod tests {
             .map(|w| w.value.as_str())
             .collect();
         assert_eq!(lost, ["v2", "v5"]);
+    }
+
+    #[test]
+    fn drain_takes_the_ops_and_keeps_each_keys_newest_ack() {
+        let recorder = Recorder::default();
+        let t0 = Instant::now();
+        recorder.ack("k", 1, t0);
+        recorder.ack("k", 2, t0 + Duration::from_millis(10));
+        recorder.push(Op {
+            target: Target::Ap,
+            write: false,
+            invoked: t0,
+            latency: Duration::ZERO,
+            ok: true,
+            stale_age: None,
+            reported_staleness_ms: None,
+        });
+        if let Ok(mut writes) = recorder.writes.lock() {
+            writes.push(Written {
+                target: Target::Ap,
+                key: "k".into(),
+                value: "v2".into(),
+                invoked: t0,
+                acked: Some(t0),
+            });
+        }
+        assert_eq!(recorder.drain(t0 + Duration::from_secs(1)).len(), 1);
+        assert!(recorder.ops().is_empty());
+        assert!(
+            recorder.writes().is_empty(),
+            "a long traffic loop keeps no writes"
+        );
+        // Version 1's ack is forgotten, version 2's (the newest) is kept.
+        let read_at = t0 + Duration::from_secs(2);
+        assert_eq!(
+            recorder.stale_age("k", 1, read_at),
+            Some(read_at - (t0 + Duration::from_millis(10)))
+        );
     }
 }

@@ -51,6 +51,14 @@ pub struct DemoArgs {
     /// Client loops per personality.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
+    /// After the table, keep the lab up and serve the lab console on ADDR (default
+    /// 127.0.0.1:8080) until Ctrl-C, then take the lab down.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::console::DEFAULT_ADDR)]
+    pub console: Option<std::net::SocketAddr>,
+    /// The scenario files the console offers to run.
+    #[arg(long, default_value = "scenarios")]
+    pub console_scenarios: PathBuf,
 }
 
 /// Why the demo could not run.
@@ -65,6 +73,9 @@ pub enum DemoError {
     /// A fault could not be applied or undone.
     #[error("the proxy: {0}")]
     Faults(#[from] FaultError),
+    /// The console could not be served.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// An app's `/metrics` could not be read.
     #[error("cannot read {url}: {reason}")]
     Metrics {
@@ -78,6 +89,10 @@ pub enum DemoError {
 /// Runs the demo.
 pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
     let mut interrupt = Interrupt::listen();
+    let console_addr = match args.console {
+        Some(addr) => Some(super::command::console_address(addr)?),
+        None => None,
+    };
     wipe_old_data(&args.dir)?;
     let mut options = LabOptions::new(&args.dir, current_bin()?)
         .with_ports(LabPorts::free().map_err(DemoError::Ports)?);
@@ -109,6 +124,11 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
         () = interrupt.recv() => None,
     };
     let reset = lab.faults().reset().await;
+    if let (Some(addr), Some(Ok((ops, phases, lost)))) = (console_addr, &outcome) {
+        reset?;
+        print_table(ops, phases, lost, started, &args, false);
+        return keep_up_with_console(lab, addr, &args, interrupt).await;
+    }
     let down = lab.down().await;
     let Some(outcome) = outcome else {
         eprintln!("interrupted: the lab is down again");
@@ -118,16 +138,71 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
     let (ops, phases, lost) = outcome?;
     reset?;
     down?;
+    print_table(&ops, &phases, &lost, started, &args, true);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the side-by-side table; `down` says whether the lab is down again.
+fn print_table(
+    ops: &[load::Op],
+    phases: &[Phase],
+    lost: &[Written],
+    started: Instant,
+    args: &DemoArgs,
+    down: bool,
+) {
     let lost: Vec<&Written> = lost.iter().collect();
-    let rows = summarize(&ops, &phases, &lost);
+    let rows = summarize(ops, phases, &lost);
     println!(
-        "\nCP and AP side by side ({} operations in {:.1} s, {} client loops each; the lab is down again)\n",
+        "\nCP and AP side by side ({} operations in {:.1} s, {} client loops each; {})\n",
         ops.len(),
         started.elapsed().as_secs_f64(),
-        args.workers
+        args.workers,
+        if down {
+            "the lab is down again"
+        } else {
+            "the lab stays up"
+        }
     );
     print!("{}", render(&rows));
     println!("{LEGEND}");
+}
+
+/// `--console`: serves the console for the demo's lab until Ctrl-C or SIGTERM, then stops
+/// the console, the lab, and any node the console restarted (recorded in `lab.json`).
+async fn keep_up_with_console(
+    lab: Lab,
+    addr: std::net::SocketAddr,
+    args: &DemoArgs,
+    mut interrupt: Interrupt,
+) -> Result<ExitCode, DemoError> {
+    let scenarios =
+        std::path::absolute(&args.console_scenarios).unwrap_or(args.console_scenarios.clone());
+    let console = match crate::console::start(&lab.record().dir, addr, scenarios).await {
+        Ok(console) => console,
+        Err(e) => {
+            lab.down().await?;
+            return Err(e.into());
+        }
+    };
+    println!(
+        "\nThe lab console: {} (loopback only unless --console says otherwise). The lab stays up; Ctrl-C stops it.",
+        console.url()
+    );
+    interrupt.recv().await;
+    console.stop().await;
+    let dir = lab.record().dir;
+    // Read before `down`, which removes it: a node the console restarted is a process the
+    // lab does not hold.
+    let recorded = LabRecord::read(&dir)?;
+    let down = lab.down().await;
+    if let Some(record) = recorded {
+        for process in record.running() {
+            process.stop(Duration::from_secs(5)).await?;
+        }
+    }
+    down?;
+    println!("the console and the lab are down");
     Ok(ExitCode::SUCCESS)
 }
 
