@@ -63,6 +63,7 @@ impl Ctx {
             f,
             key,
             value,
+            expected: None,
             mode: target.as_str(),
             session,
             node: None,
