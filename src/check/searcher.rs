@@ -151,9 +151,7 @@ impl<'a, const CAS: bool> Searcher<'a, CAS> {
     /// [`Searcher::is_unobserved_write`] from a node's tag.
     #[inline(always)]
     fn tag_is_unobserved_write(&self, t: Tag) -> bool {
-        t.kind == OpKind::Write
-            && t.det
-            && self.count(t.value).is_none_or(|c| c.observers == 0)
+        t.kind == OpKind::Write && t.det && self.count(t.value).is_none_or(|c| c.observers == 0)
     }
 
     /// A determinate write whose value nothing remaining observes.

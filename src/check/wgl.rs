@@ -108,11 +108,7 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
 }
 
 /// [`search`], for a key with cas operations (`CAS`) or without.
-fn search_with<const CAS: bool>(
-    ops: &[KeyOp],
-    states: usize,
-    limits: &Limits,
-) -> (Search, usize) {
+fn search_with<const CAS: bool>(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, usize) {
     let mut s = Searcher::<CAS>::new(ops, states, limits.budget);
     // (depth, op, state) of the deepest dead end at a return entry, and its prefix.
     let mut best: Option<(usize, usize, u32)> = None;
