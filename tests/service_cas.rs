@@ -138,11 +138,41 @@ async fn cp_cas_with_the_replication_link_cut_is_indeterminate_and_may_appear() 
         raw_value(&t.pair.g1.url(), "cut").await.as_deref(),
         Some("x")
     );
-    let metrics = t.cp.get("/metrics").await.text;
-    assert!(
-        metrics.contains(r#"cas_outcomes_total{mode="cp",outcome="indeterminate"} 1"#),
-        "{metrics}"
+
+    // Unconfirmed cas operations count on the replication breaker like writes; once it is
+    // open a cas is refused before it is sent: failed, and not applied.
+    t.proxy.set_enabled("cluster_g1", false).await;
+    let mut indeterminate = 1;
+    let mut held = "x".to_string();
+    for i in 0..10 {
+        let r = t.cp.post(&format!("/cas/cut/{held}/n{i}")).await;
+        match r.json["outcome"].as_str() {
+            Some("indeterminate") => {
+                indeterminate += 1;
+                held = format!("n{i}");
+            }
+            Some("failed") => break,
+            other => panic!("cas {i}: {other:?} {r:?}"),
+        }
+    }
+    assert_eq!(t.cp.breaker_state("replication").await, "open");
+    let before = raw_value(&t.pair.g1.url(), "cut").await;
+    let refused = t.cp.post(&format!("/cas/cut/{held}/never")).await;
+    assert_eq!(
+        (refused.status, refused.json["outcome"].as_str()),
+        (503, Some("failed")),
+        "{refused:?}"
     );
+    assert_eq!(
+        raw_value(&t.pair.g1.url(), "cut").await,
+        before,
+        "not applied"
+    );
+    t.proxy.set_enabled("cluster_g1", true).await;
+    let metrics = t.cp.get("/metrics").await.text;
+    let line =
+        format!(r#"cas_outcomes_total{{mode="cp",outcome="indeterminate"}} {indeterminate}"#);
+    assert!(metrics.contains(&line), "{line}:\n{metrics}");
     t.shutdown().await;
 }
 
