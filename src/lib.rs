@@ -24,11 +24,11 @@
 //! | [`console`] | `caplab console`: the lab's live web page (charts over SSE, controls, traffic, scenarios) |
 //! | [`app`] | `caplab serve`: builds one personality, serves it (connection cap, timeouts, HTTPS), shuts it down gracefully |
 //! | [`config`] | `ServeArgs` (flags with env fallbacks) and the validated [`config::Config`] |
-//! | [`http`] | the HTTP contract: router, kv and status handlers, input checks, error mapping |
+//! | [`http`] | the HTTP contract: router, kv, compare-and-set and status handlers, input checks, error mapping |
 //! | [`session`] | read-your-writes session tokens: HMAC signing, key rotation, refusals |
-//! | [`mode`] | the CP and AP policies and AP's write-behind queue |
+//! | [`mode`] | the CP and AP policies (reads, writes, compare-and-set) and AP's write-behind queue |
 //! | [`primary`] | following the primary: the believed primary, the sentinel-polling tracker |
-//! | [`node`] | the node client: fred + circuit breaker, record format, CP's WAIT pool |
+//! | [`node`] | the node client: fred + circuit breaker, record format and its write and cas scripts, CP's WAIT pool |
 //! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
 //! | [`metrics`] | the service's Prometheus registry and every metric name (the proxy's own are in [`proxy::metrics`]) |
 //! | [`time`] | Unix-millisecond wall clock shared by records, heartbeats and breakers |

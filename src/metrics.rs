@@ -17,6 +17,7 @@
 //! | `data_staleness_ms` | gauge | mode, node |
 //! | `db_connection_failures_total` | counter | mode, node |
 //! | `write_outcomes_total` | counter | mode, outcome |
+//! | `cas_outcomes_total` | counter | mode, outcome (`ok`, `mismatch`, `failed`, `indeterminate`) |
 //! | `replication_lag_bytes` | gauge | mode |
 //! | `replication_link_up` | gauge (1 up, 0 down or unknown) | mode |
 //! | `ap_write_queue_depth` | gauge | mode |
@@ -56,6 +57,8 @@ pub const DATA_STALENESS: &str = "data_staleness_ms";
 pub const DB_CONNECTION_FAILURES: &str = "db_connection_failures_total";
 /// `write_outcomes_total`
 pub const WRITE_OUTCOMES: &str = "write_outcomes_total";
+/// `cas_outcomes_total`
+pub const CAS_OUTCOMES: &str = "cas_outcomes_total";
 /// `replication_lag_bytes`
 pub const REPLICATION_LAG: &str = "replication_lag_bytes";
 /// `replication_link_up`
@@ -95,6 +98,7 @@ pub const ALL_NAMES: &[&str] = &[
     DATA_STALENESS,
     DB_CONNECTION_FAILURES,
     WRITE_OUTCOMES,
+    CAS_OUTCOMES,
     REPLICATION_LAG,
     REPLICATION_LINK_UP,
     AP_QUEUE_DEPTH,
@@ -136,6 +140,8 @@ pub struct Metrics {
     pub db_failures: IntCounterVec,
     /// `write_outcomes_total{mode,outcome}`
     pub write_outcomes: IntCounterVec,
+    /// `cas_outcomes_total{mode,outcome}`
+    pub cas_outcomes: IntCounterVec,
     /// `replication_lag_bytes{mode}`
     pub replication_lag: IntGaugeVec,
     /// `replication_link_up{mode}`
@@ -229,6 +235,11 @@ impl Metrics {
             "Writes by outcome (ok, indeterminate, failed, queued, rejected, drained, superseded, lost_on_shutdown)",
             &["mode", "outcome"],
         )?;
+        let cas_outcomes = counter(
+            CAS_OUTCOMES,
+            "Compare-and-set requests by outcome (ok, mismatch, failed, indeterminate)",
+            &["mode", "outcome"],
+        )?;
         let replication_lag = gauge(
             REPLICATION_LAG,
             "Primary replication offset minus the replica's, in bytes",
@@ -311,6 +322,7 @@ impl Metrics {
             staleness,
             db_failures,
             write_outcomes,
+            cas_outcomes,
             replication_lag,
             replication_link_up,
             ap_queue_depth,
@@ -381,6 +393,9 @@ impl Metrics {
         for outcome in outcomes {
             self.write_outcomes.with_label_values(&[m, outcome]);
         }
+        for outcome in ["ok", "mismatch", "failed", "indeterminate"] {
+            self.cas_outcomes.with_label_values(&[m, outcome]);
+        }
     }
 
     /// The mode label value.
@@ -391,6 +406,13 @@ impl Metrics {
     /// Counts one write outcome.
     pub fn write_outcome(&self, outcome: &str) {
         self.write_outcomes
+            .with_label_values(&[self.mode(), outcome])
+            .inc();
+    }
+
+    /// Counts one compare-and-set by outcome.
+    pub fn cas_outcome(&self, outcome: &str) {
+        self.cas_outcomes
             .with_label_values(&[self.mode(), outcome])
             .inc();
     }

@@ -367,3 +367,21 @@ fn failover_metrics_are_whole_run_and_need_a_fault_step() {
         assert!(message.contains("needs a fault step"), "{message}");
     }
 }
+
+#[test]
+fn cas_ratio_is_a_share_that_leaves_room_for_reads() {
+    let ok = GOOD.replace("keys = 5", "keys = 5\nread_ratio = 0.5\ncas_ratio = 0.25");
+    let s = validate_str("ok.toml", &ok).expect("a register mix validates");
+    assert_eq!((s.workload.read_ratio, s.workload.cas_ratio), (0.5, 0.25));
+    let text = GOOD.replace("keys = 5", "keys = 5\nread_ratio = 0.5\ncas_ratio = 0.75");
+    let (line, field, message) = problem(&text);
+    assert_eq!(
+        (line, field.as_str()),
+        (line_of(&text, "cas_ratio"), "workload.cas_ratio")
+    );
+    assert!(message.contains("at most 1"), "{message}");
+    let text = GOOD.replace("keys = 5", "keys = 5\ncas_ratio = -0.1");
+    let (_, field, message) = problem(&text);
+    assert_eq!(field, "workload.cas_ratio");
+    assert!(message.contains("outside"), "{message}");
+}

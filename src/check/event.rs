@@ -161,11 +161,7 @@ impl Event {
 
     /// The event's `value` as the JSON holds it.
     pub(crate) fn value_field(&self) -> ValueField<'_> {
-        match (self.f, &self.expected, &self.value) {
-            (OpKind::Cas, None, None) => ValueField::One(None),
-            (OpKind::Cas, e, v) => ValueField::Pair(e.as_deref(), v.as_deref()),
-            (_, _, v) => ValueField::One(v.as_deref()),
-        }
+        ValueField::of(self.f, self.expected.as_deref(), self.value.as_deref())
     }
 }
 
@@ -173,6 +169,18 @@ impl Event {
 pub(crate) enum ValueField<'a> {
     One(Option<&'a str>),
     Pair(Option<&'a str>, Option<&'a str>),
+}
+
+impl<'a> ValueField<'a> {
+    /// The `value` of an operation `f` with `expected` (cas only) and `value`: the one place
+    /// that decides it, for [`Event`] and for writers that borrow their fields.
+    pub(crate) fn of(f: OpKind, expected: Option<&'a str>, value: Option<&'a str>) -> Self {
+        match (f, expected, value) {
+            (OpKind::Cas, None, None) => ValueField::One(None),
+            (OpKind::Cas, e, v) => ValueField::Pair(e, v),
+            (_, _, v) => ValueField::One(v),
+        }
+    }
 }
 
 impl Serialize for ValueField<'_> {

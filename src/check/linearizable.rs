@@ -83,12 +83,13 @@ enum KeyVerdict {
     Unknown(UnknownReason),
 }
 
-/// One key's operations in search form, and the key's values: state `s > 0` of its register
-/// stands for value `values[s - 1]`.
-fn key_ops(history: &History, ids: &[usize]) -> (Vec<KeyOp>, Vec<u32>) {
+/// One key's operations in search form, each one's index into `History::ops` (same order),
+/// and the key's values: state `s > 0` of its register stands for value `values[s - 1]`.
+fn key_ops(history: &History, ids: &[usize]) -> (Vec<KeyOp>, Vec<usize>, Vec<u32>) {
     let mut local: HashMap<u32, u32> = HashMap::new();
     let mut values = Vec::new();
     let mut ops = Vec::with_capacity(ids.len());
+    let mut kept = Vec::with_capacity(ids.len());
     for &id in ids {
         let Some(op) = history.ops.get(id) else {
             continue;
@@ -113,8 +114,8 @@ fn key_ops(history: &History, ids: &[usize]) -> (Vec<KeyOp>, Vec<u32>) {
         } else {
             0
         };
+        kept.push(id);
         ops.push(KeyOp {
-            id,
             kind: op.f,
             value,
             expect,
@@ -126,7 +127,7 @@ fn key_ops(history: &History, ids: &[usize]) -> (Vec<KeyOp>, Vec<u32>) {
             },
         });
     }
-    (ops, values)
+    (ops, kept, values)
 }
 
 /// Checks every key of `history`.
@@ -158,16 +159,16 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> LinearizabilityRe
     let worker = || {
         let mut out = Vec::new();
         while let Some(&key) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let (ops, values) = key_ops(history, &per_key[key]);
+            let (ops, ids, values) = key_ops(history, &per_key[key]);
             let (verdict, memo) = search(&ops, values.len() + 1, &limits);
             let verdict = match verdict {
                 Search::Linearizable => KeyVerdict::Valid,
                 Search::Unknown(why) => KeyVerdict::Unknown(why),
                 Search::Illegal { op, prefix, .. } => KeyVerdict::Invalid {
-                    id: ops.get(op).map_or(0, |o| o.id),
+                    id: ids.get(op).copied().unwrap_or(0),
                     prefix: prefix
                         .iter()
-                        .filter_map(|&i| history.ops.get(ops.get(i)?.id))
+                        .filter_map(|&i| history.ops.get(*ids.get(i)?))
                         .map(|o| o.index)
                         .collect(),
                     // The value the prefix's last write or cas left (the search's own state

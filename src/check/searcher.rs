@@ -6,8 +6,12 @@
 //! makes and undoes moves (`try_lift`, `undo`) and answers the rules' questions (is this
 //! write observed, is a read of this value callable, is this `info` write the first of its
 //! value). Every lift goes through the memo, so a configuration is explored at most once.
+//!
+//! `CAS` says whether the key has cas operations. Without (the common read/write key) the
+//! searcher is compiled without the cas bookkeeping: an observer is a read, and the counters
+//! only cas needs ([`CasCounts`]) are not kept.
 
-use super::entries::{EntryList, NIL};
+use super::entries::{EntryList, NIL, Tag};
 use super::event::OpKind;
 use super::memo::{Insert, Memo, MemoBudget};
 use super::wgl::KeyOp;
@@ -37,21 +41,28 @@ pub(crate) struct Frame {
 struct Counts {
     /// Pending observers: `ok` reads of it, and cas operations (`ok` or `info`) expecting it.
     observers: u32,
-    /// Pending `info` cas operations expecting it (observers that may never happen).
-    info_observers: u32,
     /// Pending determinate (`ok`) writes of it.
     writes: u32,
     /// Pending `info` writes of it.
     info_writes: u32,
+}
+
+/// Per register state, the counters only a key with cas operations needs.
+#[derive(Clone, Default)]
+struct CasCounts {
+    /// Pending `info` cas operations expecting it (observers that may never happen).
+    info_observers: u32,
     /// Pending cas operations (`ok` or `info`) setting it.
     cas_sets: u32,
 }
 
-pub(crate) struct Searcher<'a> {
+pub(crate) struct Searcher<'a, const CAS: bool> {
     ops: &'a [KeyOp],
     pub(crate) list: EntryList,
     zobrist: Vec<u64>,
     counts: Vec<Counts>,
+    /// Empty unless `CAS`.
+    cas_counts: Vec<CasCounts>,
     /// Pending determinate writes whose value nothing remaining observes.
     unobserved: usize,
     n_det: usize,
@@ -64,12 +75,23 @@ pub(crate) struct Searcher<'a> {
     scratch: Vec<u32>,
 }
 
-impl<'a> Searcher<'a> {
-    pub(crate) fn new(ops: &'a [KeyOp], states: usize, budget: &'a MemoBudget) -> Searcher<'a> {
+impl<'a, const CAS: bool> Searcher<'a, CAS> {
+    /// The searcher of `ops`, which hold a cas exactly when `CAS`.
+    pub(crate) fn new(
+        ops: &'a [KeyOp],
+        states: usize,
+        budget: &'a MemoBudget,
+    ) -> Searcher<'a, CAS> {
         let n = ops.len();
         let mut counts = vec![Counts::default(); states.max(1)];
+        let mut cas_counts = vec![CasCounts::default(); if CAS { states.max(1) } else { 0 }];
         let mut add = |state: u32, f: &dyn Fn(&mut Counts)| {
             if let Some(c) = counts.get_mut(state as usize) {
+                f(c);
+            }
+        };
+        let mut add_cas = |state: u32, f: &dyn Fn(&mut CasCounts)| {
+            if let Some(c) = cas_counts.get_mut(state as usize) {
                 f(c);
             }
         };
@@ -82,9 +104,9 @@ impl<'a> Searcher<'a> {
                 OpKind::Cas => {
                     add(o.expect, &|c| c.observers += 1);
                     if !det {
-                        add(o.expect, &|c| c.info_observers += 1);
+                        add_cas(o.expect, &|c| c.info_observers += 1);
                     }
-                    add(o.value, &|c| c.cas_sets += 1);
+                    add_cas(o.value, &|c| c.cas_sets += 1);
                 }
             }
         }
@@ -99,6 +121,7 @@ impl<'a> Searcher<'a> {
             list: EntryList::new(ops),
             zobrist: (0..n as u64).map(|i| splitmix(i ^ 0x5EED)).collect(),
             counts,
+            cas_counts,
             unobserved,
             n_det: ops.iter().filter(|o| o.complete.is_some()).count(),
             done_det: 0,
@@ -115,6 +138,22 @@ impl<'a> Searcher<'a> {
         self.counts.get(state as usize)
     }
 
+    /// Whether `t` observes `value`: a read of it, or (only with `CAS`) a cas expecting it.
+    #[inline(always)]
+    fn observes(t: Tag, value: u32) -> bool {
+        match t.kind {
+            OpKind::Read => t.value == value,
+            OpKind::Cas => CAS && t.expect == value,
+            OpKind::Write => false,
+        }
+    }
+
+    /// [`Searcher::is_unobserved_write`] from a node's tag.
+    #[inline(always)]
+    fn tag_is_unobserved_write(&self, t: Tag) -> bool {
+        t.kind == OpKind::Write && t.det && self.count(t.value).is_none_or(|c| c.observers == 0)
+    }
+
     /// A determinate write whose value nothing remaining observes.
     pub(crate) fn is_unobserved_write(&self, i: usize) -> bool {
         let o = self.ops[i];
@@ -126,9 +165,8 @@ impl<'a> Searcher<'a> {
     /// The first callable read expecting `value`, if any.
     pub(crate) fn callable_read_of(&self, value: u32) -> Option<u32> {
         let mut n = self.list.next[0];
-        while n != NIL && self.list.is_call[n as usize] {
-            let o = self.ops[self.list.op[n as usize] as usize];
-            if o.kind == OpKind::Read && o.value == value {
+        while let Some(t) = self.callable(n) {
+            if t.kind == OpKind::Read && t.value == value {
                 return Some(n);
             }
             n = self.list.next[n as usize];
@@ -140,8 +178,8 @@ impl<'a> Searcher<'a> {
     #[inline]
     pub(crate) fn callable_observer_of(&self, value: u32) -> bool {
         let mut n = self.list.next[0];
-        while n != NIL && self.list.is_call[n as usize] {
-            if self.ops[self.list.op[n as usize] as usize].observes(value) {
+        while let Some(t) = self.callable(n) {
+            if Self::observes(t, value) {
                 return true;
             }
             n = self.list.next[n as usize];
@@ -157,14 +195,12 @@ impl<'a> Searcher<'a> {
         let value = self.ops[self.list.op[node as usize] as usize].value;
         let (mut observed, mut before) = (false, true);
         let mut n = self.list.next[0];
-        while n != NIL && self.list.is_call[n as usize] {
-            let o = self.ops[self.list.op[n as usize] as usize];
+        while let Some(t) = self.callable(n) {
             if n == node {
                 before = false;
-            } else if o.observes(value) {
+            } else if Self::observes(t, value) {
                 observed = true;
-            } else if before && o.kind == OpKind::Write && o.value == value && o.complete.is_none()
-            {
+            } else if before && t.kind == OpKind::Write && t.value == value && !t.det {
                 return false;
             }
             n = self.list.next[n as usize];
@@ -176,8 +212,24 @@ impl<'a> Searcher<'a> {
     /// pending operation may set the same value (a write, `info` or not, or a cas), or an
     /// `info` cas expecting it may never happen (so the write may be dead yet observed).
     pub(crate) fn write_is_free(&self, value: u32) -> bool {
-        self.count(value)
-            .is_some_and(|c| c.writes + c.info_writes + c.cas_sets > 1 || c.info_observers > 0)
+        let Some(c) = self.count(value) else {
+            return false;
+        };
+        if !CAS {
+            return c.writes + c.info_writes > 1;
+        }
+        let cas = self.cas_counts.get(value as usize);
+        let (cas_sets, info_observers) = cas.map_or((0, 0), |x| (x.cas_sets, x.info_observers));
+        c.writes + c.info_writes + cas_sets > 1 || info_observers > 0
+    }
+
+    /// The tag of node `n` if it is a call entry (the walks stop at the first return).
+    #[inline(always)]
+    fn callable(&self, n: u32) -> Option<Tag> {
+        if n == NIL {
+            return None;
+        }
+        self.list.tag.get(n as usize).copied().filter(|t| t.is_call)
     }
 
     pub(crate) fn done(&self) -> bool {
@@ -198,11 +250,11 @@ impl<'a> Searcher<'a> {
         let i = self.list.op[node as usize] as usize;
         let mut absorbed = std::mem::take(&mut self.scratch);
         absorbed.clear();
-        if self.ops[i].kind == OpKind::Write {
+        // Nothing to absorb while no pending write is unobserved.
+        if self.ops[i].kind == OpKind::Write && self.unobserved > 0 {
             let mut n = self.list.next[0];
-            while n != NIL && self.list.is_call[n as usize] {
-                let j = self.list.op[n as usize] as usize;
-                if j != i && self.is_unobserved_write(j) {
+            while let Some(t) = self.callable(n) {
+                if n != node && self.tag_is_unobserved_write(t) {
                     absorbed.push(n);
                 }
                 n = self.list.next[n as usize];
@@ -251,13 +303,15 @@ impl<'a> Searcher<'a> {
                 }
             }
             OpKind::Write => step(&mut self.counts[o.value as usize].info_writes),
-            OpKind::Cas => {
-                step(&mut self.counts[o.value as usize].cas_sets);
+            OpKind::Cas if CAS => {
+                step(&mut self.cas_counts[o.value as usize].cas_sets);
                 if !det {
-                    step(&mut self.counts[o.expect as usize].info_observers);
+                    step(&mut self.cas_counts[o.expect as usize].info_observers);
                 }
                 self.observe(o.expect, lift);
             }
+            // ok: a key whose searcher is built without `CAS` holds no cas (`wgl::search`).
+            OpKind::Cas => {}
         }
         if det {
             if lift {

@@ -46,11 +46,10 @@ use super::event::OpKind;
 use super::memo::{Insert, MemoBudget};
 use super::searcher::{Searcher, UNREADABLE};
 
-/// One operation of a key, as the search sees it.
+/// One operation of a key, as the search sees it (40 bytes: the search copies it often, so
+/// what it does not need, such as the operation's place in the history, is kept beside it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyOp {
-    /// Index into `History::ops`.
-    pub id: usize,
     pub kind: OpKind,
     /// Register state a read expects, or a write or cas leaves: 0 = absent, otherwise a
     /// per-key value id + 1.
@@ -60,17 +59,6 @@ pub(crate) struct KeyOp {
     pub invoke: u64,
     /// `None` for an `info` write or cas.
     pub complete: Option<u64>,
-}
-
-impl KeyOp {
-    /// A read of `value`, or a cas expecting it.
-    pub(crate) fn observes(&self, value: u32) -> bool {
-        match self.kind {
-            OpKind::Read => self.value == value,
-            OpKind::Cas => self.expect == value,
-            OpKind::Write => false,
-        }
-    }
 }
 
 /// Why a search gave up.
@@ -107,8 +95,21 @@ pub(crate) struct Limits<'a> {
 
 /// Searches for a linearization of one key's operations. `states` bounds the register
 /// states (`1 + number of distinct values`). Returns the verdict and the memo size.
+///
+/// A key without any cas (the common read/write history) takes a copy of the search
+/// compiled without the cas bookkeeping: "observes" is then "is a read of", and the counters
+/// only cas needs are never touched. Both copies make the same moves on such a key.
 pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, usize) {
-    let mut s = Searcher::new(ops, states, limits.budget);
+    if ops.iter().any(|o| o.kind == OpKind::Cas) {
+        search_with::<true>(ops, states, limits)
+    } else {
+        search_with::<false>(ops, states, limits)
+    }
+}
+
+/// [`search`], for a key with cas operations (`CAS`) or without.
+fn search_with<const CAS: bool>(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, usize) {
+    let mut s = Searcher::<CAS>::new(ops, states, limits.budget);
     // (depth, op, state) of the deepest dead end at a return entry, and its prefix.
     let mut best: Option<(usize, usize, u32)> = None;
     let mut best_prefix = Vec::new();
@@ -155,7 +156,7 @@ pub(crate) fn search(ops: &[KeyOp], states: usize, limits: &Limits) -> (Search, 
                     (s.callable_observer_of(o.value) || s.write_is_free(o.value))
                         .then_some((entry, o.value, false))
                 }
-                OpKind::Cas if o.expect != s.state => None,
+                OpKind::Cas if !CAS || o.expect != s.state => None,
                 OpKind::Cas if o.complete.is_some() => Some((entry, o.value, false)),
                 OpKind::Cas => (o.value != o.expect && s.callable_observer_of(o.value))
                     .then_some((entry, o.value, false)),

@@ -92,6 +92,7 @@ pub fn operation(method: &Method, path: &str) -> &'static str {
     let get = method == Method::GET || method == Method::HEAD;
     match (method, first) {
         (&Method::POST, "write") | (&Method::PUT, "kv") => "write",
+        (&Method::POST, "cas") => "cas",
         (_, "read" | "kv") if get => "read",
         (_, "health") if get => "health",
         (_, "ready") if get => "ready",
@@ -112,6 +113,9 @@ mod tests {
         assert_eq!(operation(&Method::PUT, "/kv/k"), "write");
         assert_eq!(operation(&Method::GET, "/kv/k"), "read");
         assert_eq!(operation(&Method::GET, "/read/k"), "read");
+        assert_eq!(operation(&Method::POST, "/cas/k/a/b"), "cas");
+        assert_eq!(operation(&Method::POST, "/cas/k"), "cas");
+        assert_eq!(operation(&Method::GET, "/cas/k"), "unmatched");
         assert_eq!(
             operation(&Method::GET, "/circuit-breaker"),
             "circuit_breaker"

@@ -68,6 +68,9 @@ pub enum InputError {
     /// The body could not be read (the client closed the connection, say).
     #[error("cannot read the request body: {0}")]
     BodyUnreadable(String),
+    /// A request body that is not what the route takes (the cas body's JSON).
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
     /// A header that may appear once appeared more than once.
     #[error("header {name} appears {count} times; send it once")]
     DuplicateHeader {
@@ -122,6 +125,7 @@ impl InputError {
             InputError::BodyTimeout { .. } => "body_timeout",
             InputError::BodyUnreadable(_) => "body_unreadable",
             InputError::DuplicateHeader { .. } => "duplicate_header",
+            InputError::InvalidBody(_) => "invalid_body",
             InputError::InvalidEncoding(_) => "invalid_encoding",
             InputError::NotFound { .. } => "not_found",
             InputError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -153,6 +157,23 @@ pub enum ApiError {
         key: String,
         /// Why.
         error: ServiceError,
+    },
+    /// A compare-and-set whose key did not hold the expected value: nothing was written.
+    CasMismatch {
+        /// `cp` or `ap`.
+        mode: &'static str,
+        /// The key.
+        key: String,
+        /// The value expected (`None`: absent).
+        expected: Option<String>,
+        /// The value that was not written.
+        new: String,
+        /// The node that compared.
+        node: &'static str,
+        /// What that node held when it compared (`None`: absent); not a vouched-for read.
+        current: Option<String>,
+        /// Its version.
+        version: Option<u64>,
     },
     /// The key does not exist on the node that answered.
     KeyNotFound {
@@ -197,6 +218,19 @@ struct WriteErrorBody<'a> {
     node: Option<&'a str>,
     replicated: bool,
     queued: bool,
+    outcome: &'a str,
+}
+
+#[derive(Serialize)]
+struct CasMismatchBody<'a> {
+    error: &'a str,
+    mode: &'a str,
+    key: &'a str,
+    expected: Option<&'a str>,
+    value: &'a str,
+    node: &'a str,
+    current: Option<&'a str>,
+    current_version: Option<u64>,
     outcome: &'a str,
 }
 
@@ -273,6 +307,28 @@ impl IntoResponse for ApiError {
                 key: &key,
                 outcome: error.outcome(),
             }),
+            ApiError::CasMismatch {
+                mode,
+                key,
+                expected,
+                new,
+                node,
+                current,
+                version,
+            } => {
+                let body = CasMismatchBody {
+                    error: "the key did not hold the expected value; nothing was written",
+                    mode,
+                    key: &key,
+                    expected: expected.as_deref(),
+                    value: &new,
+                    node,
+                    current: current.as_deref(),
+                    current_version: version,
+                    outcome: "mismatch",
+                };
+                (StatusCode::CONFLICT, Json(body)).into_response()
+            }
             ApiError::KeyNotFound { mode, key, answer } => {
                 let body = NotFoundBody {
                     error: "key not found",

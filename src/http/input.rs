@@ -107,8 +107,12 @@ pub fn value_from_bytes(bytes: Bytes, limits: &Limits) -> Result<String, InputEr
 pub fn unmatched(method: &str, path: &str) -> InputError {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["read" | "kv", ""] | ["write", ""] | ["write", "", _] => InputError::EmptyKey,
-        ["write", _] | ["write", _, ""] => InputError::EmptyValue,
+        ["read" | "kv" | "cas", ""] | ["write", ""] | ["write", "", _] | ["cas", "", _, _] => {
+            InputError::EmptyKey
+        }
+        ["write", _] | ["write", _, ""] | ["cas", _, "", _] | ["cas", _, _, ""] => {
+            InputError::EmptyValue
+        }
         _ => InputError::NotFound {
             method: method.to_string(),
             path: shorten(path),

@@ -70,7 +70,7 @@ pub struct ReadBody<'a> {
 }
 
 /// What is wrong with a request's `X-Session-Token` header(s).
-enum TokenHeaderError {
+pub(super) enum TokenHeaderError {
     /// More than one.
     Duplicate(InputError),
     /// The one there is was refused.
@@ -88,7 +88,7 @@ impl From<TokenHeaderError> for ApiError {
 
 /// The request's verified session token, if it carried one. Two tokens are refused (400):
 /// checking only the first would let a client smuggle a second past whatever looked at it.
-fn session_token(
+pub(super) fn session_token(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SessionToken>, TokenHeaderError> {
@@ -108,7 +108,12 @@ fn session_token(
 }
 
 /// Adds the signed token of `session` requiring `min_offset` to `response`.
-fn answer_token(state: &AppState, response: &mut Response, session: SessionId, min_offset: u64) {
+pub(super) fn answer_token(
+    state: &AppState,
+    response: &mut Response,
+    session: SessionId,
+    min_offset: u64,
+) {
     let text = state.sessions.issue(session, min_offset);
     // URL-safe base64 is always a valid header value.
     if let Ok(value) = HeaderValue::try_from(text) {

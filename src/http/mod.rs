@@ -1,6 +1,6 @@
 //! The HTTP contract of both personalities (docs/design.md), on axum.
 //!
-//! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes,
+//! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes, [`cas`] for compare-and-set,
 //! [`status`] for health, readiness, metrics, breakers and replication. [`input`] refuses bad
 //! keys and values before any node is asked; [`error`] is the one place that turns failures
 //! (a refused session token among them: 401) into statuses and JSON. [`count`] wraps the router and counts every request in
@@ -14,6 +14,7 @@ use axum::routing::{get, post, put};
 
 use crate::app::AppState;
 
+pub mod cas;
 pub mod count;
 pub mod error;
 pub mod input;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/write/{key}/{value}", post(kv::write_path))
         .route("/kv/{key}", put(kv::write_body).get(kv::read))
+        .route("/cas/{key}", post(cas::cas_body))
+        .route("/cas/{key}/{expected}/{new}", post(cas::cas_path))
         .route("/read/{key}", get(kv::read))
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))

@@ -12,6 +12,9 @@
 //!   away, reads from the replica (falling back to the primary, or preferring it when the
 //!   replica is too stale) and says how stale it is.
 //!
+//! A compare-and-set ([`cas`]) goes to the believed primary under both: CP with `WAIT` like a
+//! write, AP without, and never queued.
+//!
 //! A read that carries a session token goes through [`session`] instead: AP serves from the
 //! replica only if it has processed the session's offset, CP reads the primary as always; both
 //! report the offset they observed so the handler can raise the token.
@@ -21,11 +24,13 @@ use crate::node::{Breaker, Record};
 use crate::session::{SessionId, SessionOutcome, SessionRead};
 
 pub mod ap;
+pub mod cas;
 pub mod cp;
 pub mod error;
 pub mod queue;
 pub mod session;
 
+pub use cas::CasOutcome;
 pub use error::ServiceError;
 
 /// What a write produced.

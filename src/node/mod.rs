@@ -14,12 +14,14 @@
 //! | [`error`] | [`NodeError`], each marked definite or indefinite |
 //! | [`record`] | the stored format and its Lua script |
 //! | [`mod@write`] | the write path that runs the script (AP alone, CP with `ROLE` and `WAIT`) |
+//! | [`cas`] | compare-and-set: its script, and the same pipelines as a write |
 //! | [`wait_pool`] | [`WaitPool`]: CP's dedicated connections to one node, for `WAIT` |
 //! | [`fence`] | [`Fence`]: CP's read fence, rounds of fence write + `WAIT` shared by reads |
 //! | [`role`] | [`Role`]: a node's `ROLE` (primary or replica, offset) |
 //! | [`session_read`] | a session's read bracketed by `ROLE` offsets |
 
 pub mod breaker;
+pub mod cas;
 pub mod client;
 pub mod error;
 pub mod fence;
@@ -70,6 +72,7 @@ impl NodeId {
 }
 
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState};
+pub use cas::{CasAck, CasReply, CasRequest};
 pub use client::{Node, WriteAck};
 pub use error::{Certainty, NodeError};
 pub use fence::{Fence, FenceProof, fence_key};

@@ -17,6 +17,7 @@ use fred::error::Error as FredError;
 use fred::interfaces::ClientLike;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::cas::{CasAck, CasRequest};
 use super::client::{Node, WriteAck, build_client};
 use super::error::NodeError;
 use super::record::WriteRequest;
@@ -92,6 +93,17 @@ impl WaitPool {
         self.node
             .write_via(conn, write, Some(self.wait_timeout))
             .await
+    }
+
+    /// Compare-and-set on a dedicated connection, then waits for one replica: script,
+    /// `ROLE`, `WAIT 1`, as a write does.
+    pub async fn cas_and_wait(&self, cas: &CasRequest) -> Result<CasAck, NodeError> {
+        let lease = self.lease().await?;
+        let Some(conn) = lease.client.as_ref() else {
+            // ok: a lease always holds its client until dropped.
+            return Err(self.exhausted(Duration::ZERO));
+        };
+        self.node.cas_via(conn, cas, Some(self.wait_timeout)).await
     }
 
     pub(super) async fn lease(&self) -> Result<Lease, NodeError> {

@@ -1,7 +1,9 @@
 //! HTTP to the personalities, and what each answer means for the history.
 //!
 //! Where it sits: below the generator's client tasks. One operation is one request:
-//! `GET /read/{key}` or `PUT /kv/{key}` (the value as the body, so any value size fits).
+//! `GET /read/{key}`, `PUT /kv/{key}` (the value as the body, so any value size fits), or
+//! `POST /cas/{key}` with `{"expected": ..., "new": ...}`. A cas answered 200 is `ok`, 409
+//! (did not match) `fail`, 503 `failed` `fail`, 503 `indeterminate` or a timeout `info`.
 //! A session client sends back the last `X-Session-Token` it was given. [`classify`] maps an
 //! answer to Jepsen's vocabulary (see `docs/decisions.md`): a definite refusal is `fail`, a
 //! timeout, a CP 503 `"outcome": "indeterminate"` or an AP 202 `"queued"` write is `info`.
@@ -59,11 +61,15 @@ pub async fn send(
     base: &str,
     f: OpKind,
     key: &str,
-    value: Option<&str>,
+    (expected, value): (Option<&str>, Option<&str>),
     token: Option<&str>,
 ) -> Answer {
     let request = match (f, value) {
         (OpKind::Write, Some(v)) => http.put(format!("{base}/kv/{key}")).body(v.to_string()),
+        (OpKind::Cas, Some(v)) => http
+            .post(format!("{base}/cas/{key}"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"expected": expected, "new": v}).to_string()),
         _ => http.get(format!("{base}/read/{key}")),
     };
     let request = match token {
@@ -134,17 +140,22 @@ pub fn classify(f: OpKind, status: u16, json: &serde_json::Value) -> Answer {
         }
         // The key is absent: a successful read of "nothing".
         (OpKind::Read, 404) if json.get("node").is_some() => EventType::Ok,
-        (OpKind::Write, 200) => EventType::Ok,
+        (OpKind::Write | OpKind::Cas, 200) => EventType::Ok,
+        // Did not match: definitely not applied.
+        (OpKind::Cas, 409) => {
+            answer.error = Some("409 mismatch".into());
+            EventType::Fail
+        }
         // AP queued it: it may be applied later, or superseded and never applied.
         (OpKind::Write, 202) => {
             answer.error = Some("queued".into());
             EventType::Info
         }
-        (OpKind::Write, 503) if outcome.as_deref() != Some("indeterminate") => {
+        (OpKind::Write | OpKind::Cas, 503) if outcome.as_deref() != Some("indeterminate") => {
             answer.error = Some(format!("503 {}", outcome.as_deref().unwrap_or("refused")));
             EventType::Fail
         }
-        (OpKind::Write, 503) => {
+        (OpKind::Write | OpKind::Cas, 503) => {
             answer.error = Some("503 indeterminate".into());
             EventType::Info
         }
@@ -228,5 +239,14 @@ mod tests {
             classify(OpKind::Write, 500, &json!({})).event(),
             EventType::Info
         );
+        let cas = |status, body| classify(OpKind::Cas, status, &body).event();
+        assert_eq!(cas(200, json!({"outcome": "ok"})), EventType::Ok);
+        assert_eq!(cas(409, json!({"outcome": "mismatch"})), EventType::Fail);
+        assert_eq!(cas(503, json!({"outcome": "failed"})), EventType::Fail);
+        assert_eq!(
+            cas(503, json!({"outcome": "indeterminate"})),
+            EventType::Info
+        );
+        assert_eq!(cas(500, json!({})), EventType::Info);
     }
 }

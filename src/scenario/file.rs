@@ -87,6 +87,8 @@ pub struct RawWorkload {
     pub duration: Spanned<String>,
     #[serde(default)]
     pub read_ratio: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub cas_ratio: Option<Spanned<f64>>,
     pub keys: Spanned<i64>,
     #[serde(default)]
     pub distribution: Option<Spanned<String>>,

@@ -1,5 +1,9 @@
 //! The open-loop load generator's pure parts: when each operation is due, which key it
-//! touches, whether it reads or writes, and the value it writes.
+//! touches, whether it reads, writes or compares-and-sets, and the values.
+//!
+//! With `cas_ratio > 0` the mix is Jepsen's register workload: writes and cas operations use
+//! small integer values (`0..REGISTER_VALUES`, as Jepsen's `(rand-int 5)`), so a cas often
+//! finds the value it expects; otherwise written values are unique per write.
 //!
 //! Where it sits: [`super::runner`] spawns one task per client; each walks its own fixed
 //! [`Schedule`] (as wrk2 does: `clients` schedules interleaved at the arrival rate), so a slow
@@ -60,6 +64,9 @@ pub fn scheduled_ops(workload: &Workload) -> u64 {
         .sum()
 }
 
+/// Values of the register mix: `0..REGISTER_VALUES`.
+pub const REGISTER_VALUES: u32 = 5;
+
 /// One operation to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -67,6 +74,17 @@ pub enum Op {
     Read(String),
     /// Write this value to this key.
     Write(String, String),
+    /// Compare-and-set this key from the expected value to the new one.
+    Cas(String, String, String),
+}
+
+impl Op {
+    /// The key.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Read(k) | Op::Write(k, _) | Op::Cas(k, _, _) => k,
+        }
+    }
 }
 
 /// A client's random choices: keys, read or write, values. Seeded from the scenario seed,
@@ -77,6 +95,7 @@ pub struct Chooser {
     keys: u64,
     zipf: Option<Zipf<f64>>,
     read_ratio: f64,
+    cas_ratio: f64,
     value_size: usize,
     writes: u64,
 }
@@ -104,6 +123,7 @@ impl Chooser {
             keys: workload.keys,
             zipf,
             read_ratio: workload.read_ratio,
+            cas_ratio: workload.cas_ratio,
             value_size: workload.value_size,
             writes: 0,
         }
@@ -134,8 +154,18 @@ impl Chooser {
     /// to the value size).
     pub fn next_op(&mut self, process: u64) -> Op {
         let key = self.key();
-        if self.rng.random::<f64>() < self.read_ratio {
+        let draw = self.rng.random::<f64>();
+        if draw < self.read_ratio {
             return Op::Read(key);
+        }
+        if self.cas_ratio > 0.0 {
+            // Jepsen's register mix: small values, so cas operations often match.
+            let mut value = || self.rng.random_range(0..REGISTER_VALUES).to_string();
+            if draw < self.read_ratio + self.cas_ratio {
+                let expected = value();
+                return Op::Cas(key, expected, value());
+            }
+            return Op::Write(key, value());
         }
         self.writes += 1;
         let mut value = format!("{process}-{}", self.writes);
@@ -157,6 +187,7 @@ mod tests {
             stages: vec![],
             duration: Duration::from_secs(secs),
             read_ratio: 0.5,
+            cas_ratio: 0.0,
             keys: 10,
             distribution: KeyDistribution::Uniform,
             value_size: 12,
@@ -210,12 +241,43 @@ mod tests {
                     assert!(k.starts_with("cp-t-k") && v.len() == 12);
                     Some(v)
                 }
-                Op::Read(_) => None,
+                Op::Read(_) | Op::Cas(..) => None,
             })
             .collect();
         let unique: std::collections::HashSet<_> = writes.iter().collect();
         assert_eq!(unique.len(), writes.len());
         assert!(!writes.is_empty() && writes.len() < 50);
+    }
+
+    #[test]
+    fn the_register_mix_draws_reads_writes_and_cas_of_small_values() {
+        let mut w = workload(10.0, 1, 1);
+        w.read_ratio = 0.3;
+        w.cas_ratio = 0.4;
+        let mut c = Chooser::new(&w, Target::Cp, 0, "cp-t");
+        let ops: Vec<Op> = (0..3000).map(|_| c.next_op(1)).collect();
+        let small = |v: &str| v.parse::<u32>().is_ok_and(|n| n < REGISTER_VALUES);
+        let (mut reads, mut writes, mut cas) = (0u32, 0u32, 0u32);
+        for op in &ops {
+            match op {
+                Op::Read(_) => reads += 1,
+                Op::Write(_, v) => {
+                    assert!(small(v), "{op:?}");
+                    writes += 1;
+                }
+                Op::Cas(_, e, n) => {
+                    assert!(small(e) && small(n), "{op:?}");
+                    cas += 1;
+                }
+            }
+        }
+        // 30% / 30% / 40% of 3000, within a generous margin.
+        for (got, want) in [(reads, 900), (writes, 900), (cas, 1200)] {
+            assert!(
+                got.abs_diff(want) < 150,
+                "{reads} reads, {writes} writes, {cas} cas"
+            );
+        }
     }
 
     #[test]

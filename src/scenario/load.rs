@@ -52,9 +52,10 @@ impl Ctx {
         token: Option<&str>,
         phase: usize,
     ) -> Answer {
-        let (f, key, value) = match op {
-            Op::Read(k) => (OpKind::Read, k.as_str(), None),
-            Op::Write(k, v) => (OpKind::Write, k.as_str(), Some(v.as_str())),
+        let (f, key, value, expected) = match op {
+            Op::Read(k) => (OpKind::Read, k.as_str(), None, None),
+            Op::Write(k, v) => (OpKind::Write, k.as_str(), Some(v.as_str()), None),
+            Op::Cas(k, e, n) => (OpKind::Cas, k.as_str(), Some(n.as_str()), Some(e.as_str())),
         };
         let phase_name = self.phase_names.get(phase).map_or("run", String::as_str);
         let mut fields = EventFields {
@@ -63,6 +64,7 @@ impl Ctx {
             f,
             key,
             value,
+            expected,
             mode: target.as_str(),
             session,
             node: None,
@@ -76,7 +78,7 @@ impl Ctx {
             self.endpoints.base(target),
             f,
             key,
-            value,
+            (expected, value),
             token,
         )
         .await;
@@ -134,6 +136,7 @@ pub(super) async fn client_task(ctx: Arc<Ctx>, ti: usize, target: Target, client
             f: match op {
                 Op::Read(_) => OpKind::Read,
                 Op::Write(..) => OpKind::Write,
+                Op::Cas(..) => OpKind::Cas,
             },
             kind: answer.event(),
             latency: due_at.elapsed(),

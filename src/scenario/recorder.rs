@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::check::event::ValueField;
 use crate::check::{EventType, OpKind};
 
 /// What an event says beyond index and time.
@@ -22,12 +23,14 @@ pub struct EventFields<'a> {
     pub process: u64,
     /// Event type.
     pub kind: EventType,
-    /// Read or write.
+    /// Read, write or cas.
     pub f: OpKind,
     /// Key.
     pub key: &'a str,
-    /// Value written or read.
+    /// Value written or read; a cas's new value.
     pub value: Option<&'a str>,
+    /// A cas's expected value (`None`: the key must be absent); `None` for reads and writes.
+    pub expected: Option<&'a str>,
     /// `cp` or `ap`.
     pub mode: &'static str,
     /// Session, for session clients.
@@ -52,7 +55,7 @@ struct EventRef<'a> {
     kind: EventType,
     f: OpKind,
     key: &'a str,
-    value: Option<&'a str>,
+    value: ValueField<'a>,
     time: u64,
     mode: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +110,7 @@ impl Recorder {
             kind: e.kind,
             f: e.f,
             key: e.key,
-            value: e.value,
+            value: ValueField::of(e.f, e.expected, e.value),
             time,
             mode: e.mode,
             session: e.session,
@@ -177,7 +180,7 @@ mod tests {
             kind: EventType::Ok,
             f: OpKind::Read,
             key: "ap-x-k1",
-            value: Some("v"),
+            value: ValueField::of(OpKind::Read, None, Some("v")),
             time: 99,
             mode: "ap",
             session: None,
@@ -194,6 +197,66 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_cas_is_byte_for_byte_the_event_it_stands_for() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("h.jsonl");
+        let r = Recorder::create(&path, Instant::now())?;
+        // Two cas operations (the second expecting the key absent), then a cas with neither
+        // value, which both writers spell `null`.
+        let cases = [
+            (EventType::Invoke, Some("1"), Some("2")),
+            (EventType::Ok, Some("1"), Some("2")),
+            (EventType::Invoke, None, Some("3")),
+            (EventType::Fail, None, Some("3")),
+            (EventType::Invoke, None, None),
+        ];
+        let mut times = Vec::new();
+        for (kind, expected, new) in cases {
+            let e = EventFields {
+                process: 2,
+                kind,
+                f: OpKind::Cas,
+                key: "cp-k1",
+                value: new,
+                expected,
+                mode: "cp",
+                session: None,
+                node: Some("g1"),
+                version: Some(5),
+                staleness_ms: None,
+                phase: "cut",
+            };
+            times.push(r.record(&e));
+        }
+        r.finish()?;
+        let text = std::fs::read_to_string(&path)?;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), cases.len());
+        for (i, ((kind, expected, new), line)) in cases.iter().zip(&lines).enumerate() {
+            let mut owned = Event::new(
+                i as u64,
+                2,
+                *kind,
+                OpKind::Cas,
+                "cp-k1",
+                new.map(str::to_string),
+                times[i],
+            );
+            owned.expected = expected.map(str::to_string);
+            owned.mode = Some("cp".into());
+            owned.node = Some("g1".into());
+            owned.version = Some(5);
+            owned.phase = Some("cut".into());
+            assert_eq!(*line, serde_json::to_string(&owned)?);
+        }
+        assert!(lines[0].contains(r#""value":["1","2"]"#), "{}", lines[0]);
+        assert!(lines[2].contains(r#""value":[null,"3"]"#), "{}", lines[2]);
+        let h = History::parse(lines[..4].join("\n").as_bytes())?;
+        assert_eq!(h.ops.len(), 2);
+        Ok(())
+    }
+
+    #[test]
     fn writes_a_history_the_checker_reads() -> TestResult {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("h.jsonl");
@@ -204,6 +267,7 @@ mod tests {
             f: OpKind::Write,
             key: "cp-k1",
             value: Some("1-1"),
+            expected: None,
             mode: "cp",
             session: None,
             node: None,

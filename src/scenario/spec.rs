@@ -71,6 +71,10 @@ pub struct Workload {
     pub duration: Duration,
     /// Fraction of operations that are reads.
     pub read_ratio: f64,
+    /// Fraction of operations that are compare-and-set (`read_ratio + cas_ratio <= 1`; the
+    /// rest are writes). Above 0 the workload is Jepsen's register mix: written and expected
+    /// values are small integers (`0..REGISTER_VALUES`), so a cas often matches.
+    pub cas_ratio: f64,
     /// Distinct keys per target.
     pub keys: u64,
     /// How keys are picked.

@@ -188,6 +188,26 @@ impl Validator<'_> {
                 );
             }
         }
+        let cas_ratio = w.cas_ratio.as_ref().map_or(0.0, |r| *r.get_ref());
+        if let Some(r) = &w.cas_ratio {
+            if !(0.0..=1.0).contains(r.get_ref()) {
+                self.err(
+                    r,
+                    "workload.cas_ratio",
+                    format!("{} is outside 0..=1", r.get_ref()),
+                );
+            } else if read_ratio + cas_ratio > 1.0 + 1e-9 {
+                self.err(
+                    r,
+                    "workload.cas_ratio",
+                    format!(
+                        "read_ratio + cas_ratio is {} (read_ratio {read_ratio}); the two \
+                         shares together must be at most 1 (the rest are writes)",
+                        read_ratio + cas_ratio
+                    ),
+                );
+            }
+        }
         let keys = self.count(&w.keys, "workload.keys", 1, 10_000_000);
         let distribution = match w.distribution.as_ref().map(|d| (d, d.get_ref().as_str())) {
             None | Some((_, "uniform")) => KeyDistribution::Uniform,
@@ -270,6 +290,7 @@ impl Validator<'_> {
             stages,
             duration,
             read_ratio,
+            cas_ratio,
             keys,
             distribution,
             value_size,
