@@ -31,6 +31,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::{Config, ConfigError, Mode, ServeArgs};
 use crate::http::rate_limit::AddressLimiter;
 use crate::metrics::Metrics;
+use crate::mode::queue::{QueueFile, QueueFileError, WriteQueue};
 use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
 use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
@@ -83,6 +84,9 @@ pub enum AppError {
     /// Waiting for the termination signals failed.
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(std::io::Error),
+    /// AP's queue file could not be opened (or another instance holds it).
+    #[error("cannot use the AP queue file: {0}")]
+    QueueFile(QueueFileError),
     /// The HTTPS certificate or key could not be used.
     #[error("cannot serve HTTPS: {0}")]
     Tls(tls::TlsError),
@@ -122,6 +126,49 @@ pub struct RunningApp {
     ap: Option<Arc<Ap>>,
     pools: Vec<WaitPool>,
     sentinels: Option<SentinelClients>,
+}
+
+/// AP's write-behind queue: in memory, or backed by `AP_QUEUE_FILE`, replayed (what it held
+/// is counted and logged; a bad tail is cut, counted and logged at ERROR).
+fn ap_queue(config: &Config, metrics: &Metrics) -> Result<WriteQueue, AppError> {
+    let mode = metrics.mode();
+    let depth = metrics.ap_queue_depth.with_label_values(&[mode]);
+    let Some(path) = &config.ap_queue_file else {
+        return Ok(WriteQueue::new(config.ap_queue_capacity, depth));
+    };
+    let (file, replay) =
+        QueueFile::open(path, config.ap_queue_fsync).map_err(AppError::QueueFile)?;
+    if let Some(tail) = &replay.bad_tail {
+        metrics
+            .ap_queue_file_corrupt
+            .with_label_values(&[mode])
+            .inc();
+        tracing::error!(
+            file = %path.display(),
+            offset = tail.offset,
+            bytes = tail.bytes,
+            reason = tail.reason,
+            saved_to = tail.saved_to.as_ref().map(|p| p.display().to_string()),
+            "AP_QUEUE_FILE_CORRUPT: the queue file's tail was cut off; the records before it are replayed"
+        );
+    }
+    let replayed = replay.writes.len();
+    metrics
+        .ap_queue_replayed
+        .with_label_values(&[mode])
+        .inc_by(replayed as u64);
+    tracing::info!(
+        file = %path.display(),
+        replayed,
+        fsync = config.ap_queue_fsync,
+        "AP_QUEUE_FILE_OPEN: queued writes replayed from the queue file"
+    );
+    Ok(WriteQueue::with_file(
+        config.ap_queue_capacity,
+        depth,
+        file,
+        replay.writes,
+    ))
 }
 
 /// Binds the configured `host:port`.
@@ -185,9 +232,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
             (Personality::Cp(Box::new(cp)), None, pools.to_vec())
         }
         Mode::Ap => {
-            let ap = Arc::new(Ap::new(
+            let queue = ap_queue(&config, &metrics)?;
+            let ap = Arc::new(Ap::with_queue(
                 nodes.clone(),
-                config.ap_queue_capacity,
+                queue,
                 staleness.clone(),
                 config.max_staleness,
                 metrics.clone(),

@@ -191,6 +191,20 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub ap_queue_capacity: usize,
+    /// AP: the queue file that makes a 202 survive a crash (replayed on start; one AP
+    /// instance per file) [default: none, the queue is in memory only].
+    #[arg(long, env = "AP_QUEUE_FILE", value_name = "AP_QUEUE_FILE")]
+    pub ap_queue_file: Option<std::path::PathBuf>,
+    /// AP: fsync the queue file before answering 202 (`on`: survives a machine crash;
+    /// `off`: written to the kernel only, survives a crash of the app).
+    #[arg(
+        long,
+        env = "AP_QUEUE_FSYNC",
+        value_name = "AP_QUEUE_FSYNC",
+        value_enum,
+        default_value_t = Switch::On
+    )]
+    pub ap_queue_fsync: Switch,
     /// Longest key accepted, in bytes.
     #[arg(
         long,
@@ -286,6 +300,8 @@ impl ServeArgs {
         config.cp_wait_pool_size = self.cp_wait_pool_size;
         config.cp_read_fence = self.cp_read_fence == Switch::On;
         config.ap_queue_capacity = self.ap_queue_capacity;
+        config.ap_queue_file = self.ap_queue_file.filter(|p| !p.as_os_str().is_empty());
+        config.ap_queue_fsync = self.ap_queue_fsync == Switch::On;
         config.limits = Limits {
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,

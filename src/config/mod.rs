@@ -187,6 +187,10 @@ pub struct Config {
     pub cp_read_fence: bool,
     /// AP: capacity of the write-behind queue.
     pub ap_queue_capacity: usize,
+    /// AP: the queue file (`AP_QUEUE_FILE`); `None` keeps the queue in memory only.
+    pub ap_queue_file: Option<std::path::PathBuf>,
+    /// AP: fsync the queue file before a 202 (`AP_QUEUE_FSYNC`).
+    pub ap_queue_fsync: bool,
     /// Key and value limits.
     pub limits: Limits,
     /// Name of this instance (its heartbeat key).
@@ -227,6 +231,8 @@ impl Config {
             cp_wait_pool_size: 16,
             cp_read_fence: true,
             ap_queue_capacity: 10_000,
+            ap_queue_file: None,
+            ap_queue_fsync: true,
             limits: Limits {
                 max_key_bytes: 512,
                 max_value_bytes: 65_536,
