@@ -4,7 +4,8 @@
 //! background: a node that is down at start is a node that is down, not a crash), and, with
 //! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
 //! serves. It builds the shared state and the router, starts the background tasks (primary
-//! tracker, heartbeat writer and reader, replication poller, AP queue drain) and serves on the
+//! tracker, heartbeat writer and reader, replication poller, primary data-loss watch, AP queue
+//! drain) and serves on the
 //! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
@@ -34,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::mode::queue::{QueueFile, QueueFileError, WriteQueue};
 use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
-use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
+use crate::primary::{Belief, DataLossState, DataLossWatch, Nodes, SentinelClients, Tracker};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
 use server::{Server, Stop};
 
@@ -309,6 +310,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         staleness: staleness.clone(),
         replication: replication.clone(),
         sessions: crate::session::Sessions::from_config(&config),
+        data_loss: DataLossState::default(),
     });
 
     let mut tasks = JoinSet::new();
@@ -324,6 +326,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     };
     tasks.spawn(heartbeat.clone().run_writer());
     tasks.spawn(heartbeat.run_reader());
+    tasks.spawn(
+        DataLossWatch {
+            nodes: nodes.clone(),
+            state: state.data_loss.clone(),
+            policy: config.on_primary_data_loss,
+            metrics: metrics.clone(),
+            period: config.replication_poll,
+        }
+        .run(),
+    );
     let replication_breaker = state.personality.replication_breaker().cloned();
     tasks.spawn(replication.run_poller(
         nodes,

@@ -205,6 +205,17 @@ pub struct ServeArgs {
         default_value_t = Switch::On
     )]
     pub ap_queue_fsync: Switch,
+    /// When the primary's version counter goes back (it came back without its data):
+    /// `refuse` holds `/ready` at 503 until `POST /admin/ack-data-loss` (from loopback);
+    /// `serve` only logs and counts.
+    #[arg(
+        long,
+        env = "ON_PRIMARY_DATA_LOSS",
+        value_name = "ON_PRIMARY_DATA_LOSS",
+        value_enum,
+        default_value_t = crate::primary::DataLossPolicy::Refuse
+    )]
+    pub on_primary_data_loss: crate::primary::DataLossPolicy,
     /// Longest key accepted, in bytes.
     #[arg(
         long,
@@ -302,6 +313,7 @@ impl ServeArgs {
         config.ap_queue_capacity = self.ap_queue_capacity;
         config.ap_queue_file = self.ap_queue_file.filter(|p| !p.as_os_str().is_empty());
         config.ap_queue_fsync = self.ap_queue_fsync == Switch::On;
+        config.on_primary_data_loss = self.on_primary_data_loss;
         config.limits = Limits {
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,

@@ -191,6 +191,8 @@ pub struct Config {
     pub ap_queue_file: Option<std::path::PathBuf>,
     /// AP: fsync the queue file before a 202 (`AP_QUEUE_FSYNC`).
     pub ap_queue_fsync: bool,
+    /// What a primary that lost its data does to `/ready` (`ON_PRIMARY_DATA_LOSS`).
+    pub on_primary_data_loss: crate::primary::DataLossPolicy,
     /// Key and value limits.
     pub limits: Limits,
     /// Name of this instance (its heartbeat key).
@@ -233,6 +235,7 @@ impl Config {
             ap_queue_capacity: 10_000,
             ap_queue_file: None,
             ap_queue_fsync: true,
+            on_primary_data_loss: crate::primary::DataLossPolicy::Refuse,
             limits: Limits {
                 max_key_bytes: 512,
                 max_value_bytes: 65_536,

@@ -251,6 +251,21 @@ impl Node {
             .ok_or_else(|| self.protocol("INFO server has no run_id".into()))
     }
 
+    /// The record version counter (`caplab:version`): the last version this node assigned,
+    /// or replicated; 0 when absent.
+    pub async fn version_counter(&self) -> Result<u64, NodeError> {
+        let cmd = self.0.client.with_options(&self.0.options);
+        let text: Option<String> = self
+            .guarded(|| cmd.get(super::record::VERSION_COUNTER_KEY))
+            .await?;
+        match text {
+            None => Ok(0),
+            Some(t) => t
+                .parse()
+                .map_err(|_| self.protocol(format!("caplab:version is not a number: {t:?}"))),
+        }
+    }
+
     /// `ROLE`: primary or replica, and its replication offset.
     pub async fn role(&self) -> Result<Role, NodeError> {
         let cmd = self.0.client.with_options(&self.0.options);
