@@ -193,11 +193,18 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     })?;
     let metrics = Metrics::new(config.mode)?;
     let connect = |id: NodeId, url: &str| {
-        Node::connect(id, url, config.network_timeout, config.breaker, &metrics).map_err(|source| {
-            AppError::Redis {
-                node: id.as_str(),
-                source,
-            }
+        let password = config.redis_password.as_ref();
+        Node::connect_with(
+            id,
+            url,
+            password,
+            config.network_timeout,
+            config.breaker,
+            &metrics,
+        )
+        .map_err(|source| AppError::Redis {
+            node: id.as_str(),
+            source,
         })
     };
     let g1 = connect(NodeId::G1, &config.g1_url)?;
@@ -250,6 +257,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         let clients = SentinelClients::connect(
             &config.sentinel_urls,
             &config.sentinel_master,
+            config.redis_password.as_ref(),
             config.network_timeout,
         )
         .map_err(|source| AppError::Redis {

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, Environment, Limits, Mode, SecretKey, Switch, invalid};
+use super::{
+    Config, ConfigError, Environment, Limits, Mode, RedisPassword, SecretKey, Switch, invalid,
+};
 use crate::node::BreakerSettings;
 
 /// `caplab serve`: run one personality (CP or AP) over the Redis pair.
@@ -183,6 +185,18 @@ pub struct ServeArgs {
         default_value_t = Switch::On
     )]
     pub cp_read_fence: Switch,
+    /// The password of the Redis nodes and sentinels (prefer REDIS_PASSWORD_FILE).
+    #[arg(
+        long,
+        env = "REDIS_PASSWORD",
+        value_name = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
+    /// A file holding the password of the Redis nodes and sentinels (a Docker or Kubernetes
+    /// secret); preferred over REDIS_PASSWORD.
+    #[arg(long, env = "REDIS_PASSWORD_FILE", value_name = "REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<std::path::PathBuf>,
     /// AP: writes the write-behind queue holds while g1 is away (then 503).
     #[arg(
         long,
@@ -311,6 +325,11 @@ impl ServeArgs {
         config.cp_wait_pool_size = self.cp_wait_pool_size;
         config.cp_read_fence = self.cp_read_fence == Switch::On;
         config.ap_queue_capacity = self.ap_queue_capacity;
+        config.redis_password = super::read_secret_file(
+            ("REDIS_PASSWORD", self.redis_password),
+            ("REDIS_PASSWORD_FILE", self.redis_password_file.as_deref()),
+        )?
+        .map(|p| RedisPassword::from(p.as_str()));
         config.ap_queue_file = self.ap_queue_file.filter(|p| !p.as_os_str().is_empty());
         config.ap_queue_fsync = self.ap_queue_fsync == Switch::On;
         config.on_primary_data_loss = self.on_primary_data_loss;
