@@ -14,7 +14,10 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin caplab
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin caplab \
+    && mkdir -p /var/lib/caplab && chown caplab /var/lib/caplab && chmod 0700 /var/lib/caplab
+# /var/lib/caplab: AP's queue file (compose mounts the ap_queue volume there; a new named
+# volume takes this directory's owner, so the unprivileged user can write it).
 COPY --from=build /src/target/release/caplab /usr/local/bin/caplab
 USER caplab
 EXPOSE 5001 5002

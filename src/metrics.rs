@@ -21,6 +21,10 @@
 //! | `replication_lag_bytes` | gauge | mode |
 //! | `replication_link_up` | gauge (1 up, 0 down or unknown) | mode |
 //! | `ap_write_queue_depth` | gauge | mode |
+//! | `ap_queue_replayed_total` | counter (queued writes read back from the queue file at start) | mode |
+//! | `ap_queue_file_corrupt_total` | counter (bad tails cut from the queue file at start) | mode |
+//! | `primary_data_loss_total` | counter (the believed primary's version counter went back) | mode |
+//! | `primary_data_loss_unacknowledged` | gauge (1 while a loss waits for `POST /admin/ack-data-loss`) | mode |
 //! | `session_guarantee_violations_total` | counter | mode |
 //! | `session_ryw_fallbacks_total` | counter | mode |
 //! | `stale_reads_total` | counter | mode, node |
@@ -65,6 +69,14 @@ pub const REPLICATION_LAG: &str = "replication_lag_bytes";
 pub const REPLICATION_LINK_UP: &str = "replication_link_up";
 /// `ap_write_queue_depth`
 pub const AP_QUEUE_DEPTH: &str = "ap_write_queue_depth";
+/// `ap_queue_replayed_total`
+pub const AP_QUEUE_REPLAYED: &str = "ap_queue_replayed_total";
+/// `ap_queue_file_corrupt_total`
+pub const AP_QUEUE_FILE_CORRUPT: &str = "ap_queue_file_corrupt_total";
+/// `primary_data_loss_total`
+pub const PRIMARY_DATA_LOSS: &str = "primary_data_loss_total";
+/// `primary_data_loss_unacknowledged`
+pub const PRIMARY_DATA_LOSS_UNACKNOWLEDGED: &str = "primary_data_loss_unacknowledged";
 /// `session_guarantee_violations_total`
 pub const SESSION_VIOLATIONS: &str = "session_guarantee_violations_total";
 /// `session_ryw_fallbacks_total`
@@ -102,6 +114,10 @@ pub const ALL_NAMES: &[&str] = &[
     REPLICATION_LAG,
     REPLICATION_LINK_UP,
     AP_QUEUE_DEPTH,
+    AP_QUEUE_REPLAYED,
+    AP_QUEUE_FILE_CORRUPT,
+    PRIMARY_DATA_LOSS,
+    PRIMARY_DATA_LOSS_UNACKNOWLEDGED,
     SESSION_VIOLATIONS,
     SESSION_RYW_FALLBACKS,
     STALE_READS,
@@ -148,6 +164,14 @@ pub struct Metrics {
     pub replication_link_up: IntGaugeVec,
     /// `ap_write_queue_depth{mode}`
     pub ap_queue_depth: IntGaugeVec,
+    /// `ap_queue_replayed_total{mode}`
+    pub ap_queue_replayed: IntCounterVec,
+    /// `ap_queue_file_corrupt_total{mode}`
+    pub ap_queue_file_corrupt: IntCounterVec,
+    /// `primary_data_loss_total{mode}`
+    pub primary_data_loss: IntCounterVec,
+    /// `primary_data_loss_unacknowledged{mode}`
+    pub primary_data_loss_unacknowledged: IntGaugeVec,
     /// `session_guarantee_violations_total{mode}`
     pub session_violations: IntCounterVec,
     /// `session_ryw_fallbacks_total{mode}`
@@ -255,6 +279,26 @@ impl Metrics {
             "Writes waiting in the AP write-behind queue",
             &["mode"],
         )?;
+        let ap_queue_replayed = counter(
+            AP_QUEUE_REPLAYED,
+            "Queued writes read back from AP_QUEUE_FILE at start (then drained like any queued write)",
+            &["mode"],
+        )?;
+        let ap_queue_file_corrupt = counter(
+            AP_QUEUE_FILE_CORRUPT,
+            "Bad tails (cut short or failing their checksum) cut from AP_QUEUE_FILE at start",
+            &["mode"],
+        )?;
+        let primary_data_loss = counter(
+            PRIMARY_DATA_LOSS,
+            "Times the believed primary's version counter went back (records lost: PRIMARY_DATA_LOSS)",
+            &["mode"],
+        )?;
+        let primary_data_loss_unacknowledged = gauge(
+            PRIMARY_DATA_LOSS_UNACKNOWLEDGED,
+            "1 while a primary data loss waits for POST /admin/ack-data-loss (/ready is 503 meanwhile)",
+            &["mode"],
+        )?;
         let session_violations = counter(
             SESSION_VIOLATIONS,
             "Reads answered without the session's read-your-writes guarantee",
@@ -326,6 +370,10 @@ impl Metrics {
             replication_lag,
             replication_link_up,
             ap_queue_depth,
+            ap_queue_replayed,
+            ap_queue_file_corrupt,
+            primary_data_loss,
+            primary_data_loss_unacknowledged,
             session_violations,
             session_ryw_fallbacks,
             stale_reads,
@@ -351,6 +399,12 @@ impl Metrics {
         self.replication_lag.with_label_values(&[m]).set(0);
         self.replication_link_up.with_label_values(&[m]).set(0);
         self.ap_queue_depth.with_label_values(&[m]).set(0);
+        self.ap_queue_replayed.with_label_values(&[m]);
+        self.ap_queue_file_corrupt.with_label_values(&[m]);
+        self.primary_data_loss.with_label_values(&[m]);
+        self.primary_data_loss_unacknowledged
+            .with_label_values(&[m])
+            .set(0);
         self.session_violations.with_label_values(&[m]);
         self.session_ryw_fallbacks.with_label_values(&[m]);
         self.failovers_seen.with_label_values(&[m]);

@@ -134,8 +134,8 @@ async fn drain_counts_superseded_writes_and_never_applies_one_twice() {
     // Queued while g1 was away: an old write to `s` and a write to `t`.
     let old = WriteRequest::new("s".into(), "old".into());
     let t = WriteRequest::new("t".into(), "t1".into());
-    ap.queue().push(old.clone()).unwrap();
-    ap.queue().push(t.clone()).unwrap();
+    ap.queue().push(old.clone()).await.unwrap();
+    ap.queue().push(t.clone()).await.unwrap();
     // Meanwhile a newer write to `s` landed directly.
     let mut newer = WriteRequest::new("s".into(), "newer".into());
     newer.written_at_ms = old.written_at_ms + 1000;

@@ -129,13 +129,20 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             }
         }
         let mut service = self.shared.service.clone();
-        let inner = service.call(request.map(Body::new));
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(Peer(self.peer));
+        let inner = service.call(request);
         ConnFuture {
             state: State::Inner { inner },
             guard,
         }
     }
 }
+
+/// The address a request came from, for the handlers that only answer loopback
+/// (`/admin/...`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 type RouterFuture = CountedFuture<<axum::Router as Service<Request<Body>>>::Future>;
 

@@ -4,7 +4,8 @@
 //! background: a node that is down at start is a node that is down, not a crash), and, with
 //! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
 //! serves. It builds the shared state and the router, starts the background tasks (primary
-//! tracker, heartbeat writer and reader, replication poller, AP queue drain) and serves on the
+//! tracker, heartbeat writer and reader, replication poller, primary data-loss watch, AP queue
+//! drain) and serves on the
 //! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
@@ -31,9 +32,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::{Config, ConfigError, Mode, ServeArgs};
 use crate::http::rate_limit::AddressLimiter;
 use crate::metrics::Metrics;
+use crate::mode::queue::{QueueFile, QueueFileError, WriteQueue};
 use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
-use crate::primary::{Belief, Nodes, SentinelClients, Tracker};
+use crate::primary::{Belief, DataLossState, DataLossWatch, Nodes, SentinelClients, Tracker};
 use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
 use server::{Server, Stop};
 
@@ -83,6 +85,9 @@ pub enum AppError {
     /// Waiting for the termination signals failed.
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(std::io::Error),
+    /// AP's queue file could not be opened (or another instance holds it).
+    #[error("cannot use the AP queue file: {0}")]
+    QueueFile(QueueFileError),
     /// The HTTPS certificate or key could not be used.
     #[error("cannot serve HTTPS: {0}")]
     Tls(tls::TlsError),
@@ -124,6 +129,49 @@ pub struct RunningApp {
     sentinels: Option<SentinelClients>,
 }
 
+/// AP's write-behind queue: in memory, or backed by `AP_QUEUE_FILE`, replayed (what it held
+/// is counted and logged; a bad tail is cut, counted and logged at ERROR).
+fn ap_queue(config: &Config, metrics: &Metrics) -> Result<WriteQueue, AppError> {
+    let mode = metrics.mode();
+    let depth = metrics.ap_queue_depth.with_label_values(&[mode]);
+    let Some(path) = &config.ap_queue_file else {
+        return Ok(WriteQueue::new(config.ap_queue_capacity, depth));
+    };
+    let (file, replay) =
+        QueueFile::open(path, config.ap_queue_fsync).map_err(AppError::QueueFile)?;
+    if let Some(tail) = &replay.bad_tail {
+        metrics
+            .ap_queue_file_corrupt
+            .with_label_values(&[mode])
+            .inc();
+        tracing::error!(
+            file = %path.display(),
+            offset = tail.offset,
+            bytes = tail.bytes,
+            reason = tail.reason,
+            saved_to = tail.saved_to.as_ref().map(|p| p.display().to_string()),
+            "AP_QUEUE_FILE_CORRUPT: the queue file's tail was cut off; the records before it are replayed"
+        );
+    }
+    let replayed = replay.writes.len();
+    metrics
+        .ap_queue_replayed
+        .with_label_values(&[mode])
+        .inc_by(replayed as u64);
+    tracing::info!(
+        file = %path.display(),
+        replayed,
+        fsync = config.ap_queue_fsync,
+        "AP_QUEUE_FILE_OPEN: queued writes replayed from the queue file"
+    );
+    Ok(WriteQueue::with_file(
+        config.ap_queue_capacity,
+        depth,
+        file,
+        replay.writes,
+    ))
+}
+
 /// Binds the configured `host:port`.
 pub async fn bind(config: &Config) -> Result<TcpListener, AppError> {
     let addr = format!("{}:{}", config.host, config.port);
@@ -145,11 +193,18 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     })?;
     let metrics = Metrics::new(config.mode)?;
     let connect = |id: NodeId, url: &str| {
-        Node::connect(id, url, config.network_timeout, config.breaker, &metrics).map_err(|source| {
-            AppError::Redis {
-                node: id.as_str(),
-                source,
-            }
+        let password = config.redis_password.as_ref();
+        Node::connect_with(
+            id,
+            url,
+            password,
+            config.network_timeout,
+            config.breaker,
+            &metrics,
+        )
+        .map_err(|source| AppError::Redis {
+            node: id.as_str(),
+            source,
         })
     };
     let g1 = connect(NodeId::G1, &config.g1_url)?;
@@ -185,9 +240,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
             (Personality::Cp(Box::new(cp)), None, pools.to_vec())
         }
         Mode::Ap => {
-            let ap = Arc::new(Ap::new(
+            let queue = ap_queue(&config, &metrics)?;
+            let ap = Arc::new(Ap::with_queue(
                 nodes.clone(),
-                config.ap_queue_capacity,
+                queue,
                 staleness.clone(),
                 config.max_staleness,
                 metrics.clone(),
@@ -201,6 +257,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         let clients = SentinelClients::connect(
             &config.sentinel_urls,
             &config.sentinel_master,
+            config.redis_password.as_ref(),
             config.network_timeout,
         )
         .map_err(|source| AppError::Redis {
@@ -261,6 +318,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         staleness: staleness.clone(),
         replication: replication.clone(),
         sessions: crate::session::Sessions::from_config(&config),
+        data_loss: DataLossState::default(),
     });
 
     let mut tasks = JoinSet::new();
@@ -276,6 +334,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     };
     tasks.spawn(heartbeat.clone().run_writer());
     tasks.spawn(heartbeat.run_reader());
+    tasks.spawn(
+        DataLossWatch {
+            nodes: nodes.clone(),
+            state: state.data_loss.clone(),
+            policy: config.on_primary_data_loss,
+            metrics: metrics.clone(),
+            period: config.replication_poll,
+        }
+        .run(),
+    );
     let replication_breaker = state.personality.replication_breaker().cloned();
     tasks.spawn(replication.run_poller(
         nodes,

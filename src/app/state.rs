@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mode::Personality;
 use crate::node::BreakerSnapshot;
-use crate::primary::Nodes;
+use crate::primary::{DataLossState, Nodes};
 use crate::session::Sessions;
 use crate::staleness::{ReplicationStatus, Staleness};
 
@@ -31,6 +31,8 @@ pub struct Shared {
     pub replication: ReplicationStatus,
     /// Session token checking and issuing (`SECRET_KEY`, `SECRET_KEY_PREVIOUS`).
     pub sessions: Sessions,
+    /// A primary data loss waiting for an operator's acknowledgement (`/ready` 503 meanwhile).
+    pub data_loss: DataLossState,
 }
 
 /// The handle handlers receive.

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, Environment, Limits, Mode, SecretKey, Switch, invalid};
+use super::{
+    Config, ConfigError, Environment, Limits, Mode, RedisPassword, SecretKey, Switch, invalid,
+};
 use crate::node::BreakerSettings;
 
 /// `caplab serve`: run one personality (CP or AP) over the Redis pair.
@@ -183,6 +185,18 @@ pub struct ServeArgs {
         default_value_t = Switch::On
     )]
     pub cp_read_fence: Switch,
+    /// The password of the Redis nodes and sentinels (prefer REDIS_PASSWORD_FILE).
+    #[arg(
+        long,
+        env = "REDIS_PASSWORD",
+        value_name = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
+    /// A file holding the password of the Redis nodes and sentinels (a Docker or Kubernetes
+    /// secret); preferred over REDIS_PASSWORD.
+    #[arg(long, env = "REDIS_PASSWORD_FILE", value_name = "REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<std::path::PathBuf>,
     /// AP: writes the write-behind queue holds while g1 is away (then 503).
     #[arg(
         long,
@@ -191,6 +205,31 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub ap_queue_capacity: usize,
+    /// AP: the queue file that makes a 202 survive a crash (replayed on start; one AP
+    /// instance per file) [default: none, the queue is in memory only].
+    #[arg(long, env = "AP_QUEUE_FILE", value_name = "AP_QUEUE_FILE")]
+    pub ap_queue_file: Option<std::path::PathBuf>,
+    /// AP: fsync the queue file before answering 202 (`on`: survives a machine crash;
+    /// `off`: written to the kernel only, survives a crash of the app).
+    #[arg(
+        long,
+        env = "AP_QUEUE_FSYNC",
+        value_name = "AP_QUEUE_FSYNC",
+        value_enum,
+        default_value_t = Switch::On
+    )]
+    pub ap_queue_fsync: Switch,
+    /// When the primary's version counter goes back (it came back without its data):
+    /// `refuse` holds `/ready` at 503 until `POST /admin/ack-data-loss` (from loopback);
+    /// `serve` only logs and counts.
+    #[arg(
+        long,
+        env = "ON_PRIMARY_DATA_LOSS",
+        value_name = "ON_PRIMARY_DATA_LOSS",
+        value_enum,
+        default_value_t = crate::primary::DataLossPolicy::Refuse
+    )]
+    pub on_primary_data_loss: crate::primary::DataLossPolicy,
     /// Longest key accepted, in bytes.
     #[arg(
         long,
@@ -286,6 +325,14 @@ impl ServeArgs {
         config.cp_wait_pool_size = self.cp_wait_pool_size;
         config.cp_read_fence = self.cp_read_fence == Switch::On;
         config.ap_queue_capacity = self.ap_queue_capacity;
+        config.redis_password = super::read_secret_file(
+            ("REDIS_PASSWORD", self.redis_password),
+            ("REDIS_PASSWORD_FILE", self.redis_password_file.as_deref()),
+        )?
+        .map(|p| RedisPassword::from(p.as_str()));
+        config.ap_queue_file = self.ap_queue_file.filter(|p| !p.as_os_str().is_empty());
+        config.ap_queue_fsync = self.ap_queue_fsync == Switch::On;
+        config.on_primary_data_loss = self.on_primary_data_loss;
         config.limits = Limits {
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,

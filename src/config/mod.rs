@@ -87,6 +87,30 @@ pub enum Switch {
     Off,
 }
 
+/// The password of the Redis nodes and sentinels (`REDIS_PASSWORD_FILE`, `REDIS_PASSWORD`).
+/// Its `Debug` never shows it, and nothing logs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisPassword(String);
+
+impl RedisPassword {
+    /// The password, for `AUTH`.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for RedisPassword {
+    fn from(password: &str) -> Self {
+        RedisPassword(password.to_string())
+    }
+}
+
+impl std::fmt::Debug for RedisPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisPassword(<redacted>)")
+    }
+}
+
 /// The HMAC key for session tokens. Its `Debug` never shows the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(String);
@@ -155,6 +179,9 @@ pub struct Config {
     pub g1_url: String,
     /// URL of the replica.
     pub g2_url: String,
+    /// The password every Redis node and sentinel connection authenticates with (`None`: no
+    /// `AUTH`, or whatever the URLs carry).
+    pub redis_password: Option<RedisPassword>,
     /// Timeout of every Redis command.
     pub network_timeout: Duration,
     /// AP staleness bound.
@@ -187,6 +214,12 @@ pub struct Config {
     pub cp_read_fence: bool,
     /// AP: capacity of the write-behind queue.
     pub ap_queue_capacity: usize,
+    /// AP: the queue file (`AP_QUEUE_FILE`); `None` keeps the queue in memory only.
+    pub ap_queue_file: Option<std::path::PathBuf>,
+    /// AP: fsync the queue file before a 202 (`AP_QUEUE_FSYNC`).
+    pub ap_queue_fsync: bool,
+    /// What a primary that lost its data does to `/ready` (`ON_PRIMARY_DATA_LOSS`).
+    pub on_primary_data_loss: crate::primary::DataLossPolicy,
     /// Key and value limits.
     pub limits: Limits,
     /// Name of this instance (its heartbeat key).
@@ -207,6 +240,7 @@ impl Config {
             port: mode.default_port(),
             g1_url: g1_url.to_string(),
             g2_url: g2_url.to_string(),
+            redis_password: None,
             network_timeout: Duration::from_secs(1),
             max_staleness: Duration::from_millis(1000),
             secret_key: SecretKey::generate(),
@@ -227,6 +261,9 @@ impl Config {
             cp_wait_pool_size: 16,
             cp_read_fence: true,
             ap_queue_capacity: 10_000,
+            ap_queue_file: None,
+            ap_queue_fsync: true,
+            on_primary_data_loss: crate::primary::DataLossPolicy::Refuse,
             limits: Limits {
                 max_key_bytes: 512,
                 max_value_bytes: 65_536,

@@ -99,6 +99,7 @@ pub fn operation(method: &Method, path: &str) -> &'static str {
         (_, "metrics") if get => "metrics",
         (_, "circuit-breaker") if get => "circuit_breaker",
         (_, "replication") if get => "replication",
+        (&Method::POST, "admin") => "admin",
         _ => "unmatched",
     }
 }

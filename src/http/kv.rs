@@ -40,6 +40,12 @@ pub struct WriteBody<'a> {
     pub queued: bool,
     /// `ok` or `queued`.
     pub outcome: &'a str,
+    /// A queued write (202) only: `memory`, `written` or `fsynced` (see `promise`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<&'a str>,
+    /// A queued write (202) only: exactly what the 202 promises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promise: Option<&'a str>,
 }
 
 /// The answer to a read that found the key.
@@ -190,6 +196,8 @@ fn write_answer(
                 replicated: written.replicated,
                 queued: written.queued,
                 outcome: if written.queued { "queued" } else { "ok" },
+                durability: written.durability.map(|d| d.as_str()),
+                promise: written.durability.map(|d| d.promise()),
             };
             (status, Json(body)).into_response()
         }

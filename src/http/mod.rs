@@ -1,10 +1,11 @@
 //! The HTTP contract of both personalities (docs/design.md), on axum.
 //!
-//! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes, [`cas`] for compare-and-set,
-//! [`status`] for health, readiness, metrics, breakers and replication. [`input`] refuses bad
-//! keys and values before any node is asked; [`error`] is the one place that turns failures
-//! (a refused session token among them: 401) into statuses and JSON. [`count`] wraps the router and counts every request in
-//! `app_requests_total` and `app_request_latency_seconds` by operation (never by key).
+//! Data path: the top. [`router`] maps each route to its handler: [`kv`] for reads and writes,
+//! [`cas`] for compare-and-set, [`status`] for health, readiness, metrics, breakers and
+//! replication, [`admin`] for the operator's acknowledgement of a primary data loss. [`input`]
+//! refuses bad keys and values before any node is asked; [`error`] is the one place that turns
+//! failures (a refused session token among them: 401) into statuses and JSON. [`count`] wraps
+//! the router and counts every request in `app_requests_total` and `app_request_latency_seconds` by operation (never by key).
 //! [`rate_limit`] is the per-address limit the server applies before the router.
 
 use axum::Router;
@@ -14,6 +15,7 @@ use axum::routing::{get, post, put};
 
 use crate::app::AppState;
 
+pub mod admin;
 pub mod cas;
 pub mod count;
 pub mod error;
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/circuit-breaker", get(status::circuit_breakers))
         .route("/replication", get(status::replication))
+        .route("/admin/ack-data-loss", post(admin::ack_data_loss))
         .fallback(unmatched)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -60,6 +60,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Mode::Cp => primary.usable,
         Mode::Ap => primary.usable || replica.usable,
     };
+    // A primary that lost its data holds readiness until an operator acknowledges it.
+    let data_loss = state.data_loss.unacknowledged();
+    let ready = ready && data_loss.is_none();
     let belief = nodes.belief().snapshot();
     let mut by_name = serde_json::Map::new();
     for (node, readiness) in [(nodes.primary(), primary), (nodes.replica(), replica)] {
@@ -73,6 +76,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "sentinels_reachable": belief.sentinels_reachable,
         "nodes": by_name,
         "replication_breaker": state.personality.replication_breaker().map(|b| b.state().as_str()),
+        "primary_data_loss": data_loss,
     });
     let status = if ready {
         StatusCode::OK

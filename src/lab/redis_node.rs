@@ -104,6 +104,9 @@ pub struct RedisNodeSpec {
     /// Start it in its own process group, so it outlives the command that started it and a
     /// Ctrl-C in that terminal does not reach it (`caplab lab up`).
     pub own_process_group: bool,
+    /// `Some(password)`: clients must `AUTH` (`requirepass`) and, as a replica, it
+    /// authenticates to its primary with the same password (`masterauth`).
+    pub password: Option<String>,
 }
 
 impl RedisNodeSpec {
@@ -117,6 +120,7 @@ impl RedisNodeSpec {
             append_only: false,
             announce: None,
             own_process_group: false,
+            password: None,
         }
     }
 
@@ -139,7 +143,9 @@ impl RedisNodeSpec {
         let mut settings = vec![
             ("port", one(&self.port.to_string())),
             ("bind", one("127.0.0.1")),
-            ("protected-mode", one("no")),
+            // Bound to loopback only, so protected mode (which refuses other addresses when
+            // no password is set) changes nothing for the lab: on, as Redis ships it.
+            ("protected-mode", one("yes")),
             ("daemonize", one("no")),
             ("save", one("")),
             (
@@ -158,6 +164,10 @@ impl RedisNodeSpec {
         if let Some((host, port)) = &self.announce {
             settings.push(("replica-announce-ip", one(host)));
             settings.push(("replica-announce-port", one(&port.to_string())));
+        }
+        if let Some(password) = &self.password {
+            settings.push(("requirepass", one(password)));
+            settings.push(("masterauth", one(password)));
         }
         if let Some((host, port)) = &self.replica_of {
             settings.push(("replicaof", vec![host.clone(), port.to_string()]));
@@ -269,7 +279,7 @@ impl RedisNode {
                     return Err(self.not_ready(format!("the process exited ({status})")));
                 }
             }
-            let last = match ping(&self.url()).await {
+            let last = match ping(&self.auth_url()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e.to_string(),
             };
@@ -304,9 +314,18 @@ impl RedisNode {
         self.spec.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (without the password: safe to show).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.spec.port)
+    }
+
+    /// The URL with the password when the node has one (`redis://:<password>@...`), for
+    /// connecting; never show it (probe errors name the address only).
+    pub fn auth_url(&self) -> String {
+        match &self.spec.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.spec.port),
+            None => self.url(),
+        }
     }
 
     fn signal(&self, signal: Signal, label: &'static str) -> Result<(), RedisNodeError> {
@@ -367,7 +386,7 @@ impl RedisNode {
     pub async fn wait_link_up(&self, timeout: Duration) -> Result<(), RedisNodeError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let info = info_replication(&self.url()).await;
+            let info = info_replication(&self.auth_url()).await;
             if let Ok(text) = &info {
                 if info_field(text, "master_link_status") == Some("up") {
                     return Ok(());
@@ -404,7 +423,7 @@ impl Drop for RedisNode {
 /// A short-lived client for probes: one attempt, short timeouts, no reconnection.
 pub(crate) async fn probe_client(url: &str) -> Result<fred::prelude::Client, RedisNodeError> {
     let probe_err = |reason: String| RedisNodeError::Probe {
-        addr: url.to_string(),
+        addr: crate::primary::sentinels::display_addr(url),
         reason,
     };
     let config = FredConfig::from_url(url).map_err(|e| probe_err(e.to_string()))?;
@@ -434,7 +453,7 @@ pub async fn ping(url: &str) -> Result<(), RedisNodeError> {
     match result {
         Ok(_) => Ok(()),
         Err(e) => Err(RedisNodeError::Probe {
-            addr: url.to_string(),
+            addr: crate::primary::sentinels::display_addr(url),
             reason: e.to_string(),
         }),
     }
@@ -446,7 +465,7 @@ pub async fn info_replication(url: &str) -> Result<String, RedisNodeError> {
     let result: Result<String, _> = client.info(Some(InfoKind::Replication)).await;
     let _ = client.quit().await;
     result.map_err(|e| RedisNodeError::Probe {
-        addr: url.to_string(),
+        addr: crate::primary::sentinels::display_addr(url),
         reason: e.to_string(),
     })
 }

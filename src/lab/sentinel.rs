@@ -44,6 +44,9 @@ pub struct SentinelSpec {
     pub monitor: (String, u16),
     /// Start it in its own process group (`caplab lab up`).
     pub own_process_group: bool,
+    /// `Some(password)`: it authenticates to the nodes with it (`sentinel auth-pass`) and its
+    /// own clients must `AUTH` with it too (`requirepass`).
+    pub password: Option<String>,
 }
 
 impl SentinelSpec {
@@ -55,6 +58,7 @@ impl SentinelSpec {
             dir: dir.to_path_buf(),
             monitor: (monitor_host.to_string(), monitor_port),
             own_process_group: false,
+            password: None,
         }
     }
 
@@ -71,13 +75,20 @@ impl SentinelSpec {
     /// The first config: where to listen, what to watch, and the lab's short timings.
     pub fn config_text(&self) -> String {
         let (host, port) = &self.monitor;
+        let auth = match &self.password {
+            Some(password) => format!(
+                "requirepass \"{password}\"\nsentinel auth-pass {MASTER_NAME} \"{password}\"\n"
+            ),
+            None => String::new(),
+        };
+        // Bound to loopback only: protected mode on, as Redis ships it, changes nothing here.
         format!(
-            "port {port_self}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n\
+            "port {port_self}\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\n\
              dir {dir}\nlogfile {log}\n\
              sentinel monitor {MASTER_NAME} {host} {port} {QUORUM}\n\
              sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
              sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
-             sentinel parallel-syncs {MASTER_NAME} 1\n",
+             sentinel parallel-syncs {MASTER_NAME} 1\n{auth}",
             port_self = self.port,
             dir = self.dir.display(),
             log = self.log_file().display(),
@@ -143,7 +154,7 @@ impl Sentinel {
                     return Err(self.not_ready(format!("the process exited ({status})")));
                 }
             }
-            let last = match ping(&self.url()).await {
+            let last = match ping(&self.auth_url()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e.to_string(),
             };
@@ -181,6 +192,14 @@ impl Sentinel {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.spec.port)
+    }
+
+    /// The URL with the password when the sentinel has one, for connecting; never show it.
+    pub fn auth_url(&self) -> String {
+        match &self.spec.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.spec.port),
+            None => self.url(),
+        }
     }
 
     /// Kills it (SIGKILL) and reaps it.
@@ -302,7 +321,7 @@ pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
         .await;
     let _ = client.quit().await;
     let probe = |reason: String| RedisNodeError::Probe {
-        addr: url.to_string(),
+        addr: crate::primary::sentinels::display_addr(url),
         reason,
     };
     SentinelView::parse(reply.map_err(|e| probe(e.to_string()))?).map_err(probe)
@@ -322,7 +341,7 @@ pub async fn sentinel_replicas(url: &str) -> Result<Vec<String>, RedisNodeError>
         .await;
     let _ = client.quit().await;
     let reply = reply.map_err(|e| RedisNodeError::Probe {
-        addr: url.to_string(),
+        addr: crate::primary::sentinels::display_addr(url),
         reason: e.to_string(),
     })?;
     let Value::Array(replicas) = reply else {
@@ -372,7 +391,7 @@ pub async fn sentinel_failover(url: &str) -> Result<(), RedisNodeError> {
     match reply {
         Ok(_) => Ok(()),
         Err(e) => Err(RedisNodeError::Probe {
-            addr: url.to_string(),
+            addr: crate::primary::sentinels::display_addr(url),
             reason: format!("SENTINEL FAILOVER {MASTER_NAME}: {e}"),
         }),
     }

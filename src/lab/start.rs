@@ -177,6 +177,9 @@ pub(super) async fn start_sentinels(options: &LabOptions) -> Result<Vec<Sentinel
     Ok(sentinels)
 }
 
+/// The AP app's queue file, in the lab's directory.
+pub const AP_QUEUE_FILE: &str = "ap_queue.journal";
+
 /// 32 random bytes in hex: the lab's `SECRET_KEY`, new at each `up`.
 pub(super) fn secret_key() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -228,6 +231,14 @@ pub(super) fn start_app(
         "--rate-limit-per-hour".into(),
         "0".into(),
     ]);
+    if mode == "ap" {
+        // The queue file lives with the lab: after a crash, `lab down` then `lab up` on the
+        // same directory replays what it held.
+        args.extend([
+            "--ap-queue-file".to_string(),
+            options.dir.join(AP_QUEUE_FILE).display().to_string(),
+        ]);
+    }
     args.extend(options.app_args.iter().cloned());
     LabProcess::spawn(
         &format!("app_{mode}"),

@@ -27,7 +27,7 @@ use crate::primary::Nodes;
 use crate::session::SessionId;
 use crate::staleness::Staleness;
 
-use super::queue::WriteQueue;
+use super::queue::{QueueError, WriteQueue};
 use super::{ReadAnswer, ServiceError, Written, audit_write};
 
 /// The AP policy.
@@ -54,7 +54,7 @@ pub struct DrainReport {
 }
 
 impl Ap {
-    /// AP over both nodes with a queue of `queue_capacity`.
+    /// AP over both nodes with an in-memory queue of `queue_capacity`.
     pub fn new(
         nodes: Nodes,
         queue_capacity: usize,
@@ -63,9 +63,21 @@ impl Ap {
         metrics: Metrics,
     ) -> Ap {
         let depth = metrics.ap_queue_depth.with_label_values(&[metrics.mode()]);
+        let queue = WriteQueue::new(queue_capacity, depth);
+        Ap::with_queue(nodes, queue, staleness, max_staleness, metrics)
+    }
+
+    /// AP over both nodes with `queue` (one backed by the queue file, say).
+    pub fn with_queue(
+        nodes: Nodes,
+        queue: WriteQueue,
+        staleness: Staleness,
+        max_staleness: Duration,
+        metrics: Metrics,
+    ) -> Ap {
         Ap {
             nodes,
-            queue: WriteQueue::new(queue_capacity, depth),
+            queue,
             staleness,
             max_staleness,
             metrics,
@@ -102,6 +114,7 @@ impl Ap {
                     replicated: false,
                     queued: false,
                     primary_offset: Some(ack.primary_offset),
+                    durability: None,
                 });
             }
             Err(e) => e,
@@ -117,7 +130,7 @@ impl Ap {
                 error,
             });
         }
-        match self.queue.push_for(write.clone(), session) {
+        match self.queue.push_for(write.clone(), session).await {
             Ok(depth) => {
                 tracing::debug!(key = write.key, depth, reason = %error, "AP write queued");
                 self.record(&write, "queued", None);
@@ -127,12 +140,14 @@ impl Ap {
                     replicated: false,
                     queued: true,
                     primary_offset: None,
+                    durability: Some(self.queue.durability()),
                 })
             }
-            Err(full) => {
+            Err(refused) => {
                 self.record(&write, "rejected", None);
-                Err(ServiceError::QueueFull {
-                    capacity: full.capacity,
+                Err(match refused {
+                    QueueError::Full { capacity } => ServiceError::QueueFull { capacity },
+                    QueueError::File(detail) => ServiceError::QueueFile(detail),
                 })
             }
         }

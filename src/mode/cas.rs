@@ -157,6 +157,7 @@ async fn cp_cas(cp: &Cp, cas: &CasRequest) -> Result<CasOutcome, ServiceError> {
             node: Some(node),
             replicated: true,
             queued: false,
+            durability: None,
             primary_offset: Some(ack.primary_offset),
         }));
     }
@@ -187,6 +188,7 @@ async fn ap_cas(ap: &Ap, cas: &CasRequest) -> Result<CasOutcome, ServiceError> {
             node: Some(node),
             replicated: false,
             queued: false,
+            durability: None,
             primary_offset: Some(ack.primary_offset),
         }),
         CasReply::Mismatch {

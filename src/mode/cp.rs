@@ -136,6 +136,7 @@ impl Cp {
                 replicated: true,
                 queued: false,
                 primary_offset: Some(ack.primary_offset),
+                durability: None,
             });
         }
         replication.failure();

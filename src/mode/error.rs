@@ -36,6 +36,10 @@ pub enum ServiceError {
         /// The queue's capacity.
         capacity: usize,
     },
+    /// AP: the primary is away and the queue file could not record the write, so it was not
+    /// queued (definite: it will not be applied).
+    #[error("the primary is unreachable and the write could not be queued: {0}")]
+    QueueFile(String),
     /// No node this personality may read from can answer.
     #[error("no node can serve this read: {0}")]
     ReadUnavailable(String),
@@ -47,7 +51,7 @@ impl ServiceError {
         match self {
             ServiceError::WriteIndeterminate { .. } => "indeterminate",
             ServiceError::WriteFailed { .. } | ServiceError::ReadUnavailable(_) => "failed",
-            ServiceError::QueueFull { .. } => "rejected",
+            ServiceError::QueueFull { .. } | ServiceError::QueueFile(_) => "rejected",
         }
     }
 
@@ -56,7 +60,9 @@ impl ServiceError {
         match self {
             ServiceError::WriteIndeterminate { node, .. }
             | ServiceError::WriteFailed { node, .. } => Some(node),
-            ServiceError::QueueFull { .. } | ServiceError::ReadUnavailable(_) => None,
+            ServiceError::QueueFull { .. }
+            | ServiceError::QueueFile(_)
+            | ServiceError::ReadUnavailable(_) => None,
         }
     }
 }

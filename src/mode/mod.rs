@@ -46,6 +46,8 @@ pub struct Written {
     pub queued: bool,
     /// The primary's replication offset right after the write (read-your-writes tokens).
     pub primary_offset: Option<u64>,
+    /// AP, queued: what the 202 promises about the write's survival.
+    pub durability: Option<queue::Durability>,
 }
 
 /// What a read found.

@@ -24,6 +24,7 @@ use super::breaker::{Breaker, BreakerSettings};
 use super::error::NodeError;
 use super::record::{Record, record_key};
 use super::role::Role;
+use crate::config::RedisPassword;
 use crate::metrics::Metrics;
 
 /// Reconnection backoff: 50 ms doubling to 1 s, forever.
@@ -42,9 +43,17 @@ pub struct WriteAck {
     pub replicas_acked: Option<u64>,
 }
 
-/// Builds (does not connect) a fred client for `url` with the settings above.
-pub fn build_client(url: &str, timeout: Duration) -> Result<Client, FredError> {
+/// Builds (does not connect) a fred client for `url` with the settings above, authenticating
+/// with `password` when there is one (fred sends `AUTH` on every connection and reconnection).
+pub fn build_client(
+    url: &str,
+    timeout: Duration,
+    password: Option<&RedisPassword>,
+) -> Result<Client, FredError> {
     let mut config = FredConfig::from_url(url)?;
+    if let Some(password) = password {
+        config.password = Some(password.expose().to_string());
+    }
     // Keep reconnecting in the background even if the first connection fails: AP must come
     // up with a node down, and CP must come back when it returns.
     config.fail_fast = false;
@@ -91,6 +100,8 @@ pub(super) struct Inner {
     pub(super) breaker: Breaker,
     pub(super) metrics: Metrics,
     pub(super) script_sha: RwLock<Option<String>>,
+    /// The password its connections authenticate with (WAIT pools open more).
+    password: Option<RedisPassword>,
 }
 
 /// A Redis node (`g1` or `g2`) behind its breaker. Cloning shares it.
@@ -112,8 +123,20 @@ impl Node {
         breaker: BreakerSettings,
         metrics: &Metrics,
     ) -> Result<Node, FredError> {
+        Node::connect_with(id, url, None, timeout, breaker, metrics)
+    }
+
+    /// [`connect`](Node::connect), authenticating with `password`.
+    pub fn connect_with(
+        id: NodeId,
+        url: &str,
+        password: Option<&RedisPassword>,
+        timeout: Duration,
+        breaker: BreakerSettings,
+        metrics: &Metrics,
+    ) -> Result<Node, FredError> {
         let name = id.as_str();
-        let client = build_client(url, timeout)?;
+        let client = build_client(url, timeout, password)?;
         // The connection task runs until `quit`; its handle is not needed.
         let _task = client.connect();
         Ok(Node(Arc::new(Inner {
@@ -125,7 +148,13 @@ impl Node {
             breaker: Breaker::new(name, breaker, metrics),
             metrics: metrics.clone(),
             script_sha: RwLock::new(None),
+            password: password.cloned(),
         })))
+    }
+
+    /// The password this node's connections authenticate with.
+    pub fn password(&self) -> Option<&RedisPassword> {
+        self.0.password.as_ref()
     }
 
     /// Which node this is.
@@ -249,6 +278,21 @@ impl Node {
         crate::lab::redis_node::info_field(&info, "run_id")
             .map(str::to_string)
             .ok_or_else(|| self.protocol("INFO server has no run_id".into()))
+    }
+
+    /// The record version counter (`caplab:version`): the last version this node assigned,
+    /// or replicated; 0 when absent.
+    pub async fn version_counter(&self) -> Result<u64, NodeError> {
+        let cmd = self.0.client.with_options(&self.0.options);
+        let text: Option<String> = self
+            .guarded(|| cmd.get(super::record::VERSION_COUNTER_KEY))
+            .await?;
+        match text {
+            None => Ok(0),
+            Some(t) => t
+                .parse()
+                .map_err(|_| self.protocol(format!("caplab:version is not a number: {t:?}"))),
+        }
     }
 
     /// `ROLE`: primary or replica, and its replication offset.

@@ -58,7 +58,7 @@ impl WaitPool {
     ) -> Result<WaitPool, FredError> {
         let mut clients = Vec::with_capacity(size);
         for _ in 0..size {
-            let client = build_client(url, node.timeout())?;
+            let client = build_client(url, node.timeout(), node.password())?;
             // The connection task runs until `quit`.
             let _task = client.connect();
             clients.push(client);

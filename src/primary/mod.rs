@@ -12,16 +12,19 @@
 //! | [`belief`] | [`Belief`]: the believed primary (an atomic), sentinel reachability, the epoch |
 //! | [`sentinels`] | [`SentinelClients`]: the connections to the sentinels, `SENTINEL MASTER` |
 //! | [`tracker`] | [`Tracker`]: the polling task that matches the sentinels' `runid` to a node |
+//! | [`data_loss`] | [`DataLossWatch`]: a primary that comes back without its data, `/ready` held false |
 //!
 //! Without sentinels (`SENTINEL_URLS` empty) there is no tracker and g1 is the primary, always.
 
 use crate::node::{Node, NodeError, NodeId};
 
 pub mod belief;
+pub mod data_loss;
 pub mod sentinels;
 pub mod tracker;
 
 pub use belief::{Belief, BeliefSnapshot};
+pub use data_loss::{DataLossPolicy, DataLossState, DataLossWatch};
 pub use sentinels::SentinelClients;
 pub use tracker::Tracker;
 

@@ -20,6 +20,7 @@ use fred::interfaces::ClientLike;
 use fred::prelude::Options;
 use fred::types::{ClusterHash, CustomCommand, Value};
 
+use crate::config::RedisPassword;
 use crate::lab::sentinel::SentinelView;
 use crate::node::client::{build_client, command_options};
 
@@ -78,11 +79,12 @@ impl SentinelClients {
     pub fn connect(
         urls: &[String],
         master: &str,
+        password: Option<&RedisPassword>,
         timeout: Duration,
     ) -> Result<SentinelClients, FredError> {
         let mut sentinels = Vec::with_capacity(urls.len());
         for url in urls {
-            let client = build_client(url, timeout)?;
+            let client = build_client(url, timeout, password)?;
             // The connection task runs until `quit`.
             let _task = client.connect();
             sentinels.push(Sentinel {

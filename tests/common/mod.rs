@@ -14,4 +14,5 @@ pub mod proxy;
 pub mod raw;
 pub mod redis;
 pub mod sentinels;
+pub mod serve;
 pub mod topology;

@@ -21,6 +21,7 @@ const GUIDE: &[(&str, Comparison, &str)] = &[
     ("CaplabAppMissing", None, "1m"),
     ("CaplabFailoverHappened", Some((">", 0.0)), "0s"),
     ("CaplabSplitBrain", Some((">", 1.0)), "15s"),
+    ("CaplabPrimaryDataLoss", Some((">", 0.0)), "0s"),
 ];
 
 /// The comparison an alert expression ends with, e.g. `... > 0.05` gives (">", 0.05).
