@@ -4,7 +4,7 @@
 //! background: a node that is down at start is a node that is down, not a crash), and, with
 //! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
 //! serves. It builds the shared state and the router, starts the background tasks (primary
-//! tracker, heartbeat writer and reader, replication poller, AP queue drain) and serves on the
+//! tracker, heartbeat writer and reader, the nodes' probes, replication poller, AP queue drain) and serves on the
 //! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
@@ -267,16 +267,20 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     if let Some(tracker) = tracker {
         tasks.spawn(tracker.run());
     }
+    let replication_breaker = state.personality.replication_breaker().cloned();
     let heartbeat = Heartbeat {
         key: heartbeat_key(&config.instance_id),
         interval: config.heartbeat_interval,
         nodes: nodes.clone(),
         staleness,
         metrics: metrics.clone(),
+        replication: replication_breaker.clone(),
     };
     tasks.spawn(heartbeat.clone().run_writer());
     tasks.spawn(heartbeat.run_reader());
-    let replication_breaker = state.personality.replication_breaker().cloned();
+    for node in nodes.both() {
+        tasks.spawn(node.clone().run_probe());
+    }
     tasks.spawn(replication.run_poller(
         nodes,
         metrics,

@@ -26,9 +26,11 @@ use super::record::{Record, record_key};
 use super::role::Role;
 use crate::metrics::Metrics;
 
-/// Reconnection backoff: 50 ms doubling to 1 s, forever.
+/// Reconnection backoff: 50 ms doubling to 250 ms, forever. A refused connection costs one
+/// local round trip, and the ceiling bounds how long after a heal the connection is back
+/// (the breaker's recovery starts from it).
 const RECONNECT_MIN_MS: u32 = 50;
-const RECONNECT_MAX_MS: u32 = 1000;
+const RECONNECT_MAX_MS: u32 = 250;
 
 /// What a write left behind on the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 //! through the nodes' breakers like any call: their failures count, and while a breaker is
 //! open they fail fast and staleness keeps growing. A successful `SET` on the primary is the
 //! primary's observation (it then holds that beat); the value read from the replica is the
-//! replica's. A `SET` refused with `READONLY` (the node is a replica now) asks the primary
+//! replica's, and in CP it is also evidence for the `replication` breaker: a beat written after
+//! the breaker's last failure that reached the replica shows replication streaming again. A `SET` refused with `READONLY` (the node is a replica now) asks the primary
 //! tracker to poll the sentinels at once.
 
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 
 use super::Staleness;
 use crate::metrics::Metrics;
-use crate::node::NodeId;
+use crate::node::{Breaker, NodeId};
 use crate::primary::Nodes;
 use crate::time::unix_ms;
 
@@ -39,6 +40,8 @@ pub struct Heartbeat {
     pub staleness: Staleness,
     /// Where `data_staleness_ms` goes.
     pub metrics: Metrics,
+    /// CP's `replication` breaker: a beat that reached the replica is evidence for it.
+    pub replication: Option<Breaker>,
 }
 
 impl Heartbeat {
@@ -70,6 +73,11 @@ impl Heartbeat {
             let replica = self.nodes.replica();
             if let Ok(Some(beat)) = replica.get_heartbeat(&self.key).await {
                 self.staleness.observe(replica.id(), beat, unix_ms());
+                // Data the primary took at `beat` is on the replica: replication works as of
+                // then (the breaker ignores it unless that is after its last failure).
+                if let Some(breaker) = &self.replication {
+                    breaker.evidence(beat);
+                }
             }
             self.export(replica.id());
         }
