@@ -276,8 +276,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         metrics: metrics.clone(),
         replication: replication_breaker.clone(),
     };
-    tasks.spawn(heartbeat.clone().run_writer());
-    tasks.spawn(heartbeat.run_reader());
+    let beaten = Arc::new(tokio::sync::Notify::new());
+    tasks.spawn(heartbeat.clone().run_writer(beaten.clone()));
+    tasks.spawn(heartbeat.run_reader(beaten));
     for node in nodes.both() {
         tasks.spawn(node.clone().run_probe());
     }
@@ -288,7 +289,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         replication_breaker,
     ));
     if let Some(ap) = &ap {
-        tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
+        tasks.spawn(
+            ap.clone()
+                .run_drainer(drain_period(config.heartbeat_interval)),
+        );
     }
 
     let limiter = AddressLimiter::new(config.server.rate_limit).map(Arc::new);
@@ -376,7 +380,8 @@ impl RunningApp {
         let undrained_writes = match &self.ap {
             Some(ap) => {
                 let left = grace.saturating_sub(started.elapsed());
-                ap.final_drain(left, config.heartbeat_interval).await
+                ap.final_drain(left, drain_period(config.heartbeat_interval))
+                    .await
             }
             None => 0,
         };
@@ -425,4 +430,11 @@ async fn wait_for_termination() -> Result<(), AppError> {
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
     }
     Ok(())
+}
+
+/// How often AP's queue drain looks for work: the heartbeat's period, but never more often
+/// than every 100 ms (the heartbeat's 10 ms is for staleness, not for a queue that only fills
+/// while the primary is away).
+fn drain_period(heartbeat: std::time::Duration) -> std::time::Duration {
+    heartbeat.max(std::time::Duration::from_millis(100))
 }

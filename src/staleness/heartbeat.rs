@@ -1,20 +1,31 @@
-//! The pt-heartbeat loops: write `now_ms` to the primary, read it back from the replica.
+//! The heartbeat loops: write `now_ms` to the primary with its offset just before, then read
+//! the replica's processed offset.
 //!
 //! Data path: beside it, feeding [`Staleness`]. Both loops ask [`Nodes`] at each beat which
-//! node is the primary now, so after a failover the beat goes to the new primary and is read
-//! back from the other node, the deposed one included: its staleness then grows from the last
-//! beat it received. Two independent loops, so a hung replica (each read waiting the network
-//! timeout) never slows the beat written to the primary, and the other way round. Both go
-//! through the nodes' breakers like any call: their failures count, and while a breaker is
-//! open they fail fast and staleness keeps growing. A successful `SET` on the primary is the
-//! primary's observation (it then holds that beat); the value read from the replica is the
-//! replica's, and in CP it is also evidence for the `replication` breaker: a beat written after
-//! the breaker's last failure that reached the replica shows replication streaming again. A `SET` refused with `READONLY` (the node is a replica now) asks the primary
-//! tracker to poll the sentinels at once.
+//! node is the primary now, so after a failover the beat goes to the new primary and the other
+//! node, the deposed one included, is read as the replica: its staleness then grows from the
+//! last time it was known to hold everything. The writer sends `ROLE` and the beat's `SET` in
+//! one pipeline: the acknowledged beat is the primary's observation, and the offset `ROLE`
+//! answered goes into the offset timeline with the time the pipeline was sent. After each
+//! beat it wakes the reader, which asks the replica for `ROLE` (its processed offset) and
+//! compares it with the timeline; reading right after the beat is what makes a caught-up
+//! replica read within a round trip instead of within an interval. Two loops, so a hung
+//! replica (each read waiting the network timeout) never slows the beat written to the
+//! primary: wake-ups that come while a read is out fold into one. Both go through the nodes'
+//! breakers like any call: their failures count, and while a breaker is open they fail fast
+//! and staleness keeps growing. A `SET` refused with `READONLY` (the node is a replica now)
+//! asks the primary tracker to poll the sentinels at once.
+//!
+//! In CP a replica read is also evidence for the `replication` breaker: a replica that holds
+//! every write taken before a time after the breaker's last failure shows replication
+//! streaming again.
 
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::time::{MissedTickBehavior, interval};
 
 use super::Staleness;
 use crate::metrics::Metrics;
@@ -45,38 +56,45 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Writes a beat to the primary every interval, forever.
-    pub async fn run_writer(self) {
+    /// Writes a beat to the primary every interval, forever, waking the reader after each.
+    pub async fn run_writer(self, beaten: Arc<Notify>) {
         let mut ticks = interval(self.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let now = unix_ms();
+            let sent = unix_ms();
             let primary = self.nodes.primary();
-            match primary.set_heartbeat(&self.key, now).await {
-                Ok(()) => self.staleness.observe(primary.id(), now, unix_ms()),
+            match primary.set_heartbeat(&self.key, sent).await {
+                Ok(offset) => {
+                    self.staleness
+                        .record_primary_offset(primary.id(), sent, offset);
+                    self.staleness.observe(primary.id(), sent, unix_ms());
+                }
                 Err(e) => self.nodes.noticed(&e),
             }
             self.export(primary.id());
+            beaten.notify_one();
         }
     }
 
-    /// Reads the beat back from the replica every interval, forever, half an interval out of phase with
-    /// the writer: read in step with the writes, it would always find the newest beat a whole
-    /// interval old (the one being written has not replicated yet), so the measure would sit at
-    /// the top of the `delay .. delay + interval` band instead of in its middle.
-    pub async fn run_reader(self) {
-        let mut ticks = interval_at(Instant::now() + self.interval / 2, self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// Reads the replica's processed offset after each beat, forever (and at least every
+    /// interval, should the writer stall on a hung primary).
+    pub async fn run_reader(self, beaten: Arc<Notify>) {
         loop {
-            ticks.tick().await;
+            let _ = tokio::time::timeout(self.interval * 2, beaten.notified()).await;
             let replica = self.nodes.replica();
-            if let Ok(Some(beat)) = replica.get_heartbeat(&self.key).await {
-                self.staleness.observe(replica.id(), beat, unix_ms());
-                // Data the primary took at `beat` is on the replica: replication works as of
-                // then (the breaker ignores it unless that is after its last failure).
-                if let Some(breaker) = &self.replication {
-                    breaker.evidence(beat);
+            if let Ok(role) = replica.role().await {
+                let read = unix_ms();
+                // A node that says it is a primary is not replicating from the believed one: it
+                // shows nothing, and its staleness grows.
+                let holds = if role.primary {
+                    None
+                } else {
+                    self.staleness
+                        .observe_replica(replica.id(), role.offset, read)
+                };
+                if let (Some(holds), Some(breaker)) = (holds, &self.replication) {
+                    breaker.evidence(holds);
                 }
             }
             self.export(replica.id());
