@@ -433,7 +433,7 @@ async fn wait_for_termination() -> Result<(), AppError> {
 }
 
 /// How often AP's queue drain looks for work: the heartbeat's period, but never more often
-/// than every 100 ms (the heartbeat's 10 ms is for staleness, not for a queue that only fills
+/// than every 100 ms (a short heartbeat is for staleness, not for a queue that only fills
 /// while the primary is away).
 fn drain_period(heartbeat: std::time::Duration) -> std::time::Duration {
     heartbeat.max(std::time::Duration::from_millis(100))

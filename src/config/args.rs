@@ -92,12 +92,13 @@ pub struct ServeArgs {
     /// `production` refuses a missing or placeholder SECRET_KEY.
     #[arg(long, env = "ENVIRONMENT", value_name = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
     pub environment: Environment,
-    /// How often the heartbeat is written to the primary and the replica's offset read, in ms.
+    /// How often the heartbeat is written to the primary and the replica's offset read, in ms
+    /// (every 10 ms while the replica is behind).
     #[arg(
         long,
         env = "HEARTBEAT_INTERVAL_MS",
         value_name = "HEARTBEAT_INTERVAL_MS",
-        default_value_t = 10
+        default_value_t = 100
     )]
     pub heartbeat_interval_ms: u64,
     /// How often `INFO replication` is polled on both nodes, in ms.
@@ -324,7 +325,7 @@ mod tests {
     fn defaults_follow_the_design() -> TestResult {
         let cp = parse(&["--mode", "cp"])?;
         assert_eq!(cp.port, 5001);
-        assert_eq!(cp.heartbeat_interval, Duration::from_millis(10));
+        assert_eq!(cp.heartbeat_interval, Duration::from_millis(100));
         let ap = parse(&["--mode", "ap"])?;
         assert_eq!(ap.port, 5002);
         assert_ne!(cp.instance_id, ap.instance_id);

@@ -213,7 +213,7 @@ impl Config {
             secret_key_previous: None,
             session_token_ttl: Duration::from_secs(DEFAULT_SESSION_TOKEN_TTL_SEC),
             environment: Environment::Development,
-            heartbeat_interval: Duration::from_millis(10),
+            heartbeat_interval: Duration::from_millis(100),
             replication_poll: Duration::from_millis(500),
             sentinel_urls: Vec::new(),
             sentinel_master: DEFAULT_SENTINEL_MASTER.to_string(),

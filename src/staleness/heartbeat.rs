@@ -6,7 +6,9 @@
 //! node, the deposed one included, is read as the replica: its staleness then grows from the
 //! last time it was known to hold everything. The writer sends `ROLE` and the beat's `SET` in
 //! one pipeline: the acknowledged beat is the primary's observation, and the offset `ROLE`
-//! answered goes into the offset timeline with the time the pipeline was sent. After each
+//! answered goes into the offset timeline with the time the pipeline was sent. It beats every
+//! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
+//! behind (the beats are then what keeps the measure within that of a steady delay). After each
 //! beat it wakes the reader, which asks the replica for `ROLE` (its processed offset) and
 //! compares it with the timeline; reading right after the beat is what makes a caught-up
 //! replica read within a round trip instead of within an interval. Two loops, so a hung
@@ -25,13 +27,18 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::Instant;
 
 use super::Staleness;
 use crate::metrics::Metrics;
 use crate::node::{Breaker, NodeId};
 use crate::primary::Nodes;
 use crate::time::unix_ms;
+
+/// The heartbeat's period while the replica is behind. A steady replication delay L reads
+/// between L minus this and L, because the heartbeat is the write that keeps the replica's
+/// oldest missing write young; at rest the longer `HEARTBEAT_INTERVAL_MS` costs less.
+pub const BEHIND_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The heartbeat key of an instance.
 pub fn heartbeat_key(instance_id: &str) -> String {
@@ -56,12 +63,11 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Writes a beat to the primary every interval, forever, waking the reader after each.
+    /// Writes a beat to the primary every interval (every [`BEHIND_INTERVAL`] while the replica
+    /// is behind), forever, waking the reader after each.
     pub async fn run_writer(self, beaten: Arc<Notify>) {
-        let mut ticks = interval(self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next = Instant::now();
         loop {
-            ticks.tick().await;
             let sent = unix_ms();
             let primary = self.nodes.primary();
             match primary.set_heartbeat(&self.key, sent).await {
@@ -74,6 +80,15 @@ impl Heartbeat {
             }
             self.export(primary.id());
             beaten.notify_one();
+            let period = if self.staleness.is_behind(primary.id().other()) {
+                self.interval.min(BEHIND_INTERVAL)
+            } else {
+                self.interval
+            };
+            // The next beat one period after this one was due, or now if that has passed (a
+            // slow beat is not followed by a burst).
+            next = (next + period).max(Instant::now());
+            tokio::time::sleep_until(next).await;
         }
     }
 

@@ -10,7 +10,7 @@
 //! `data_staleness_ms{node}` exports it. [`replication`] polls `INFO replication` for the lag
 //! in bytes, the replica's link status and each node's own role.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,9 +37,10 @@ pub const OVERDUE_AFTER_INTERVALS: u64 = 2;
 /// took the beat, so it holds everything). For the replica it comes from offsets: the newest
 /// beat whose `ROLE`, sent before the beat's `SET`, answered an offset the replica's processed
 /// offset has reached ([`OffsetTimeline::holds_as_of`]). The measure is an upper bound: the
-/// replica may hold more than that sample proves, never less. It stands until the next read
-/// is overdue; then (the node hangs, refuses, or its breaker is open) it grows with the clock,
-/// one millisecond per millisecond. The method and its error bound are in
+/// replica may hold more than that sample proves, never less. A node caught up at its last read
+/// keeps that measure until the next read is overdue; a node behind at its last read, and any
+/// node once a read is overdue (it hangs, refuses, or its breaker is open), grows with the
+/// clock, one millisecond per millisecond. The method and its error bound are in
 /// docs/decisions.md.
 #[derive(Debug, Clone)]
 pub struct Staleness(Arc<Inner>);
@@ -49,6 +50,8 @@ struct Inner {
     started_ms: u64,
     interval_ms: u64,
     holds_as_of: [AtomicU64; 2],
+    /// Whether the last read found the node lacking a write taken before the newest sample.
+    behind: [AtomicBool; 2],
     last_read: [AtomicU64; 2],
     measured: [AtomicU64; 2],
     /// The believed primary's offsets against time, and which node they are of.
@@ -72,6 +75,7 @@ impl Staleness {
             started_ms,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             holds_as_of: zero(),
+            behind: [AtomicBool::new(false), AtomicBool::new(false)],
             last_read: zero(),
             measured: zero(),
             timeline: Mutex::new((None, OffsetTimeline::default())),
@@ -110,17 +114,22 @@ impl Staleness {
     /// `offset`. Returns the time as of which it is now known to hold every write, if this read
     /// showed one (a replica behind every sample kept shows none, and its staleness grows).
     pub fn observe_replica(&self, replica: NodeId, offset: u64, read_ms: u64) -> Option<u64> {
-        let holds = {
+        let (holds, newest) = {
             let guard = self.timeline();
             let (of, timeline) = &*guard;
             if *of == Some(replica) {
                 // The node read as the replica is the one the timeline is of: not comparable.
-                None
+                (None, None)
             } else {
-                timeline.holds_as_of(offset)
+                (timeline.holds_as_of(offset), timeline.newest_sent())
             }
         };
         let i = slot(replica);
+        let behind = match (holds, newest) {
+            (Some(h), Some(n)) => h < n,
+            _ => true,
+        };
+        self.0.behind[i].store(behind, Ordering::Relaxed);
         let known = self.0.holds_as_of[i].load(Ordering::Relaxed);
         let holds_ms = holds.unwrap_or(known);
         if holds_ms == 0 {
@@ -131,6 +140,12 @@ impl Staleness {
         holds
     }
 
+    /// Whether the last read of `node` found it lacking a write (or could not tell): the
+    /// heartbeat then beats faster, and its staleness grows between reads.
+    pub fn is_behind(&self, node: NodeId) -> bool {
+        self.0.behind[slot(node)].load(Ordering::Relaxed)
+    }
+
     /// The newest time as of which `node` is known to hold every write, if any.
     pub fn holds_as_of_ms(&self, node: NodeId) -> Option<u64> {
         match self.0.holds_as_of[slot(node)].load(Ordering::Relaxed) {
@@ -139,18 +154,24 @@ impl Staleness {
         }
     }
 
-    /// How stale `node` is at `now_ms`: the last measure, plus the time by which the next read
-    /// is overdue, [`OVERDUE_AFTER_INTERVALS`] intervals after the last one (before the first
-    /// read: the time since start).
+    /// How stale `node` is at `now_ms`: the last measure, plus the time since that read when it
+    /// found the node behind, else the time by which the next read is overdue,
+    /// [`OVERDUE_AFTER_INTERVALS`] intervals after the last one (before the first read: the
+    /// time since start).
     pub fn staleness_at(&self, node: NodeId, now_ms: u64) -> u64 {
         let i = slot(node);
         let last_read = self.0.last_read[i].load(Ordering::Relaxed);
         if last_read == 0 {
             return now_ms.saturating_sub(self.0.started_ms);
         }
-        let overdue = now_ms
-            .saturating_sub(last_read)
-            .saturating_sub(self.0.interval_ms.saturating_mul(OVERDUE_AFTER_INTERVALS));
+        let since_read = now_ms.saturating_sub(last_read);
+        let overdue = if self.0.behind[i].load(Ordering::Relaxed) {
+            // Behind at the last read, so still behind now as far as anyone knows: the oldest
+            // write it lacked keeps ageing.
+            since_read
+        } else {
+            since_read.saturating_sub(self.0.interval_ms.saturating_mul(OVERDUE_AFTER_INTERVALS))
+        };
         self.0.measured[i]
             .load(Ordering::Relaxed)
             .saturating_add(overdue)
@@ -261,6 +282,17 @@ mod tests {
         // everything as of 1_000, no more.
         assert_eq!(s.observe_replica(NodeId::G2, 500, 1_500), Some(1_000));
         assert_eq!(s.staleness_at(NodeId::G2, 1_500), 500);
+        assert!(s.is_behind(NodeId::G2));
+        assert_eq!(
+            s.staleness_at(NodeId::G2, 1_505),
+            505,
+            "behind at its last read: it keeps ageing until the next"
+        );
+        // Caught up again: the measure stands between reads.
+        s.record_primary_offset(NodeId::G1, 1_520, 600);
+        assert_eq!(s.observe_replica(NodeId::G2, 600, 1_521), Some(1_520));
+        assert!(!s.is_behind(NodeId::G2));
+        assert_eq!(s.staleness_at(NodeId::G2, 1_531), 1);
         // A failover: g2 is the primary now, its timeline starts again.
         s.record_primary_offset(NodeId::G2, 2_000, 700);
         assert_eq!(

@@ -46,6 +46,11 @@ impl OffsetTimeline {
         self.samples.clear();
     }
 
+    /// The `sent_ms` of the newest sample, if any.
+    pub fn newest_sent(&self) -> Option<u64> {
+        self.samples.back().map(|&(sent_ms, _)| sent_ms)
+    }
+
     /// The newest time before which the primary had written nothing that a node whose processed
     /// offset is `offset` lacks: the `sent_ms` of the newest sample whose offset is at most
     /// `offset`. `None` when every sample is above it (or there is none).
