@@ -9,9 +9,10 @@
 //! answered goes into the offset timeline with the time the pipeline was sent. It beats every
 //! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
 //! behind (the beats are then what keeps the measure within that of a steady delay). After each
-//! beat it wakes the reader, which asks the replica for `ROLE` (its processed offset) and
-//! compares it with the timeline; reading right after the beat is what makes a caught-up
-//! replica read within a round trip instead of within an interval. Two loops, so a hung
+//! beat it wakes the reader, which asks the primary for `ROLE` (a fresh sample), then the
+//! replica (its processed offset), and compares the replica's with the timeline; the fresh
+//! sample is what makes a caught-up replica read within two round trips instead of within an
+//! interval. Two loops, so a hung
 //! replica (each read waiting the network timeout) never slows the beat written to the
 //! primary: wake-ups that come while a read is out fold into one. Both go through the nodes'
 //! breakers like any call: their failures count, and while a breaker is open they fail fast
@@ -92,12 +93,31 @@ impl Heartbeat {
         }
     }
 
-    /// Reads the replica's processed offset after each beat, forever (and at least every
-    /// interval, should the writer stall on a hung primary).
+    /// Reads the replica's processed offset after each beat, forever (and at least every two
+    /// intervals, should the writer stall on a hung primary; every [`BEHIND_INTERVAL`] while
+    /// the replica is behind).
     pub async fn run_reader(self, beaten: Arc<Notify>) {
         loop {
-            let _ = tokio::time::timeout(self.interval * 2, beaten.notified()).await;
-            let replica = self.nodes.replica();
+            // Behind at the last read: read again within the short period even before the
+            // writer has switched to it, so a brief lag does not age for a whole interval.
+            let behind = self.staleness.is_behind(self.nodes.replica().id());
+            let wait = if behind {
+                self.interval.min(BEHIND_INTERVAL)
+            } else {
+                self.interval * 2
+            };
+            let _ = tokio::time::timeout(wait, beaten.notified()).await;
+            let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
+            // A fresh sample of the primary's offset first, then the replica's: the bound is
+            // these two round trips, however late this task was woken. (Asked at once, the
+            // primary could count a write the replica has not had the time to get.)
+            let sent = unix_ms();
+            if let Ok(role) = primary.role().await {
+                if role.primary {
+                    self.staleness
+                        .record_primary_offset(primary.id(), sent, role.offset);
+                }
+            }
             if let Ok(role) = replica.role().await {
                 let read = unix_ms();
                 // A node that says it is a primary is not replicating from the believed one: it

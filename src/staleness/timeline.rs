@@ -9,8 +9,9 @@
 //! replica's offset: the replica is known to hold everything written before that time, and its
 //! staleness is the time since then.
 //!
-//! Offsets only grow within one replication history; a sample lower than the last one (a
-//! primary restarted empty, another node promoted) starts the timeline again.
+//! Offsets only grow within one replication history; a later sample with a lower offset drops
+//! every sample above it (a primary restarted empty, or simply a `ROLE` that ran before the
+//! last one's but was sent after it).
 
 use std::collections::VecDeque;
 
@@ -25,14 +26,22 @@ pub struct OffsetTimeline {
 }
 
 impl OffsetTimeline {
-    /// Records that a `ROLE` sent to the primary at `sent_ms` answered `offset`.
+    /// Records that a `ROLE` sent to the primary at `sent_ms` answered `offset`. Samples come
+    /// from two tasks, so they can arrive out of order; a sample no later and no lower than
+    /// another says less than it and is dropped, which keeps both columns non-decreasing (and
+    /// drops a whole old history when a lower offset arrives later: a new one began).
     pub fn record(&mut self, sent_ms: u64, offset: u64) {
         if let Some(&(last_ms, last_offset)) = self.samples.back() {
-            if offset < last_offset {
-                self.samples.clear();
-            } else if sent_ms < last_ms {
-                // Answers overtaking each other: keep the order by time.
+            if sent_ms < last_ms {
+                // Overtaken by a later sample; keeping it would need an insertion for a sample
+                // whose only use is a replica between the two offsets. Dropping it can only
+                // make a measure older, never younger.
                 return;
+            }
+            if offset < last_offset {
+                while self.samples.back().is_some_and(|&(_, o)| o > offset) {
+                    self.samples.pop_back();
+                }
             }
         }
         if self.samples.len() == SAMPLES_KEPT {
@@ -95,7 +104,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lower_offset_starts_again_and_late_answers_are_dropped() {
+    fn late_answers_are_dropped_and_a_lower_offset_drops_what_it_supersedes() {
         let mut t = OffsetTimeline::default();
         t.record(1_000, 900);
         t.record(1_010, 950);
@@ -105,12 +114,14 @@ mod tests {
             Some(1_010),
             "the overtaken answer was dropped"
         );
+        // A later sample with a lower offset (its ROLE ran before the last one's): the last
+        // says less than it, the one before stays.
+        t.record(1_012, 940);
+        assert_eq!(t.holds_as_of(945), Some(1_012));
+        assert_eq!(t.holds_as_of(939), Some(1_000));
+        // A new history far below: only it is left.
         t.record(1_020, 10);
-        assert_eq!(
-            t.holds_as_of(950),
-            Some(1_020),
-            "only the new history is left"
-        );
+        assert_eq!(t.holds_as_of(950), Some(1_020));
         assert_eq!(t.holds_as_of(9), None);
     }
 
