@@ -10,9 +10,9 @@
 //! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
 //! behind (the beats are then what keeps the measure within that of a steady delay). After each
 //! beat it wakes the reader, which asks the primary for `ROLE` (a fresh sample), then the
-//! replica (its processed offset), and compares the replica's with the timeline; the fresh
-//! sample is what makes a caught-up replica read within two round trips instead of within an
-//! interval. Two loops, so a hung
+//! replica (its processed offset), and compares the replica's with the timeline; reading right
+//! after the beat is what makes a caught-up replica read within a few round trips instead of
+//! within an interval. Two loops, so a hung
 //! replica (each read waiting the network timeout) never slows the beat written to the
 //! primary: wake-ups that come while a read is out fold into one. Both go through the nodes'
 //! breakers like any call: their failures count, and while a breaker is open they fail fast
@@ -108,9 +108,10 @@ impl Heartbeat {
             };
             let _ = tokio::time::timeout(wait, beaten.notified()).await;
             let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
-            // A fresh sample of the primary's offset first, then the replica's: the bound is
-            // these two round trips, however late this task was woken. (Asked at once, the
-            // primary could count a write the replica has not had the time to get.)
+            // A fresh sample of the primary's offset first, then the replica's: it counts the
+            // beat just written, so a replica that lacks beats shows it even when the beats
+            // are as far apart as the delay (compared only with the offset before the beat, a
+            // 100 ms delay at a 100 ms period looks caught up: nothing older is missing).
             let sent = unix_ms();
             if let Ok(role) = primary.role().await {
                 if role.primary {

@@ -29,6 +29,9 @@ use timeline::OffsetTimeline;
 /// scheduler stall on a loaded machine must not add its lateness to a caught-up replica.
 pub const OVERDUE_AFTER_INTERVALS: u64 = 2;
 
+/// A node is behind when its read shows it may lack a write taken more than this long before.
+pub const BEHIND_AFTER_MS: u64 = 10;
+
 /// What the heartbeat has seen on each node. Cloning shares it.
 ///
 /// A node's staleness is the age of the oldest write the primary took that the node may lack:
@@ -125,8 +128,10 @@ impl Staleness {
             }
         };
         let i = slot(replica);
+        // Behind: lacking a write taken more than [`BEHIND_AFTER_MS`] before this read. A write
+        // still in flight for a round trip is not lag worth the faster beat.
         let behind = match (holds, newest) {
-            (Some(h), Some(n)) => h < n,
+            (Some(h), Some(n)) => h < n && read_ms.saturating_sub(h) > BEHIND_AFTER_MS,
             _ => true,
         };
         self.0.behind[i].store(behind, Ordering::Relaxed);
