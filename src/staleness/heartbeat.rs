@@ -93,18 +93,20 @@ impl Heartbeat {
         }
     }
 
-    /// Reads the replica's processed offset after each beat, forever (and at least every two
-    /// intervals, should the writer stall on a hung primary; every [`BEHIND_INTERVAL`] while
-    /// the replica is behind).
+    /// Reads the replica's processed offset after each beat and half an interval later,
+    /// forever (every [`BEHIND_INTERVAL`] while the replica is behind).
     pub async fn run_reader(self, beaten: Arc<Notify>) {
         loop {
             // Behind at the last read: read again within the short period even before the
             // writer has switched to it, so a brief lag does not age for a whole interval.
             let behind = self.staleness.is_behind(self.nodes.replica().id());
+            // Caught up: also read half an interval after a beat. Right after a beat a replica a
+            // whole interval behind looks caught up (the beat before has just arrived); half an
+            // interval later it is seen lacking a beat that old.
             let wait = if behind {
                 self.interval.min(BEHIND_INTERVAL)
             } else {
-                self.interval * 2
+                self.interval / 2
             };
             let _ = tokio::time::timeout(wait, beaten.notified()).await;
             let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
