@@ -28,8 +28,8 @@
 //! | [`session`] | read-your-writes session tokens: HMAC signing, key rotation, refusals |
 //! | [`mode`] | the CP and AP policies (reads, writes, compare-and-set) and AP's write-behind queue |
 //! | [`primary`] | following the primary: the believed primary, the sentinel-polling tracker |
-//! | [`node`] | the node client: fred + circuit breaker, record format and its write and cas scripts, CP's WAIT pool |
-//! | [`staleness`] | heartbeat staleness and replication lag/link tracking |
+//! | [`node`] | the node client: fred + circuit breaker and its probe, record format and its write and cas scripts, CP's WAIT pool |
+//! | [`staleness`] | staleness from the primary's offsets against time, replication lag/link tracking |
 //! | [`metrics`] | the service's Prometheus registry and every metric name (the proxy's own are in [`proxy::metrics`]) |
 //! | [`time`] | Unix-millisecond wall clock shared by records, heartbeats and breakers |
 //!
@@ -46,7 +46,8 @@
 //!    roles this instance believes the nodes have when it sends ([`primary`]: g1 until the
 //!    sentinels report a promotion).
 //! 3. **Node client with breaker**: one per Redis node, a circuit breaker in front of a
-//!    fred client with explicit timeouts and a single attempt.
+//!    fred client with explicit timeouts and a single attempt. Beside it, the node's probe
+//!    and the heartbeat tell an open breaker when the node (or replication) works again.
 //! 4. **Redis**: the primary (`g1` at start) stores every record; the other node replicates it
 //!    with Redis's own replication, through the primary's `cluster_*` proxy. The sentinels
 //!    watch the primary through the same proxy and promote the replica when they lose it.

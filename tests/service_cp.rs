@@ -324,8 +324,9 @@ async fn g1_breaker_opens_after_threshold_and_then_requests_fail_fast() {
         Some("failed"),
         "breaker open = definite: {write:?}"
     );
-    pair.g1.resume().unwrap();
     let metrics = app.get("/metrics").await.text;
+    // Resumed only now: g1's probe would see it answer at once and make the breaker half-open.
+    pair.g1.resume().unwrap();
     assert!(
         metrics.contains(r#"circuit_breaker_state{mode="cp",node="g1"} 2"#),
         "{metrics}"

@@ -4,8 +4,8 @@
 //! background: a node that is down at start is a node that is down, not a crash), and, with
 //! `SENTINEL_URLS`, the sentinel clients, asking them once which node is the primary before it
 //! serves. It builds the shared state and the router, starts the background tasks (primary
-//! tracker, heartbeat writer and reader, replication poller, primary data-loss watch, AP queue
-//! drain) and serves on the
+//! tracker, heartbeat writer and reader, the nodes' probes, replication poller, primary
+//! data-loss watch, AP queue drain) and serves on the
 //! listener it is given, so tests and the lab can start an app on port 0 in-process. [`RunningApp::shutdown`] stops accepting, lets
 //! in-flight requests finish (bounded by `SHUTDOWN_GRACE_SEC`), stops the background tasks,
 //! gives AP's queue a last chance to drain and reports how many writes it could not.
@@ -325,15 +325,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
     if let Some(tracker) = tracker {
         tasks.spawn(tracker.run());
     }
+    let replication_breaker = state.personality.replication_breaker().cloned();
     let heartbeat = Heartbeat {
         key: heartbeat_key(&config.instance_id),
         interval: config.heartbeat_interval,
         nodes: nodes.clone(),
         staleness,
         metrics: metrics.clone(),
+        replication: replication_breaker.clone(),
     };
-    tasks.spawn(heartbeat.clone().run_writer());
-    tasks.spawn(heartbeat.run_reader());
+    let beaten = Arc::new(tokio::sync::Notify::new());
+    tasks.spawn(heartbeat.clone().run_writer(beaten.clone()));
+    tasks.spawn(heartbeat.run_reader(beaten));
+    for node in nodes.both() {
+        tasks.spawn(node.clone().run_probe());
+    }
     tasks.spawn(
         DataLossWatch {
             nodes: nodes.clone(),
@@ -344,7 +350,6 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         }
         .run(),
     );
-    let replication_breaker = state.personality.replication_breaker().cloned();
     tasks.spawn(replication.run_poller(
         nodes,
         metrics,
@@ -352,7 +357,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         replication_breaker,
     ));
     if let Some(ap) = &ap {
-        tasks.spawn(ap.clone().run_drainer(config.heartbeat_interval));
+        tasks.spawn(
+            ap.clone()
+                .run_drainer(drain_period(config.heartbeat_interval)),
+        );
     }
 
     let limiter = AddressLimiter::new(config.server.rate_limit).map(Arc::new);
@@ -440,7 +448,8 @@ impl RunningApp {
         let undrained_writes = match &self.ap {
             Some(ap) => {
                 let left = grace.saturating_sub(started.elapsed());
-                ap.final_drain(left, config.heartbeat_interval).await
+                ap.final_drain(left, drain_period(config.heartbeat_interval))
+                    .await
             }
             None => 0,
         };
@@ -489,4 +498,11 @@ async fn wait_for_termination() -> Result<(), AppError> {
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
     }
     Ok(())
+}
+
+/// How often AP's queue drain looks for work: the heartbeat's period, but never more often
+/// than every 100 ms (a short heartbeat is for staleness, not for a queue that only fills
+/// while the primary is away).
+fn drain_period(heartbeat: std::time::Duration) -> std::time::Duration {
+    heartbeat.max(std::time::Duration::from_millis(100))
 }

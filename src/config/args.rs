@@ -94,7 +94,8 @@ pub struct ServeArgs {
     /// `production` refuses a missing or placeholder SECRET_KEY.
     #[arg(long, env = "ENVIRONMENT", value_name = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
     pub environment: Environment,
-    /// How often the heartbeat is written to g1 and read from g2, in ms.
+    /// How often the heartbeat is written to the primary and the replica's offset read, in ms
+    /// (every 10 ms while the replica is behind).
     #[arg(
         long,
         env = "HEARTBEAT_INTERVAL_MS",

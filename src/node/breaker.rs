@@ -7,6 +7,16 @@
 //! count and the time of the last transition for `GET /circuit-breaker`, a
 //! `CIRCUIT_BREAKER_STATE_CHANGE` log line and a counted metric for every transition, and a
 //! single trial call while half-open (other callers keep failing fast until the trial answers).
+//!
+//! Evidence-driven trials: a blind backoff learns that a dependency is back only at its next
+//! trial, up to `BREAKER_MAX_OPEN_MS` after the heal. So whoever sees the dependency work again
+//! outside the breaker (a node's probe answering, the heartbeat arriving on the replica, the
+//! primary regaining its replica) tells it with [`Breaker::evidence`], stamped with the time
+//! the evidence reflects. Evidence newer than the breaker's last failure makes an open breaker
+//! half-open at once: the next call is the trial, and it alone decides. A trial that fails
+//! opens it again and needs fresh evidence (or the backoff, which keeps running as the
+//! fallback), so a dependency that still fails gets at most one trial per piece of evidence
+//! newer than its last failure, never a stream of calls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -89,6 +99,10 @@ struct Tracked {
     last_transition_ms: AtomicU64,
     transitions: AtomicU64,
     trial_in_flight: AtomicBool,
+    /// Evidence newer than the last failure arrived while open: the next call is the trial.
+    evidence_armed: AtomicBool,
+    /// Unix ms of the last failure counted (a failed trial included).
+    last_failure_ms: AtomicU64,
     state_gauge: IntGauge,
     to_closed: IntCounter,
     to_half_open: IntCounter,
@@ -177,32 +191,66 @@ pub struct Rejected {
 #[must_use = "report the call's result on the permit"]
 pub struct Permit<'a> {
     breaker: &'a Breaker,
-    trial: bool,
+    trial: Trial,
+}
+
+/// What a permit is: an ordinary call, the backoff's half-open trial (failsafe's), or a trial
+/// that evidence allowed while failsafe's open interval still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trial {
+    No,
+    Backoff,
+    Evidence,
 }
 
 impl Permit<'_> {
     /// The call reached the dependency and it answered.
     pub fn success(self) {
-        self.breaker
-            .tracked
-            .consecutive_failures
-            .store(0, Ordering::Relaxed);
-        self.breaker.machine.on_success();
+        let b = self.breaker;
+        b.tracked.consecutive_failures.store(0, Ordering::Relaxed);
+        if self.trial == Trial::Evidence {
+            // failsafe is still open: close it, which also forgets its backoff.
+            b.tracked.evidence_armed.store(false, Ordering::SeqCst);
+            b.machine.reset();
+            // failsafe may have moved to half-open on its own meanwhile (its interval ran
+            // out under the trial); `reset` closes that too.
+        } else {
+            b.machine.on_success();
+            if self.trial == Trial::Backoff {
+                b.tracked.evidence_armed.store(false, Ordering::SeqCst);
+            }
+        }
     }
 
     /// The call timed out or could not reach the dependency.
     pub fn failure(self) {
-        self.breaker
-            .tracked
+        let b = self.breaker;
+        b.tracked
             .consecutive_failures
             .fetch_add(1, Ordering::Relaxed);
-        self.breaker.machine.on_error();
+        b.tracked
+            .last_failure_ms
+            .fetch_max(unix_ms(), Ordering::SeqCst);
+        match self.trial {
+            Trial::Evidence => {
+                // failsafe is open (its interval still runs): the breaker shows open again
+                // and waits for fresher evidence or the end of that interval.
+                b.tracked.evidence_armed.store(false, Ordering::SeqCst);
+                b.machine.on_error();
+                b.tracked.enter(BreakerState::Open);
+            }
+            Trial::Backoff => {
+                b.tracked.evidence_armed.store(false, Ordering::SeqCst);
+                b.machine.on_error();
+            }
+            Trial::No => b.machine.on_error(),
+        }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if self.trial {
+        if self.trial != Trial::No {
             self.breaker
                 .tracked
                 .trial_in_flight
@@ -248,6 +296,8 @@ impl Breaker {
             last_transition_ms: AtomicU64::new(0),
             transitions: AtomicU64::new(0),
             trial_in_flight: AtomicBool::new(false),
+            evidence_armed: AtomicBool::new(false),
+            last_failure_ms: AtomicU64::new(0),
             state_gauge: metrics.breaker_state.with_label_values(&[mode, name]),
             to_closed: to("closed"),
             to_half_open: to("half_open"),
@@ -265,14 +315,21 @@ impl Breaker {
         }
     }
 
-    /// Asks to make one call. Fails at once while open, and while half-open with the trial call
-    /// already under way.
+    /// Asks to make one call. Fails at once while open without evidence, and while half-open
+    /// with the trial call already under way.
     pub fn permit(&self) -> Result<Permit<'_>, Rejected> {
-        if !self.machine.is_call_permitted() {
+        let trial = if self.machine.is_call_permitted() {
+            if self.state() == BreakerState::HalfOpen {
+                Trial::Backoff
+            } else {
+                Trial::No
+            }
+        } else if self.tracked.evidence_armed.load(Ordering::SeqCst) {
+            Trial::Evidence
+        } else {
             return Err(self.rejected());
-        }
-        let trial = self.state() == BreakerState::HalfOpen;
-        if trial && self.tracked.trial_in_flight.swap(true, Ordering::SeqCst) {
+        };
+        if trial != Trial::No && self.tracked.trial_in_flight.swap(true, Ordering::SeqCst) {
             return Err(self.rejected());
         }
         Ok(Permit {
@@ -281,13 +338,34 @@ impl Breaker {
         })
     }
 
+    /// Evidence that the dependency works again, as it was at `seen_at_ms` (Unix ms): a probe
+    /// sent then that answered, data written then that reached the replica. Ignored unless the
+    /// breaker is open and the evidence is newer than its last failure; then the breaker turns
+    /// half-open at once and lets the next call through as its trial.
+    pub fn evidence(&self, seen_at_ms: u64) {
+        let t = &self.tracked;
+        if self.state() != BreakerState::Open
+            || seen_at_ms <= t.last_failure_ms.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        if !t.evidence_armed.swap(true, Ordering::SeqCst) {
+            t.enter(BreakerState::HalfOpen);
+        }
+    }
+
+    /// Unix ms of the last failure this breaker counted (0: none yet). Evidence must be newer.
+    pub fn last_failure_unix_ms(&self) -> u64 {
+        self.tracked.last_failure_ms.load(Ordering::SeqCst)
+    }
+
     /// Closes the breaker now, forgetting its failure count and its backoff (logged and counted
-    /// as a transition when it was not closed). For evidence that the dependency is back which
-    /// no call has shown yet: the replication poll seeing the primary's replica return.
+    /// as a transition when it was not closed), without a trial.
     pub fn reset(&self) {
         self.tracked
             .consecutive_failures
             .store(0, Ordering::Relaxed);
+        self.tracked.evidence_armed.store(false, Ordering::SeqCst);
         self.machine.reset();
     }
 
@@ -446,6 +524,65 @@ mod tests {
             b.reset();
             b.reset(); // closed: nothing happens, no transition counted
             assert_eq!(b.snapshot().transitions, 7, "{:?}", b.snapshot());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn evidence_newer_than_the_last_failure_allows_one_trial_at_once() -> TestResult {
+        failsafe::clock::freeze(|_clock| -> TestResult {
+            let (b, _m) = breaker(1, 30_000, 30_000)?;
+            b.permit()?.failure();
+            let failed_at = b.last_failure_unix_ms();
+            assert_eq!(b.state(), BreakerState::Open);
+            // Old evidence (from before the failure) changes nothing.
+            b.evidence(failed_at - 1);
+            b.evidence(failed_at);
+            assert_eq!(b.state(), BreakerState::Open);
+            assert!(b.permit().is_err());
+            // Fresh evidence: half-open now, though the 30 s interval has not passed.
+            b.evidence(failed_at + 1);
+            assert_eq!(b.state(), BreakerState::HalfOpen);
+            let trial = b.permit()?;
+            let Err(second) = b.permit() else {
+                return Err("one trial at a time".into());
+            };
+            assert_eq!(second.state, BreakerState::HalfOpen);
+            trial.success();
+            assert_eq!(b.state(), BreakerState::Closed);
+            assert_eq!(b.snapshot().consecutive_failures, 0);
+            // Closed: evidence is ignored, and the backoff was forgotten (the next opening
+            // waits the first interval again).
+            b.evidence(u64::MAX);
+            assert_eq!(b.state(), BreakerState::Closed);
+            b.permit()?.success();
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_failed_evidence_trial_reopens_and_needs_fresher_evidence() -> TestResult {
+        failsafe::clock::freeze(|_clock| -> TestResult {
+            let (b, _m) = breaker(1, 30_000, 30_000)?;
+            b.permit()?.failure();
+            b.evidence(b.last_failure_unix_ms() + 1);
+            let trial = b.permit()?;
+            std::thread::sleep(Duration::from_millis(2));
+            trial.failure();
+            assert_eq!(b.state(), BreakerState::Open);
+            let failed_at = b.last_failure_unix_ms();
+            // The evidence that allowed it is older than this failure: no second trial.
+            b.evidence(failed_at);
+            assert!(b.permit().is_err(), "no trial without fresher evidence");
+            b.evidence(failed_at + 1);
+            let trial = b.permit()?;
+            // A trial dropped without an answer keeps the evidence: the next call is a trial.
+            drop(trial);
+            assert_eq!(b.state(), BreakerState::HalfOpen);
+            b.permit()?.success();
+            assert_eq!(b.state(), BreakerState::Closed);
+            // open, half (evidence), open (failed trial), half (evidence), closed.
+            assert_eq!(b.snapshot().transitions, 5, "{:?}", b.snapshot());
             Ok(())
         })
     }

@@ -10,7 +10,8 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`client`] | [`Node`]: the fred client behind its breaker; reads, heartbeats, INFO, ROLE |
-//! | [`breaker`] | [`Breaker`]: failsafe's state machine with state, counts and logs |
+//! | [`breaker`] | [`Breaker`]: failsafe's state machine with state, counts, logs and evidence-driven trials |
+//! | [`probe`] | a node's `PING` while its breaker is open: evidence that it is back |
 //! | [`error`] | [`NodeError`], each marked definite or indefinite |
 //! | [`record`] | the stored format and its Lua script |
 //! | [`mod@write`] | the write path that runs the script (AP alone, CP with `ROLE` and `WAIT`) |
@@ -25,6 +26,7 @@ pub mod cas;
 pub mod client;
 pub mod error;
 pub mod fence;
+pub mod probe;
 pub mod record;
 pub mod role;
 pub mod session_read;

@@ -1,25 +1,45 @@
-//! The pt-heartbeat loops: write `now_ms` to the primary, read it back from the replica.
+//! The heartbeat loops: write `now_ms` to the primary with its offset just before, then read
+//! the replica's processed offset.
 //!
 //! Data path: beside it, feeding [`Staleness`]. Both loops ask [`Nodes`] at each beat which
-//! node is the primary now, so after a failover the beat goes to the new primary and is read
-//! back from the other node, the deposed one included: its staleness then grows from the last
-//! beat it received. Two independent loops, so a hung replica (each read waiting the network
-//! timeout) never slows the beat written to the primary, and the other way round. Both go
-//! through the nodes' breakers like any call: their failures count, and while a breaker is
-//! open they fail fast and staleness keeps growing. A successful `SET` on the primary is the
-//! primary's observation (it then holds that beat); the value read from the replica is the
-//! replica's. A `SET` refused with `READONLY` (the node is a replica now) asks the primary
-//! tracker to poll the sentinels at once.
+//! node is the primary now, so after a failover the beat goes to the new primary and the other
+//! node, the deposed one included, is read as the replica: its staleness then grows from the
+//! last time it was known to hold everything. The writer sends `ROLE` and the beat's `SET` in
+//! one pipeline: the acknowledged beat is the primary's observation, and the offset `ROLE`
+//! answered goes into the offset timeline with the time the pipeline was sent. It beats every
+//! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
+//! behind (the beats are then what keeps the measure within that of a steady delay). After each
+//! beat it wakes the reader, which asks the primary for `ROLE` (a fresh sample), then the
+//! replica (its processed offset), and compares the replica's with the timeline; reading right
+//! after the beat is what makes a caught-up replica read within a few round trips instead of
+//! within an interval. Two loops, so a hung
+//! replica (each read waiting the network timeout) never slows the beat written to the
+//! primary: wake-ups that come while a read is out fold into one. Both go through the nodes'
+//! breakers like any call: their failures count, and while a breaker is open they fail fast
+//! and staleness keeps growing. A `SET` refused with `READONLY` (the node is a replica now)
+//! asks the primary tracker to poll the sentinels at once.
+//!
+//! In CP a replica read is also evidence for the `replication` breaker: a replica that holds
+//! every write taken before a time after the breaker's last failure shows replication
+//! streaming again.
 
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::Staleness;
 use crate::metrics::Metrics;
-use crate::node::NodeId;
+use crate::node::{Breaker, NodeId};
 use crate::primary::Nodes;
 use crate::time::unix_ms;
+
+/// The heartbeat's period while the replica is behind. A steady replication delay L reads
+/// between L minus this and L, because the heartbeat is the write that keeps the replica's
+/// oldest missing write young; at rest the longer `HEARTBEAT_INTERVAL_MS` costs less.
+pub const BEHIND_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The heartbeat key of an instance.
 pub fn heartbeat_key(instance_id: &str) -> String {
@@ -39,37 +59,81 @@ pub struct Heartbeat {
     pub staleness: Staleness,
     /// Where `data_staleness_ms` goes.
     pub metrics: Metrics,
+    /// CP's `replication` breaker: a beat that reached the replica is evidence for it.
+    pub replication: Option<Breaker>,
 }
 
 impl Heartbeat {
-    /// Writes a beat to the primary every interval, forever.
-    pub async fn run_writer(self) {
-        let mut ticks = interval(self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// Writes a beat to the primary every interval (every [`BEHIND_INTERVAL`] while the replica
+    /// is behind), forever, waking the reader after each.
+    pub async fn run_writer(self, beaten: Arc<Notify>) {
+        let mut next = Instant::now();
         loop {
-            ticks.tick().await;
-            let now = unix_ms();
+            let sent = unix_ms();
             let primary = self.nodes.primary();
-            match primary.set_heartbeat(&self.key, now).await {
-                Ok(()) => self.staleness.observe(primary.id(), now, unix_ms()),
+            match primary.set_heartbeat(&self.key, sent).await {
+                Ok(offset) => {
+                    self.staleness
+                        .record_primary_offset(primary.id(), sent, offset);
+                    self.staleness.observe(primary.id(), sent, unix_ms());
+                }
                 Err(e) => self.nodes.noticed(&e),
             }
             self.export(primary.id());
+            beaten.notify_one();
+            let period = if self.staleness.is_behind(primary.id().other()) {
+                self.interval.min(BEHIND_INTERVAL)
+            } else {
+                self.interval
+            };
+            // The next beat one period after this one was due, or now if that has passed (a
+            // slow beat is not followed by a burst).
+            next = (next + period).max(Instant::now());
+            tokio::time::sleep_until(next).await;
         }
     }
 
-    /// Reads the beat back from the replica every interval, forever, half an interval out of phase with
-    /// the writer: read in step with the writes, it would always find the newest beat a whole
-    /// interval old (the one being written has not replicated yet), so the measure would sit at
-    /// the top of the `delay .. delay + interval` band instead of in its middle.
-    pub async fn run_reader(self) {
-        let mut ticks = interval_at(Instant::now() + self.interval / 2, self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// Reads the replica's processed offset after each beat and half an interval later,
+    /// forever (every [`BEHIND_INTERVAL`] while the replica is behind).
+    pub async fn run_reader(self, beaten: Arc<Notify>) {
         loop {
-            ticks.tick().await;
-            let replica = self.nodes.replica();
-            if let Ok(Some(beat)) = replica.get_heartbeat(&self.key).await {
-                self.staleness.observe(replica.id(), beat, unix_ms());
+            // Behind at the last read: read again within the short period even before the
+            // writer has switched to it, so a brief lag does not age for a whole interval.
+            let behind = self.staleness.is_behind(self.nodes.replica().id());
+            // Caught up: also read half an interval after a beat. Right after a beat a replica a
+            // whole interval behind looks caught up (the beat before has just arrived); half an
+            // interval later it is seen lacking a beat that old.
+            let wait = if behind {
+                self.interval.min(BEHIND_INTERVAL)
+            } else {
+                self.interval / 2
+            };
+            let _ = tokio::time::timeout(wait, beaten.notified()).await;
+            let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
+            // A fresh sample of the primary's offset first, then the replica's: it counts the
+            // beat just written, so a replica that lacks beats shows it even when the beats
+            // are as far apart as the delay (compared only with the offset before the beat, a
+            // 100 ms delay at a 100 ms period looks caught up: nothing older is missing).
+            let sent = unix_ms();
+            if let Ok(role) = primary.role().await {
+                if role.primary {
+                    self.staleness
+                        .record_primary_offset(primary.id(), sent, role.offset);
+                }
+            }
+            if let Ok(role) = replica.role().await {
+                let read = unix_ms();
+                // A node that says it is a primary is not replicating from the believed one: it
+                // shows nothing, and its staleness grows.
+                let holds = if role.primary {
+                    None
+                } else {
+                    self.staleness
+                        .observe_replica(replica.id(), role.offset, read)
+                };
+                if let (Some(holds), Some(breaker)) = (holds, &self.replication) {
+                    breaker.evidence(holds);
+                }
             }
             self.export(replica.id());
         }

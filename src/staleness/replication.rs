@@ -12,9 +12,10 @@
 //! Each node's `role` is what the node says of itself, whatever the belief:
 //! `redis_node_is_primary{node}` is 1 for a node that says `master`, so two nodes saying it at
 //! once (a split brain) is visible. And when the believed primary regains a replica (a poll
-//! sees `connected_slaves` above zero after one that did not), CP's `replication` breaker is
-//! closed at once: its failures were about the replica that is now back, and its backoff must
-//! not keep CP refusing writes the pair can take again.
+//! sees `connected_slaves` above zero after one that did not), that is evidence for CP's
+//! `replication` breaker ([`Breaker::evidence`]): if open, it turns half-open at once and the
+//! next write or fenced read is its trial, so its backoff never keeps CP refusing writes the
+//! pair can take again.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -155,7 +156,7 @@ impl ReplicationStatus {
         }
     }
 
-    /// Polls both nodes every `period`, forever. `replication` is CP's breaker, closed when
+    /// Polls both nodes every `period`, forever. `replication` is CP's breaker, told when
     /// the believed primary regains a replica.
     pub async fn run_poller(
         self,
@@ -178,13 +179,13 @@ impl ReplicationStatus {
             self.export(&snap, &metrics);
             if memory.regained(&snap, primary) {
                 if let Some(breaker) = &replication {
-                    if breaker.state() != BreakerState::Closed {
+                    if breaker.state() == BreakerState::Open {
                         tracing::info!(
                             mode = metrics.mode(),
                             primary = primary.as_str(),
-                            "the primary has a replica again: closing the replication breaker"
+                            "the primary has a replica again: the next replication call is a trial"
                         );
-                        breaker.reset();
+                        breaker.evidence(snap.polled_at_unix_ms.unwrap_or_else(unix_ms));
                     }
                 }
             }
