@@ -1,13 +1,13 @@
 #!/bin/sh
 # Stamps out one lab: deploy/kubernetes/labs/NAME/, an overlay of the base at lab size
-# (components/lab) in the namespace caplab-NAME, with its own session-token key.
+# (components/lab) in the namespace caplab-NAME, with its own session-token key and Redis password.
 #
 #   deploy/kubernetes/new-lab.sh alice                       # one lab
 #   for s in alice bob carol; do deploy/kubernetes/new-lab.sh "$s"; done
 #   kubectl apply -k deploy/kubernetes/labs/alice            # or every one: for d in ...
 #
-# NAME: lowercase letters, digits and '-' (it becomes part of a namespace name). The key is
-# written to labs/NAME/secret.env (labs/ is not committed); an existing lab is left as it is.
+# NAME: lowercase letters, digits and '-' (it becomes part of a namespace name). The key and
+# the password are written to labs/NAME/secret.env (labs/ is not committed); an existing lab is left as it is.
 # Add "- ../../components/zones" under components: in its kustomization.yaml to spread that
 # lab over zones.
 set -eu
@@ -34,7 +34,10 @@ mkdir -p "$dir"
 
 # 32 random bytes as 64 hex characters (what `openssl rand -hex 32` gives).
 umask 077
-printf 'SECRET_KEY=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$dir/secret.env"
+{
+  printf 'SECRET_KEY=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  printf 'REDIS_PASSWORD=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+} > "$dir/secret.env"
 umask 022
 
 cat > "$dir/namespace.yaml" <<YAML

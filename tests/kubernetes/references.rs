@@ -204,19 +204,34 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
         // the test wrote where the user writes theirs.
         assert!(is_named(name(secrets[0]), "caplab") && name(secrets[0]) != "caplab");
         let data = secrets[0]["data"].as_hash().expect("data");
-        assert_eq!(data.len(), 1, "{}: only SECRET_KEY", b.name);
+        let mut keys: Vec<&str> = data.keys().filter_map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["REDIS_PASSWORD", "SECRET_KEY"], "{}", b.name);
         // What each app reads from SECRET_KEY_FILE is that key.
         let t = b.template("Deployment", "app-cp");
         let c = super::support::container(t, "caplab");
         let path = super::support::env_value(c, "SECRET_KEY_FILE").expect("SECRET_KEY_FILE");
         let decoded = super::support::secret_file(b, t, c, path)
             .unwrap_or_else(|e| panic!("{}: SECRET_KEY_FILE={path}: {e}", b.name));
+        // And from REDIS_PASSWORD_FILE, the password.
+        let path =
+            super::support::env_value(c, "REDIS_PASSWORD_FILE").expect("REDIS_PASSWORD_FILE");
+        let password = super::support::secret_file(b, t, c, path)
+            .unwrap_or_else(|e| panic!("{}: REDIS_PASSWORD_FILE={path}: {e}", b.name));
         if b.name == "student" {
-            // new-lab.sh made a fresh key of 32 random bytes, in hex.
+            // new-lab.sh made a fresh key and a fresh password, 32 random bytes each, in hex.
             assert_eq!(decoded.len(), 64);
             assert_ne!(decoded, super::support::TEST_KEY.as_bytes());
+            assert_eq!(password.len(), 64);
+            assert_ne!(password, decoded);
         } else {
             assert_eq!(decoded, super::support::TEST_KEY.as_bytes(), "{}", b.name);
+            assert_eq!(
+                password,
+                super::support::TEST_PASSWORD.as_bytes(),
+                "{}",
+                b.name
+            );
         }
         // No container is handed a secret as a literal value: a `*_FILE` setting names a file
         // of a Secret it mounts, anything else comes from a Secret.
@@ -228,7 +243,7 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
                         let path = e["value"].as_str().unwrap_or("");
                         super::support::secret_file(b, t, c, path)
                             .unwrap_or_else(|err| panic!("{}: {workload} {n}: {err}", b.name));
-                    } else if n.contains("SECRET") || n.contains("PASSWORD") {
+                    } else if n.contains("SECRET") || n.contains("PASSWORD") || n.contains("AUTH") {
                         assert!(
                             e["value"].is_badvalue()
                                 && !e["valueFrom"]["secretKeyRef"].is_badvalue(),

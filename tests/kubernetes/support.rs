@@ -25,6 +25,9 @@ pub const BUILDS: [(&str, &str); 4] = [
 /// The session key the test workspace uses (64 hex characters, as `openssl rand -hex 32`).
 pub const TEST_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// The Redis password the test workspace uses.
+pub const TEST_PASSWORD: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -142,14 +145,14 @@ pub fn workspace() -> tempfile::TempDir {
     dir
 }
 
-/// Writes the test key where each build expects its user's key, the student lab (through
+/// Writes the test key and password where each build expects its user's, the student lab (through
 /// new-lab.sh) and the operator overlay.
 fn prepare(dir: &Path) {
     let k8s = dir.join("deploy/kubernetes");
     for overlay in ["lab", "zones"] {
         std::fs::write(
             k8s.join("overlays").join(overlay).join("secret.env"),
-            format!("SECRET_KEY={TEST_KEY}\n"),
+            format!("SECRET_KEY={TEST_KEY}\nREDIS_PASSWORD={TEST_PASSWORD}\n"),
         )
         .expect("key");
     }

@@ -504,3 +504,75 @@ fn the_lab_is_smaller_and_the_zones_build_spreads_over_zones() {
         "g1 and g2 in two zones"
     );
 }
+
+/// Whether the container's environment variable `n` comes from the Secret's REDIS_PASSWORD.
+fn from_the_password(b: &Build, c: &Yaml, n: &str) -> bool {
+    list(&c["env"]).iter().any(|e| {
+        let r = &e["valueFrom"]["secretKeyRef"];
+        e["name"].as_str() == Some(n)
+            && r["key"].as_str() == Some("REDIS_PASSWORD")
+            && r["name"]
+                .as_str()
+                .is_some_and(|s| b.all("Secret").iter().any(|secret| name(secret) == s))
+    })
+}
+
+#[test]
+fn every_redis_process_requires_the_lab_password() {
+    let Some(builds) = builds() else {
+        return;
+    };
+    let ports = LabPorts::default();
+    for b in builds {
+        for (node, _, _) in nodes(&ports) {
+            // Required from every client and used as a replica, from the Secret, never a
+            // literal; the probe's redis-cli authenticates.
+            let command = node_command(b, node);
+            for needle in [
+                "--requirepass $(REDIS_PASSWORD)",
+                "--masterauth $(REDIS_PASSWORD)",
+                "--protected-mode yes",
+            ] {
+                assert!(
+                    command.contains(needle),
+                    "{}: {node} lacks {needle}",
+                    b.name
+                );
+            }
+            let c = container(b.template("StatefulSet", node), "redis");
+            assert!(
+                from_the_password(b, c, "REDIS_PASSWORD"),
+                "{}: {node}",
+                b.name
+            );
+            assert!(
+                from_the_password(b, c, "REDISCLI_AUTH"),
+                "{}: {node}",
+                b.name
+            );
+        }
+        // The sentinels: the init container writes requirepass and auth-pass at every start
+        // (outside the first-start block), from the Secret.
+        let t = b.template("StatefulSet", "sentinel");
+        let init = container(t, "config");
+        let script = strings(&init["command"]).join(" ");
+        let after_first_start = &script[script.find("\nfi\n").expect("the first-start block")..];
+        for needle in [
+            "requirepass",
+            &format!("sentinel auth-pass {MASTER_NAME}"),
+            "$REDIS_PASSWORD",
+        ] {
+            assert!(
+                after_first_start.contains(needle),
+                "{}: the sentinels' init lacks {needle}: {script}",
+                b.name
+            );
+        }
+        assert!(from_the_password(b, init, "REDIS_PASSWORD"), "{}", b.name);
+        assert!(
+            from_the_password(b, container(t, "sentinel"), "REDISCLI_AUTH"),
+            "{}",
+            b.name
+        );
+    }
+}
