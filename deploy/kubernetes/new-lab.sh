@@ -35,6 +35,7 @@ mkdir -p "$dir"
 # 32 random bytes as 64 hex characters (what `openssl rand -hex 32` gives).
 umask 077
 printf 'SECRET_KEY=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$dir/secret.env"
+printf 'REDIS_PASSWORD=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >> "$dir/secret.env"
 umask 022
 
 cat > "$dir/namespace.yaml" <<YAML

@@ -204,7 +204,7 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
         // the test wrote where the user writes theirs.
         assert!(is_named(name(secrets[0]), "caplab") && name(secrets[0]) != "caplab");
         let data = secrets[0]["data"].as_hash().expect("data");
-        assert_eq!(data.len(), 1, "{}: only SECRET_KEY", b.name);
+        assert_eq!(data.len(), 2, "{}: SECRET_KEY and REDIS_PASSWORD", b.name);
         // What each app reads from SECRET_KEY_FILE is that key.
         let t = b.template("Deployment", "app-cp");
         let c = super::support::container(t, "caplab");
@@ -217,6 +217,22 @@ fn the_secret_is_generated_from_the_users_file_and_never_a_literal() {
             assert_ne!(decoded, super::support::TEST_KEY.as_bytes());
         } else {
             assert_eq!(decoded, super::support::TEST_KEY.as_bytes(), "{}", b.name);
+        }
+        // What each app reads from REDIS_PASSWORD_FILE is the Redis password.
+        let path =
+            super::support::env_value(c, "REDIS_PASSWORD_FILE").expect("REDIS_PASSWORD_FILE");
+        let password = super::support::secret_file(b, t, c, path)
+            .unwrap_or_else(|e| panic!("{}: REDIS_PASSWORD_FILE={path}: {e}", b.name));
+        if b.name == "student" {
+            assert_eq!(password.len(), 64);
+            assert_ne!(password, decoded);
+        } else {
+            assert_eq!(
+                password,
+                super::support::TEST_REDIS_PASSWORD.as_bytes(),
+                "{}",
+                b.name
+            );
         }
         // No container is handed a secret as a literal value: a `*_FILE` setting names a file
         // of a Secret it mounts, anything else comes from a Secret.
@@ -265,4 +281,51 @@ fn the_reference_check_finds_a_dangling_name() {
         found.iter().any(|p| p.contains("no Secret caplab")),
         "{found:?}"
     );
+}
+
+#[test]
+fn the_nodes_and_sentinels_require_the_secrets_redis_password() {
+    let Some(builds) = builds() else {
+        return;
+    };
+    let from_secret = |c: &Yaml, n: &str| {
+        list(&c["env"]).iter().any(|e| {
+            e["name"].as_str() == Some(n)
+                && e["valueFrom"]["secretKeyRef"]["key"].as_str() == Some("REDIS_PASSWORD")
+        })
+    };
+    for b in builds {
+        for node in ["db-g1", "db-g2"] {
+            let c = super::support::container(b.template("StatefulSet", node), "redis");
+            let args = super::support::strings(&c["command"]).join(" ");
+            assert!(
+                args.contains("--requirepass $(REDIS_PASSWORD) --masterauth $(REDIS_PASSWORD)"),
+                "{}: {node} runs without the password: {args}",
+                b.name
+            );
+            assert!(from_secret(c, "REDIS_PASSWORD"), "{}: {node}", b.name);
+            assert!(
+                from_secret(c, "REDISCLI_AUTH"),
+                "{}: {node}'s probe",
+                b.name
+            );
+        }
+        let t = b.template("StatefulSet", "sentinel");
+        let init = super::support::container(t, "config");
+        let script = super::support::strings(&init["command"]).join(" ");
+        for line in ["requirepass \"%s\"", "sentinel auth-pass caplab \"%s\""] {
+            assert!(script.contains(line), "{}: sentinel lacks {line}", b.name);
+        }
+        assert!(
+            from_secret(init, "REDIS_PASSWORD"),
+            "{}: sentinel init",
+            b.name
+        );
+        let sentinel = super::support::container(t, "sentinel");
+        assert!(
+            from_secret(sentinel, "REDISCLI_AUTH"),
+            "{}: sentinel probe",
+            b.name
+        );
+    }
 }

@@ -24,6 +24,8 @@ pub const BUILDS: [(&str, &str); 4] = [
 
 /// The session key the test workspace uses (64 hex characters, as `openssl rand -hex 32`).
 pub const TEST_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The Redis password the tests write beside [`TEST_KEY`].
+pub const TEST_REDIS_PASSWORD: &str = "fedcba9876543210fedcba9876543210";
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -149,7 +151,7 @@ fn prepare(dir: &Path) {
     for overlay in ["lab", "zones"] {
         std::fs::write(
             k8s.join("overlays").join(overlay).join("secret.env"),
-            format!("SECRET_KEY={TEST_KEY}\n"),
+            format!("SECRET_KEY={TEST_KEY}\nREDIS_PASSWORD={TEST_REDIS_PASSWORD}\n"),
         )
         .expect("key");
     }
