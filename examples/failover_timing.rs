@@ -134,7 +134,9 @@ async fn one_run(lab: &mut Lab, http: &reqwest::Client, fault: Fault) -> Result<
     };
     let ports = lab.options().ports;
     let rejoined = loop {
-        if let Ok(NodeRole::Replica { link_up: true, .. }) = node_role(&ports, p).await {
+        if let Ok(NodeRole::Replica { link_up: true, .. }) =
+            node_role(&ports, Some(lab.redis_password()), p).await
+        {
             break t0.elapsed().as_secs_f64() * 1000.0;
         }
         if t0.elapsed() > LIMIT {

@@ -364,3 +364,93 @@ fn dockerfile_is_multi_stage_and_runs_as_a_user() {
         assert!(root().join(copied).exists(), "{copied} missing");
     }
 }
+
+#[test]
+fn compose_redis_and_sentinels_require_the_password_from_a_secret() {
+    let Some(output) = compose_config(false) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let doc = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
+    let services = &doc["services"];
+    let secret = "/run/secrets/redis_password";
+    // Every node and sentinel gets the secret and writes it into its config file at start;
+    // the apps read it as REDIS_PASSWORD_FILE, never from the environment.
+    for (service, lines) in [
+        ("db_g1", ["requirepass", "masterauth"]),
+        ("db_g2", ["requirepass", "masterauth"]),
+        ("sentinel1", ["requirepass", "sentinel auth-pass caplab"]),
+        ("sentinel2", ["requirepass", "sentinel auth-pass caplab"]),
+        ("sentinel3", ["requirepass", "sentinel auth-pass caplab"]),
+    ] {
+        assert!(
+            secret_sources(&services[service]).contains(&"redis_password".to_string()),
+            "{service} does not get the redis_password secret"
+        );
+        let command = strings(&services[service]["command"]).join(" ");
+        assert!(
+            command.contains(&format!("password=\"$$(cat {secret})\"")),
+            "{service} does not read the secret: {command}"
+        );
+        for line in lines {
+            assert!(
+                command.contains(&format!("{line} \"%s\"")),
+                "{service} does not write {line} from the secret: {command}"
+            );
+        }
+        let health = strings(&services[service]["healthcheck"]["test"]).join(" ");
+        assert!(
+            health.contains(&format!("REDISCLI_AUTH=\"$$(cat {secret})\"")),
+            "{service}'s healthcheck does not authenticate: {health}"
+        );
+    }
+    for app in ["app_cp", "app_ap"] {
+        assert!(
+            secret_sources(&services[app]).contains(&"redis_password".to_string()),
+            "{app} does not get the redis_password secret"
+        );
+        let env = &services[app]["environment"];
+        assert_eq!(env["REDIS_PASSWORD_FILE"].as_str(), Some(secret), "{app}");
+        assert!(
+            env["REDIS_PASSWORD"].is_badvalue(),
+            "{app}: REDIS_PASSWORD in the environment"
+        );
+    }
+    // The password is never a literal: every requirepass, masterauth and auth-pass in the
+    // compose file takes it from the secret.
+    let raw = read("docker-compose.yml");
+    for line in raw.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for word in ["requirepass", "masterauth", "auth-pass", "--requirepass"] {
+            if line.contains(word) {
+                assert!(
+                    line.contains("$$password") || line.contains("sed -i"),
+                    "a password that is not the secret: {line}"
+                );
+            }
+        }
+    }
+    assert!(
+        !read("sentinel/sentinel.conf")
+            .lines()
+            .any(|l| l.starts_with("requirepass") || l.contains("auth-pass")),
+        "sentinel.conf holds a password"
+    );
+}
+
+/// The secrets a service gets, in either form docker-compose prints (`[name]` or
+/// `[{source: name, ...}]`).
+fn secret_sources(service: &Yaml) -> Vec<String> {
+    let mut names = strings(&service["secrets"]);
+    if let Some(list) = service["secrets"].as_vec() {
+        names.extend(
+            list.iter()
+                .filter_map(|s| s["source"].as_str().map(String::from)),
+        );
+    }
+    names
+}

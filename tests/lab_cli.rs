@@ -1,8 +1,10 @@
 //! The `caplab lab` commands as a user runs them: `up` (left running, in the background),
-//! `up` again (already up), `status`, `down` (nothing left), and a taken port named.
+//! `up` again (already up), `status`, `down` (nothing left), and a taken port named. The lab's
+//! Redis password: a 0600 file, required by the nodes and sentinels, in no log.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -65,6 +67,31 @@ struct DownOnDrop<'a>(&'a Path);
 impl Drop for DownOnDrop<'_> {
     fn drop(&mut self) {
         let _ = caplab(&["lab", "down", "--dir", &self.0.display().to_string()]);
+    }
+}
+
+/// `PING` on a plain connection without `AUTH`: the first line of the answer.
+fn unauthenticated_ping(port: u16) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    stream.write_all(b"PING\r\n").expect("send PING");
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).expect("answer");
+    line
+}
+
+/// Every file under `dir` whose name contains `log` (the lab's logs, rotated or not).
+fn files_named_log(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_named_log(&path, out);
+        } else if entry.file_name().to_string_lossy().contains("log") {
+            out.push(path);
+        }
     }
 }
 
@@ -131,6 +158,36 @@ fn up_status_down_and_up_twice() {
     );
     assert!(!out.contains("DOWN") && !out.contains("WARNING"), "{out}");
 
+    // The lab's Redis password: a file only its owner reads; a node and a sentinel refuse a
+    // connection without it; the apps, which read the file, write and read.
+    let password_file = dir.join(caplab::lab::password::PASSWORD_FILE);
+    let meta = std::fs::metadata(&password_file).expect("the lab's password file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let password = std::fs::read_to_string(&password_file).expect("read the password");
+    assert!(password.trim().len() >= 32, "a short password");
+    for (part, port) in [("g1", ports.redis_g1), ("s1", ports.sentinel_s1)] {
+        let answer = unauthenticated_ping(port);
+        assert!(answer.starts_with("-NOAUTH"), "{part} answered {answer:?}");
+    }
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let cp = format!("http://127.0.0.1:{}", ports.app_cp);
+    let ap = format!("http://127.0.0.1:{}", ports.app_ap);
+    let written = http
+        .post(format!("{cp}/write/auth-key/auth-value"))
+        .send()
+        .expect("write");
+    assert_eq!(written.status(), 200);
+    let read: serde_json::Value = http
+        .get(format!("{ap}/read/auth-key"))
+        .send()
+        .expect("read")
+        .json()
+        .expect("json");
+    assert_eq!(read["value"], "auth-value", "{read}");
+
     // A part that dies is shown DOWN and status exits 1.
     let ap = record
         .processes
@@ -177,6 +234,20 @@ fn up_status_down_and_up_twice() {
         "{}",
         text(&status)
     );
+
+    // The password is in no log of the lab and not in lab.json.
+    let mut logs = Vec::new();
+    files_named_log(&dir, &mut logs);
+    assert!(logs.len() >= 8, "{logs:?}");
+    logs.push(dir.join("lab.json"));
+    for file in &logs {
+        let text = std::fs::read(file).expect("read a log");
+        assert!(
+            !String::from_utf8_lossy(&text).contains(password.trim()),
+            "the password is in {}",
+            file.display()
+        );
+    }
 
     let down = caplab(&["lab", "down", "--dir", &dir_arg]);
     assert!(down.status.success(), "{}", text(&down));

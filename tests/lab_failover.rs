@@ -61,7 +61,7 @@ async fn wait_replica_of(lab: &Lab, node: LabNode, cluster: u16, within: Duratio
     let ports = lab.options().ports;
     let what = format!("{node} replicates through port {cluster}");
     wait_for(&what, within, || async {
-        match node_role(&ports, node).await {
+        match node_role(&ports, Some(lab.redis_password()), node).await {
             Ok(NodeRole::Replica { master, link_up }) => {
                 (link_up && master.1 == cluster).then_some(())
             }
@@ -223,7 +223,7 @@ async fn the_failover_step_and_control_promote_the_replica_each_way() {
         started.elapsed()
     );
     assert!(matches!(
-        node_role(&ports, LabNode::G1).await,
+        node_role(&ports, Some(lab.redis_password()), LabNode::G1).await,
         Ok(NodeRole::Primary { .. })
     ));
     lab.down().await.expect("down");
@@ -256,7 +256,7 @@ async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
     assert_eq!(lab.primary().await.expect("primary"), LabNode::G1);
     assert_eq!(sentinel_view(&s1).await.expect("s1").config_epoch, 0);
     assert!(matches!(
-        node_role(&ports, LabNode::G2).await,
+        node_role(&ports, Some(lab.redis_password()), LabNode::G2).await,
         Ok(NodeRole::Replica { link_up: false, .. })
     ));
 
@@ -299,7 +299,7 @@ async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
         .await
         .expect("restart g1");
     assert!(matches!(
-        node_role(&ports, LabNode::G1).await,
+        node_role(&ports, Some(lab.redis_password()), LabNode::G1).await,
         Ok(NodeRole::Primary { .. })
     ));
     // ...announcing its cluster proxy, so the sentinels find it there and demote it.
@@ -316,7 +316,7 @@ async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
     lab.node_action(LabNode::G1, NodeAction::Restart)
         .await
         .expect("restart g1 again");
-    match node_role(&ports, LabNode::G1).await {
+    match node_role(&ports, Some(lab.redis_password()), LabNode::G1).await {
         Ok(NodeRole::Replica { master, .. }) => assert_eq!(master.1, ports.proxy_cluster_g2),
         other => panic!("g1 came back as {other:?}"),
     }

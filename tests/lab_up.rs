@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use caplab::faults::LAB_PROXIES;
+use caplab::lab::password::auth_url;
 use caplab::lab::redis_node::{info_field, info_replication, ping};
 use caplab::lab::sentinel::sentinel_view;
 use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, LabRecord, NodeAction};
@@ -124,7 +125,7 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
     let report = lab.primary_report().await;
     assert_eq!(report.problem(), None, "{report}");
     // The apps' way to s1 is the `sentinels` proxy.
-    let through = sentinel_view(&lab.sentinels_proxy_url())
+    let through = sentinel_view(&auth_url(Some(lab.redis_password()), ports.proxy_sentinels))
         .await
         .expect("s1 through proxy sentinels");
     assert_eq!(through.addr.1, ports.proxy_cluster_g1);

@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::faults::FaultDriver;
-use crate::lab::{LabError, LabRecord, RecordedLab};
+use crate::lab::{LabError, LabPassword, LabRecord, RecordedLab};
 
 pub use server::router;
 
@@ -118,12 +118,14 @@ pub struct Shared {
     pub runs_dir: PathBuf,
     /// The address the console listens on.
     pub listen: SocketAddr,
+    /// The lab's Redis password (`None`: a lab without one), for the sentinels and nodes.
+    pub redis_password: Option<LabPassword>,
 }
 
 impl Shared {
     /// A recorded lab for acting on its nodes, as recorded now.
     pub fn recorded_lab(&self) -> RecordedLab {
-        RecordedLab::from_record(self.record_now())
+        RecordedLab::from_record(self.record_now(), self.redis_password.clone())
     }
 
     /// The record as it stands.
@@ -224,6 +226,7 @@ pub async fn start(
         scenarios_dir,
         runs_dir,
         listen: addr,
+        redis_password: lab.password().cloned(),
     });
     let poll = tokio::spawn(poller::run(shared.clone()));
     let app = router(shared.clone());

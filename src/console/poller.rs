@@ -60,7 +60,11 @@ pub async fn run(shared: Arc<Shared>) {
             shared.faults.proxies(),
             async {
                 if ask_sentinels {
-                    Some(primary_by_sentinels(&record.ports).await.0)
+                    Some(
+                        primary_by_sentinels(&record.ports, shared.redis_password.as_ref())
+                            .await
+                            .0,
+                    )
                 } else {
                     None
                 }

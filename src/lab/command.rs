@@ -16,6 +16,7 @@ use super::error::LabError;
 use super::failover::force_failover;
 use super::health::{Health, probe_record, wait_http_ok};
 use super::options::{self as d, LabOptions, LabPorts};
+use super::password::LabPassword;
 use super::process::LabProcess;
 use super::record::LabRecord;
 use super::sentinel::{DOWN_AFTER_MS, MASTER_NAME, QUORUM};
@@ -355,7 +356,8 @@ pub async fn run(args: LabArgs) -> Result<ExitCode, LabError> {
                 .ok_or_else(|| LabError::Failover {
                     reason: "no sentinel of the lab is running".into(),
                 })?;
-            let primary = force_failover(&record.ports, name, port).await?;
+            let password = LabPassword::read(&record.dir)?;
+            let primary = force_failover(&record.ports, password.as_ref(), name, port).await?;
             println!(
                 "failover done: sentinel {name} promoted {primary}; the sentinels now turn {} into its replica (`caplab lab status` shows it)",
                 primary.other()

@@ -11,15 +11,21 @@ use std::time::Duration;
 use super::error::LabError;
 use super::node_action::LabNode;
 use super::options::LabPorts;
+use super::password::{LabPassword, auth_url};
 use super::primary::node_at;
 use super::sentinel::{FAILOVER_TIMEOUT_MS, sentinel_failover, sentinel_replicas, sentinel_view};
 
 /// Asks sentinel `name` (on `port`) to fail over and waits until it names the other node as
 /// primary, within twice Sentinel's failover timeout. Returns the new primary. A refusal
 /// (`-INPROG`, `-NOGOODSLAVE`) or no promotion in time is a [`LabError::Failover`] saying
-/// what the sentinel said last.
-pub async fn force_failover(ports: &LabPorts, name: &str, port: u16) -> Result<LabNode, LabError> {
-    let url = format!("redis://127.0.0.1:{port}");
+/// what the sentinel said last. Authenticates with the lab's password when it has one.
+pub async fn force_failover(
+    ports: &LabPorts,
+    password: Option<&LabPassword>,
+    name: &str,
+    port: u16,
+) -> Result<LabNode, LabError> {
+    let url = auth_url(password, port);
     let fail = |reason: String| LabError::Failover { reason };
     let before = sentinel_view(&url)
         .await

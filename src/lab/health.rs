@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::error::LabError;
 use super::node_action::LabNode;
+use super::password::LabPassword;
 use super::primary::PrimaryReport;
 use super::process::LabProcess;
 use super::record::LabRecord;
@@ -85,7 +86,7 @@ pub async fn wait_sentinels(sentinels: &[Sentinel], timeout: Duration) -> Result
     let deadline = tokio::time::Instant::now() + timeout;
     for sentinel in sentinels {
         loop {
-            let last = match sentinel_view(&sentinel.url()).await {
+            let last = match sentinel_view(&sentinel.auth_url()).await {
                 Ok(view) if view.ready() => break,
                 Ok(view) => format!(
                     "it knows {} other sentinels and {} replicas (flags {})",
@@ -157,7 +158,14 @@ pub async fn probe_record(record: &LabRecord) -> (Vec<Health>, PrimaryReport) {
             .find(|p| p.name == name)
             .is_none_or(|p| p.is_running())
     };
-    let primary = PrimaryReport::probe(&record.ports).await;
+    let password = match LabPassword::read(&record.dir) {
+        Ok(password) => password,
+        Err(e) => {
+            out.push(health("redis password", false, e.to_string()));
+            None
+        }
+    };
+    let primary = PrimaryReport::probe(&record.ports, password.as_ref()).await;
     for node in [LabNode::G1, LabNode::G2] {
         let part = format!("redis {node}");
         if !running(&part) {
@@ -266,7 +274,7 @@ pub async fn wait_streaming(url: &str, key: &str, timeout: Duration) -> Result<(
     }
     let _ = client.quit().await;
     Err(RedisNodeError::Probe {
-        addr: url.to_string(),
+        addr: crate::primary::sentinels::display_addr(url),
         reason: format!("the primary did not stream to its replica within {timeout:?}: {last}"),
     })
 }

@@ -10,6 +10,7 @@
 //! | [`primary`] | which node is primary now: the sentinels' answer and each node's own role |
 //! | [`failover`] | a forced failover (`SENTINEL FAILOVER`), confirmed by the promotion |
 //! | [`options`] | [`LabOptions`], [`LabPorts`] (the documented defaults, or free ports) |
+//! | [`password`] | [`LabPassword`]: the lab's Redis password, `<dir>/redis.password` (0600) |
 //! | [`record`] | [`LabRecord`], `<dir>/lab.json`: what runs where, by pid and start time |
 //! | [`process`] | the lab's `caplab` child processes; stopping a recorded pid safely |
 //! | [`health`] | waiting for and probing the parts |
@@ -40,6 +41,7 @@ pub use demo::{DemoArgs, DemoError, demo};
 pub use error::LabError;
 pub use node_action::{LabNode, NodeAction};
 pub use options::{LabOptions, LabPorts};
+pub use password::LabPassword;
 pub use record::LabRecord;
 pub use recorded::RecordedLab;
 pub use topology::Lab;
@@ -52,6 +54,7 @@ pub mod failover;
 pub mod health;
 pub mod node_action;
 pub mod options;
+pub mod password;
 pub mod ports;
 pub mod primary;
 pub mod process;

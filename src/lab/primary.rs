@@ -10,6 +10,7 @@ use std::fmt;
 
 use super::node_action::LabNode;
 use super::options::LabPorts;
+use super::password::{LabPassword, auth_url};
 use super::redis_node::{info_field, info_replication};
 use super::sentinel::{SentinelView, sentinel_view};
 
@@ -72,13 +73,18 @@ pub fn node_at(ports: &LabPorts, port: u16) -> Option<LabNode> {
     }
 }
 
-/// What a node says of itself, through its own port (not a proxy).
-pub async fn node_role(ports: &LabPorts, node: LabNode) -> Result<NodeRole, String> {
+/// What a node says of itself, through its own port (not a proxy), authenticating with the
+/// lab's password when it has one.
+pub async fn node_role(
+    ports: &LabPorts,
+    password: Option<&LabPassword>,
+    node: LabNode,
+) -> Result<NodeRole, String> {
     let port = match node {
         LabNode::G1 => ports.redis_g1,
         LabNode::G2 => ports.redis_g2,
     };
-    let info = info_replication(&format!("redis://127.0.0.1:{port}"))
+    let info = info_replication(&auth_url(password, port))
         .await
         .map_err(|e| e.to_string())?;
     parse_role(&info)
@@ -108,10 +114,13 @@ fn parse_role(info: &str) -> Result<NodeRole, String> {
 /// The sentinels' primary: the node at the address of the newest configuration (highest
 /// `config-epoch`) any answering sentinel reports, which is the one every sentinel converges
 /// to. `None` when no sentinel answers or the address is not a `cluster_*` proxy.
-pub async fn primary_by_sentinels(ports: &LabPorts) -> (Option<LabNode>, Vec<SentinelState>) {
+pub async fn primary_by_sentinels(
+    ports: &LabPorts,
+    password: Option<&LabPassword>,
+) -> (Option<LabNode>, Vec<SentinelState>) {
     let mut states = Vec::new();
     for (name, port) in ports.sentinels() {
-        let view = sentinel_view(&format!("redis://127.0.0.1:{port}"))
+        let view = sentinel_view(&auth_url(password, port))
             .await
             .map_err(|e| e.to_string());
         states.push(SentinelState { name, port, view });
@@ -128,14 +137,14 @@ fn newest(ports: &LabPorts, states: &[SentinelState]) -> Option<LabNode> {
 }
 
 impl PrimaryReport {
-    /// Asks the three sentinels and both nodes.
-    pub async fn probe(ports: &LabPorts) -> PrimaryReport {
-        let (_, sentinels) = primary_by_sentinels(ports).await;
+    /// Asks the three sentinels and both nodes, with the lab's password when it has one.
+    pub async fn probe(ports: &LabPorts, password: Option<&LabPassword>) -> PrimaryReport {
+        let (_, sentinels) = primary_by_sentinels(ports, password).await;
         let mut nodes = Vec::new();
         for node in [LabNode::G1, LabNode::G2] {
             nodes.push(NodeState {
                 node,
-                role: node_role(ports, node).await,
+                role: node_role(ports, password, node).await,
             });
         }
         PrimaryReport {

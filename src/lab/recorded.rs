@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use super::error::LabError;
 use super::failover::force_failover;
 use super::node_action::{LabNode, NodeAction};
+use super::password::LabPassword;
 use super::process::{ProcessRecord, proc_stat};
 use super::record::LabRecord;
 use super::redis_node::{RedisNode, RedisNodeSpec};
@@ -39,20 +40,29 @@ pub enum NodeProcess {
 #[derive(Debug, Clone)]
 pub struct RecordedLab {
     record: LabRecord,
+    /// The lab's Redis password, from `<dir>/redis.password` (`None`: a lab without one).
+    password: Option<LabPassword>,
 }
 
 impl RecordedLab {
-    /// Reads the lab recorded in `dir`; [`LabError::NotUp`] when there is none.
+    /// Reads the lab recorded in `dir` and its Redis password file; [`LabError::NotUp`] when
+    /// there is no lab.
     pub fn open(dir: &Path) -> Result<RecordedLab, LabError> {
         let record = LabRecord::read(dir)?.ok_or_else(|| LabError::NotUp {
             dir: dir.to_path_buf(),
         })?;
-        Ok(RecordedLab { record })
+        let password = LabPassword::read(dir)?;
+        Ok(RecordedLab::from_record(record, password))
     }
 
-    /// A lab from a record already read.
-    pub fn from_record(record: LabRecord) -> RecordedLab {
-        RecordedLab { record }
+    /// A lab from a record and a password already read.
+    pub fn from_record(record: LabRecord, password: Option<LabPassword>) -> RecordedLab {
+        RecordedLab { record, password }
+    }
+
+    /// The lab's Redis password, `None` for a lab started without one.
+    pub fn password(&self) -> Option<&LabPassword> {
+        self.password.as_ref()
     }
 
     /// The record as this handle knows it (with the pids of the nodes it restarted).
@@ -146,6 +156,9 @@ impl RecordedLab {
         };
         let mut spec = RedisNodeSpec::primary(node.name(), port, &dir);
         spec.own_process_group = true;
+        // The config file holds `requirepass`; the spec's password is for the PING that
+        // waits for the node.
+        spec.password = self.password.as_ref().map(|p| p.expose().to_string());
         let log = spec.log_file();
         let started = RedisNode::start_from_config_file(spec).await?;
         let Some(pid) = started.detach() else {
@@ -183,7 +196,7 @@ impl RecordedLab {
             .ok_or_else(|| LabError::Failover {
                 reason: "no sentinel of the lab is running".into(),
             })?;
-        force_failover(&self.record.ports, name, port).await
+        force_failover(&self.record.ports, self.password.as_ref(), name, port).await
     }
 }
 

@@ -12,6 +12,7 @@ use super::error::LabError;
 use super::health::wait_proxy;
 use super::node_action::LabNode;
 use super::options::{LabOptions, LabPorts};
+use super::password::LabPassword;
 use super::ports::ensure_free;
 use super::process::LabProcess;
 use super::record::LabRecord;
@@ -66,9 +67,14 @@ fn redis_installed() -> Result<(), LabError> {
     }
 }
 
-/// Starts a node with an AOF, announcing its `cluster_*` proxy: g1 as the primary, g2 as a
-/// replica of g1 through `cluster_g1`.
-pub(super) async fn start_node(options: &LabOptions, node: LabNode) -> Result<RedisNode, LabError> {
+/// Starts a node with an AOF, announcing its `cluster_*` proxy and requiring the lab's
+/// password (`requirepass`, and `masterauth` for its replication): g1 as the primary, g2 as
+/// a replica of g1 through `cluster_g1`.
+pub(super) async fn start_node(
+    options: &LabOptions,
+    password: &LabPassword,
+    node: LabNode,
+) -> Result<RedisNode, LabError> {
     let ports = options.ports;
     let dir = options.dir.join(node.name());
     let (mut spec, cluster) = match node {
@@ -90,6 +96,7 @@ pub(super) async fn start_node(options: &LabOptions, node: LabNode) -> Result<Re
     spec.append_only = true;
     spec.announce = Some(("127.0.0.1".into(), cluster));
     spec.own_process_group = options.detached;
+    spec.password = Some(password.expose().to_string());
     Ok(RedisNode::start(spec).await?)
 }
 
@@ -159,8 +166,11 @@ pub(super) async fn create_proxies(faults: &FaultDriver, ports: &LabPorts) -> Re
 }
 
 /// Starts s1, s2 and s3, each watching g1 at `cluster_g1` from a fresh config in its own
-/// directory.
-pub(super) async fn start_sentinels(options: &LabOptions) -> Result<Vec<Sentinel>, LabError> {
+/// directory, with the lab's password (`requirepass` and `sentinel auth-pass`).
+pub(super) async fn start_sentinels(
+    options: &LabOptions,
+    password: &LabPassword,
+) -> Result<Vec<Sentinel>, LabError> {
     let ports = options.ports;
     let mut sentinels = Vec::new();
     for (name, port) in ports.sentinels() {
@@ -172,6 +182,7 @@ pub(super) async fn start_sentinels(options: &LabOptions) -> Result<Vec<Sentinel
             ports.proxy_cluster_g1,
         );
         spec.own_process_group = options.detached;
+        spec.password = Some(password.expose().to_string());
         sentinels.push(Sentinel::start(spec).await?);
     }
     Ok(sentinels)
@@ -188,7 +199,7 @@ pub(super) fn secret_key() -> String {
 
 /// Starts `caplab serve --mode <mode>` on `port`, wired through the proxies `g1`, `g2` and
 /// `sentinels`, with the secret in its environment (not on its command line, which `ps`
-/// shows).
+/// shows) and the lab's Redis password file given by path (`--redis-password-file`).
 pub(super) fn start_app(
     options: &LabOptions,
     mode: &str,
@@ -213,6 +224,8 @@ pub(super) fn start_app(
         &format!("redis://127.0.0.1:{}", ports.proxy_sentinels),
         "--instance-id",
         &format!("lab-{mode}"),
+        "--redis-password-file",
+        &LabPassword::file(&options.dir).display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -16,6 +16,7 @@ use super::error::LabError;
 use super::failover::force_failover;
 use super::health::{wait_http_ok, wait_sentinels, wait_streaming};
 use super::options::LabOptions;
+use super::password::LabPassword;
 use super::primary::{PrimaryReport, primary_by_sentinels};
 use super::process::{LabProcess, ProcessRecord, proc_stat};
 use super::record::LabRecord;
@@ -34,6 +35,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Lab {
     options: LabOptions,
+    /// The nodes' and sentinels' password, also in `<dir>/redis.password`.
+    password: LabPassword,
     faults: FaultDriver,
     g1: RedisNode,
     g2: RedisNode,
@@ -85,13 +88,15 @@ impl Lab {
     pub async fn up(mut options: LabOptions) -> Result<Lab, LabError> {
         let dir = prepare(&mut options)?;
         let (ports, timeout) = (options.ports, options.start_timeout);
-        let g1 = start_node(&options, LabNode::G1).await?;
+        let password = LabPassword::generate();
+        password.write(&dir)?;
+        let g1 = start_node(&options, &password, LabNode::G1).await?;
         let (faults, proxy) = start_proxy(&options).await?;
         create_proxies(&faults, &ports).await?;
-        let g2 = start_node(&options, LabNode::G2).await?;
+        let g2 = start_node(&options, &password, LabNode::G2).await?;
         g2.wait_link_up(timeout).await?;
-        wait_streaming(&g1.url(), "caplab:lab:streaming", timeout).await?;
-        let sentinels = start_sentinels(&options).await?;
+        wait_streaming(&g1.auth_url(), "caplab:lab:streaming", timeout).await?;
+        let sentinels = start_sentinels(&options, &password).await?;
         wait_sentinels(&sentinels, timeout).await?;
         let secret = secret_key();
         let mut app_cp = start_app(&options, "cp", ports.app_cp, &secret)?;
@@ -104,6 +109,7 @@ impl Lab {
         let lab = Lab {
             record_file: RecordFile { dir, keep: false },
             options,
+            password,
             faults,
             g1,
             g2,
@@ -165,9 +171,15 @@ impl Lab {
         &self.faults
     }
 
-    /// A node's own `redis-server`, not through a proxy: `redis://127.0.0.1:<port>`.
+    /// A node's own `redis-server`, not through a proxy, with the lab's password:
+    /// `redis://:<password>@127.0.0.1:<port>`. For connecting; never show it.
     pub fn redis_url(&self, node: LabNode) -> String {
-        self.node(node).url()
+        self.node(node).auth_url()
+    }
+
+    /// The password of the lab's nodes and sentinels (also in `<dir>/redis.password`).
+    pub fn redis_password(&self) -> &LabPassword {
+        &self.password
     }
 
     /// The pid of a node's `redis-server`, `None` while it is killed.
@@ -175,9 +187,10 @@ impl Lab {
         self.node(node).pid()
     }
 
-    /// The sentinels' addresses, `redis://127.0.0.1:<port>`, s1 first.
+    /// The sentinels' addresses with the lab's password, `redis://:<password>@127.0.0.1:<port>`,
+    /// s1 first. For connecting; never show them.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinels.iter().map(Sentinel::url).collect()
+        self.sentinels.iter().map(Sentinel::auth_url).collect()
     }
 
     /// The sentinels' pids, s1 first (`None` for one that is not running).
@@ -185,7 +198,8 @@ impl Lab {
         self.sentinels.iter().map(Sentinel::pid).collect()
     }
 
-    /// Where the apps ask the sentinels: `redis://127.0.0.1:<port of proxy sentinels>`.
+    /// Where the apps ask the sentinels: `redis://127.0.0.1:<port of proxy sentinels>` (the
+    /// apps read the password from its file).
     pub fn sentinels_proxy_url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.options.ports.proxy_sentinels)
     }
@@ -193,7 +207,8 @@ impl Lab {
     /// The primary now, according to the sentinels (the newest configuration any of them
     /// reports). An error when none answers or they name an address that is not a node's.
     pub async fn primary(&self) -> Result<LabNode, LabError> {
-        let (primary, states) = primary_by_sentinels(&self.options.ports).await;
+        let (primary, states) =
+            primary_by_sentinels(&self.options.ports, Some(&self.password)).await;
         primary.ok_or_else(|| LabError::Failover {
             reason: format!(
                 "the sentinels name no primary: {}",
@@ -211,7 +226,7 @@ impl Lab {
 
     /// The sentinels' and the nodes' views of the primary, with any disagreement.
     pub async fn primary_report(&self) -> PrimaryReport {
-        PrimaryReport::probe(&self.options.ports).await
+        PrimaryReport::probe(&self.options.ports, Some(&self.password)).await
     }
 
     /// Forces a failover through the first running sentinel (s1 normally, the one the apps
@@ -226,7 +241,13 @@ impl Lab {
             .ok_or_else(|| LabError::Failover {
                 reason: "no sentinel is running".into(),
             })?;
-        force_failover(&self.options.ports, &sentinel.spec().name, sentinel.port()).await
+        force_failover(
+            &self.options.ports,
+            Some(&self.password),
+            &sentinel.spec().name,
+            sentinel.port(),
+        )
+        .await
     }
 
     fn node(&self, node: LabNode) -> &RedisNode {

@@ -517,6 +517,14 @@ fn from_the_password(b: &Build, c: &Yaml, n: &str) -> bool {
     })
 }
 
+/// Whether the readiness probe asks for a PONG: redis-cli exits 0 on an error reply, so a
+/// bare `redis-cli ping` would pass on NOAUTH.
+fn probe_wants_pong(c: &Yaml) -> bool {
+    strings(&c["readinessProbe"]["exec"]["command"])
+        .join(" ")
+        .contains("ping | grep -q PONG")
+}
+
 #[test]
 fn every_redis_process_requires_the_lab_password() {
     let Some(builds) = builds() else {
@@ -540,6 +548,7 @@ fn every_redis_process_requires_the_lab_password() {
                 );
             }
             let c = container(b.template("StatefulSet", node), "redis");
+            assert!(probe_wants_pong(c), "{}: {node}", b.name);
             assert!(
                 from_the_password(b, c, "REDIS_PASSWORD"),
                 "{}: {node}",
@@ -569,6 +578,7 @@ fn every_redis_process_requires_the_lab_password() {
             );
         }
         assert!(from_the_password(b, init, "REDIS_PASSWORD"), "{}", b.name);
+        assert!(probe_wants_pong(container(t, "sentinel")), "{}", b.name);
         assert!(
             from_the_password(b, container(t, "sentinel"), "REDISCLI_AUTH"),
             "{}",
