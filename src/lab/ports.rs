@@ -17,11 +17,33 @@ pub struct PortTaken {
     pub source: std::io::Error,
 }
 
-/// Asks the kernel for a free loopback port. Another process may take it before it is used,
-/// so callers that bind it later should be ready to retry.
+/// Finds a free loopback port. Another process may take it before it is used, so callers
+/// that bind it later should be ready to retry.
+///
+/// The port is drawn at random below the kernel's ephemeral range (and outside the lab's
+/// default ports, 16379 to 16383 and 26379 to 26383): a port the kernel hands out for
+/// `bind(0)` is also one it hands to outgoing connections, so with several labs running (the
+/// test suite) a redis replica's or an app's connection could take it between the check and
+/// the bind. Only when no such port is found does it fall back to asking the kernel.
 pub fn free_port() -> std::io::Result<u16> {
+    let below = ephemeral_start().unwrap_or(32768);
+    for _ in 0..200 {
+        let port = rand::random_range(17000..below.max(17001));
+        if (26000..27000).contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
+            return Ok(listener.local_addr()?.port());
+        }
+    }
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`), when it can be read.
+fn ephemeral_start() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// Checks that `port` can be bound on loopback, naming `what` it is for when it cannot.
@@ -55,6 +77,20 @@ mod tests {
         );
         drop(held);
         ensure_free("app_cp", port)?;
+        Ok(())
+    }
+
+    #[test]
+    fn free_ports_stay_out_of_the_ephemeral_range_and_the_lab_defaults() -> TestResult {
+        let below = ephemeral_start().unwrap_or(32768);
+        for _ in 0..50 {
+            let port = free_port()?;
+            ensure_free("a free port", port)?;
+            if below > 17001 {
+                assert!((17000..below).contains(&port), "{port}");
+                assert!(!(26000..27000).contains(&port), "{port}");
+            }
+        }
         Ok(())
     }
 }
