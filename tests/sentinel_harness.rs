@@ -26,9 +26,13 @@ async fn get(url: &str, key: &str) -> Option<String> {
     client.get(key).await.expect("GET")
 }
 
+/// The node's role, or "?" while it does not answer (a node that is starting, or a probe that
+/// timed out on a loaded machine): the callers wait for a role within a deadline.
 async fn role(url: &str) -> String {
-    let info = info_replication(url).await.expect("INFO replication");
-    info_field(&info, "role").unwrap_or("?").to_string()
+    match info_replication(url).await {
+        Ok(info) => info_field(&info, "role").unwrap_or("?").to_string(),
+        Err(_) => "?".to_string(),
+    }
 }
 
 async fn wait_role(url: &str, want: &str, within: Duration) {
