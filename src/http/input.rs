@@ -178,7 +178,7 @@ mod tests {
     async fn bodies_are_refused_by_their_announced_size_or_at_the_limit() {
         let second = Duration::from_secs(1);
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_LENGTH, "10485760".parse().unwrap());
+        headers.insert(header::CONTENT_LENGTH, "10485760".parse().unwrap()); // ok: test code
         assert_eq!(
             body_value(&headers, Body::from("x"), &LIMITS, second).await,
             Err(InputError::ValueTooLarge {

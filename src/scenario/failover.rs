@@ -169,7 +169,7 @@ mod tests {
             e.index = i as u64;
             e.time *= 1_000_000;
         }
-        History::from_events(&events).unwrap()
+        History::from_events(&events).unwrap() // ok: test code
     }
 
     #[test]

@@ -230,7 +230,7 @@ mod tests {
             "staleness_ms": {"g1": 120, "g2": 3},
             "poll": {"polled_at_unix_ms": 1700000000123u64},
         });
-        let view = PairView::parse(&body).unwrap();
+        let view = PairView::parse(&body).unwrap(); // ok: test code
         assert_eq!(view.primary, "g2");
         assert!(view.whole && view.settled());
         assert_eq!(view.replica_staleness_ms, Some(120));
@@ -238,13 +238,13 @@ mod tests {
         // Both say primary (the deposed one not yet reconfigured): not whole.
         let mut split = body.clone();
         split["roles"]["g1"] = "primary".into();
-        assert!(!PairView::parse(&split).unwrap().whole);
+        assert!(!PairView::parse(&split).unwrap().whole); // ok: test code
         let mut down = body.clone();
         down["link_status"] = "down".into();
-        assert!(!PairView::parse(&down).unwrap().whole);
+        assert!(!PairView::parse(&down).unwrap().whole); // ok: test code
         let mut behind = body;
         behind["staleness_ms"]["g1"] = 9000.into();
-        assert!(!PairView::parse(&behind).unwrap().settled());
+        assert!(!PairView::parse(&behind).unwrap().settled()); // ok: test code
         assert_eq!(PairView::parse(&serde_json::json!({})), None);
     }
 

@@ -384,7 +384,7 @@ mod tests {
         torn.extend_from_slice(&next[..next.len() - 3]);
         let (r, at) = replay(&torn);
         assert_eq!((r.writes.len(), at), (1, good.len()));
-        let tail = r.bad_tail.expect("a torn tail is reported");
+        let tail = r.bad_tail.expect("a torn tail is reported"); // ok: test code
         assert_eq!(
             (tail.offset, tail.bytes),
             (good.len() as u64, next.len() as u64 - 3)
