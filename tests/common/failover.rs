@@ -122,14 +122,22 @@ pub async fn role(url: &str) -> String {
 
 /// Waits until the node at `url` is a replica with its link up; returns when it was.
 pub async fn wait_rejoined(url: &str, within: Duration) -> Instant {
+    wait_rejoined_between(url, within).await.1
+}
+
+/// Like [`wait_rejoined`], but also returns when the last probe that found the node still apart
+/// was answered: the link came up between the two instants.
+pub async fn wait_rejoined_between(url: &str, within: Duration) -> (Instant, Instant) {
     let deadline = Instant::now() + within;
+    let mut apart = Instant::now();
     loop {
         if let Ok(info) = info_replication(url).await {
             if info_field(&info, "role") == Some("slave")
                 && info_field(&info, "master_link_status") == Some("up")
             {
-                return Instant::now();
+                return (apart, Instant::now());
             }
+            apart = Instant::now();
         }
         assert!(
             Instant::now() < deadline,
