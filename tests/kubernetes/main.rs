@@ -3,8 +3,8 @@
 //! schemas offline (`kubernetes-validate`, for the oldest and the newest Kubernetes it knows);
 //! then what a schema cannot see: the proxies, ports, replica settings and sentinels are the
 //! lab's (as `tests/compose.rs` checks docker-compose.yml), every Secret, ConfigMap, Service,
-//! selector and named port resolves, the probes are routes the app serves, every container runs
-//! as non-root, the NetworkPolicies let only Toxiproxy reach Redis, and the monitoring objects
+//! selector and named port resolves, the probes are routes the app serves, AP queues to a file on
+//! its pod's own volume, every container runs as non-root, the NetworkPolicies let only Toxiproxy reach Redis, and the monitoring objects
 //! are the repository's own files.
 //!
 //! The tools come from `scripts/deps.sh` (kubectl with kustomize v5 and a venv with
@@ -17,6 +17,7 @@ mod common;
 mod monitoring;
 mod network;
 mod probes;
+mod queue;
 mod references;
 mod security;
 mod support;

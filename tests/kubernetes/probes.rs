@@ -16,7 +16,7 @@ use super::support::{Build, build, container, list};
 /// The container's command line (`caplab` and its args) with its environment as flags, each
 /// through the flag whose environment fallback is that variable (so a variable caplab does not
 /// know fails here). A file the container reads from a Secret volume is written into `files`
-/// with the content the build's Secret gives it.
+/// with the content the build's Secret gives it; a file on an emptyDir volume lives in `files`.
 fn flags_for(b: &Build, app: &str, files: &std::path::Path) -> Vec<String> {
     let t = b.template("Deployment", app);
     let c = container(t, "caplab");
@@ -34,6 +34,10 @@ fn flags_for(b: &Build, app: &str, files: &std::path::Path) -> Vec<String> {
                     .unwrap_or_else(|err| panic!("{app}: {n}={v}: {err}"));
                 let local = files.join(n);
                 std::fs::write(&local, content).expect("write the secret file");
+                local.display().to_string()
+            } else if let Some((dir, _)) = super::support::empty_dir_under(t, c, v) {
+                // A file on the pod's own emptyDir: the same file under a local directory.
+                let local = files.join(v.trim_start_matches(dir).trim_start_matches('/'));
                 local.display().to_string()
             } else {
                 v.to_string()
@@ -104,6 +108,7 @@ async fn probe_app(b: &Build, app: &str) {
     config.network_timeout = Duration::from_millis(200);
     config.cp_wait_timeout = Duration::from_millis(100);
     config.shutdown_grace = Duration::from_millis(200);
+    let queue_file = config.ap_queue_file.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -111,6 +116,13 @@ async fn probe_app(b: &Build, app: &str) {
         .await
         .expect("app starts");
     let addr = running.local_addr();
+    if let Some(file) = &queue_file {
+        assert!(
+            file.exists(),
+            "{app}: the queue file {} was not opened",
+            file.display()
+        );
+    }
 
     let liveness = probe(b, app, "livenessProbe");
     let reply = request(addr, "GET", &liveness, None).await;

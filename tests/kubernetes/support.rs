@@ -398,3 +398,40 @@ pub fn secret_file(b: &Build, template: &Yaml, c: &Yaml, path: &str) -> Result<V
     base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
         .map_err(|e| format!("Secret {secret_name} {key}: {e}"))
 }
+
+/// The emptyDir volume a container's `path` lies on (the mount's path and the volume), if the
+/// container mounts one there writable.
+pub fn empty_dir_under<'a>(
+    template: &'a Yaml,
+    c: &'a Yaml,
+    path: &str,
+) -> Option<(&'a str, &'a Yaml)> {
+    let mount = list(&c["volumeMounts"]).iter().find(|m| {
+        m["mountPath"]
+            .as_str()
+            .is_some_and(|dir| path.starts_with(&format!("{}/", dir.trim_end_matches('/'))))
+            && m["readOnly"].as_bool() != Some(true)
+    })?;
+    let volume = list(&template["spec"]["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])?;
+    (!volume["emptyDir"].is_badvalue())
+        .then(|| (mount["mountPath"].as_str().unwrap_or("/"), volume))
+}
+
+/// A Kubernetes quantity of bytes (`1Gi`, `256Mi`, `500M`, `1024`).
+pub fn bytes_quantity(q: &str) -> Option<u64> {
+    let (digits, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
