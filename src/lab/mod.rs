@@ -17,6 +17,7 @@
 //! | [`error`] | [`LabError`] |
 //! | [`redis_node`] | real `redis-server` processes (the test harness uses it too) |
 //! | [`sentinel`] | real Redis Sentinel processes, and what they say of the primary |
+//! | `redis_process` | one `redis-server` process (a node or a sentinel): spawn, PING, signal, kill |
 //! | [`ports`] | free ports, a taken port reported by name |
 //! | [`node_action`] | [`LabNode`], [`NodeAction`]: what a scenario's node steps do |
 //! | [`recorded`] | [`RecordedLab`]: a lab known from `lab.json`, its nodes acted on by pid (the console) |
@@ -61,6 +62,7 @@ pub mod process;
 pub mod record;
 pub mod recorded;
 pub mod redis_node;
+mod redis_process;
 pub mod sentinel;
 pub mod start;
 pub mod topology;

@@ -10,19 +10,16 @@
 //! first start, so that a role Sentinel gives it at a failover survives a restart.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fred::prelude::{ClientLike, Config as FredConfig};
 use fred::types::{Builder, InfoKind};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+
+use super::redis_process::{Launch, RedisProcess};
 
 /// Debian's install command, shown when `redis-server` is missing.
 pub const INSTALL_HINT: &str = "sudo apt-get install -y redis-server";
-
-/// How long a freshly started node may take to answer PING.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a Redis node could not be started or controlled.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +134,18 @@ impl RedisNodeSpec {
         self.dir.join(format!("redis-{}.log", self.name))
     }
 
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            name: &self.name,
+            port: self.port,
+            password: self.password.as_deref(),
+            config_file: self.config_file(),
+            log_file: self.log_file(),
+            sentinel: false,
+            own_process_group: self.own_process_group,
+        }
+    }
+
     /// The node's settings as `(name, values)`, in the order they are written.
     pub fn settings(&self) -> Vec<(&'static str, Vec<String>)> {
         let one = |v: &str| vec![v.to_string()];
@@ -208,7 +217,7 @@ impl RedisNodeSpec {
 #[derive(Debug)]
 pub struct RedisNode {
     spec: RedisNodeSpec,
-    child: Option<Child>,
+    process: RedisProcess,
 }
 
 impl RedisNode {
@@ -245,58 +254,8 @@ impl RedisNode {
     }
 
     async fn spawn(spec: RedisNodeSpec) -> Result<Self, RedisNodeError> {
-        let mut command = Command::new("redis-server");
-        if spec.own_process_group {
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        }
-        let child = command
-            .arg(spec.config_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => RedisNodeError::NotInstalled,
-                _ => RedisNodeError::Spawn {
-                    name: spec.name.clone(),
-                    source,
-                },
-            })?;
-        let mut node = RedisNode {
-            spec,
-            child: Some(child),
-        };
-        node.wait_ready().await?;
-        Ok(node)
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), RedisNodeError> {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(self.not_ready(format!("the process exited ({status})")));
-                }
-            }
-            let last = match ping(&self.auth_url()).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e.to_string(),
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(self.not_ready(format!("no PONG within {START_TIMEOUT:?}: {last}")));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn not_ready(&self, reason: String) -> RedisNodeError {
-        RedisNodeError::NotReady {
-            name: self.spec.name.clone(),
-            port: self.spec.port,
-            reason,
-            log: self.spec.log_file().display().to_string(),
-        }
+        let process = RedisProcess::spawn(spec.launch()).await?;
+        Ok(RedisNode { spec, process })
     }
 
     /// What this node was started as.
@@ -306,7 +265,7 @@ impl RedisNode {
 
     /// Its pid, or `None` after [`kill`](RedisNode::kill).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// Its port.
@@ -316,70 +275,44 @@ impl RedisNode {
 
     /// `redis://127.0.0.1:<port>` (without the password: safe to show).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.spec.port)
+        self.process.url()
     }
 
     /// The URL with the password when the node has one (`redis://:<password>@...`), for
     /// connecting; never show it (probe errors name the address only).
     pub fn auth_url(&self) -> String {
-        match &self.spec.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.spec.port),
-            None => self.url(),
-        }
-    }
-
-    fn signal(&self, signal: Signal, label: &'static str) -> Result<(), RedisNodeError> {
-        let Some(pid) = self.pid() else {
-            return Ok(());
-        };
-        let raw = i32::try_from(pid).map_err(|_| RedisNodeError::Signal {
-            name: self.spec.name.clone(),
-            pid,
-            signal: label,
-            source: nix::Error::EINVAL,
-        })?;
-        kill(Pid::from_raw(raw), signal).map_err(|source| RedisNodeError::Signal {
-            name: self.spec.name.clone(),
-            pid,
-            signal: label,
-            source,
-        })
+        self.process.auth_url()
     }
 
     /// Freezes the process (SIGSTOP): its sockets stay open but nothing answers, like a
     /// silent partition.
     pub fn pause(&self) -> Result<(), RedisNodeError> {
-        self.signal(Signal::SIGSTOP, "SIGSTOP")
+        self.process.signal(Signal::SIGSTOP, "SIGSTOP")
     }
 
     /// Resumes a paused process (SIGCONT).
     pub fn resume(&self) -> Result<(), RedisNodeError> {
-        self.signal(Signal::SIGCONT, "SIGCONT")
+        self.process.signal(Signal::SIGCONT, "SIGCONT")
     }
 
     /// Kills the process (SIGKILL) and reaps it: connections to it are refused afterwards.
     pub fn kill(&mut self) -> Result<(), RedisNodeError> {
-        self.signal(Signal::SIGKILL, "SIGKILL")?;
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
-        Ok(())
+        self.process.kill()
     }
 
     /// Kills the node if it runs, then starts it again from its config file: same port, same
     /// directory (an append-only file brings its data back), and the role it was last given
     /// there (the spec's, unless Sentinel rewrote it at a failover).
     pub async fn restart(&mut self) -> Result<(), RedisNodeError> {
-        self.kill()?;
-        let fresh = RedisNode::spawn(self.spec.clone()).await?;
-        *self = fresh;
+        self.process.kill()?;
+        self.process = RedisProcess::spawn(self.spec.launch()).await?;
         Ok(())
     }
 
     /// Leaves the process running after this handle is gone (the lab records the pid and
     /// stops it later). Returns the pid.
-    pub fn detach(mut self) -> Option<u32> {
-        self.child.take().map(|c| c.id())
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
     }
 
     /// Waits until this replica reports `master_link_status:up`.
@@ -407,15 +340,6 @@ impl RedisNode {
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for RedisNode {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            // A paused process still dies on SIGKILL; errors here have nowhere to go.
-            let _ = self.kill();
         }
     }
 }

@@ -9,15 +9,12 @@
 //! pid, never by name.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use fred::interfaces::ClientLike;
 use fred::types::{ClusterHash, CustomCommand, Value};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
-use super::redis_node::{RedisNodeError, ping, probe_client};
+use super::redis_node::{RedisNodeError, probe_client};
+use super::redis_process::{Launch, RedisProcess};
 
 /// The master name every caplab sentinel watches.
 pub const MASTER_NAME: &str = "caplab";
@@ -27,9 +24,6 @@ pub const QUORUM: u32 = 2;
 pub const DOWN_AFTER_MS: u64 = 1000;
 /// Sentinel's failover timeout; a failed attempt is retried after twice this.
 pub const FAILOVER_TIMEOUT_MS: u64 = 5000;
-
-/// How long a freshly started sentinel may take to answer PING.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a sentinel should be.
 #[derive(Debug, Clone)]
@@ -72,6 +66,18 @@ impl SentinelSpec {
         self.dir.join(format!("sentinel-{}.log", self.name))
     }
 
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            name: &self.name,
+            port: self.port,
+            password: self.password.as_deref(),
+            config_file: self.config_file(),
+            log_file: self.log_file(),
+            sentinel: true,
+            own_process_group: self.own_process_group,
+        }
+    }
+
     /// The first config: where to listen, what to watch, and the lab's short timings.
     pub fn config_text(&self) -> String {
         let (host, port) = &self.monitor;
@@ -101,7 +107,7 @@ impl SentinelSpec {
 #[derive(Debug)]
 pub struct Sentinel {
     spec: SentinelSpec,
-    child: Option<Child>,
+    process: RedisProcess,
 }
 
 impl Sentinel {
@@ -115,63 +121,8 @@ impl Sentinel {
         };
         std::fs::create_dir_all(&spec.dir).map_err(dir_err)?;
         std::fs::write(spec.config_file(), spec.config_text()).map_err(dir_err)?;
-        Sentinel::spawn(spec).await
-    }
-
-    async fn spawn(spec: SentinelSpec) -> Result<Sentinel, RedisNodeError> {
-        let mut command = Command::new("redis-server");
-        if spec.own_process_group {
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        }
-        let child = command
-            .arg(spec.config_file())
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => RedisNodeError::NotInstalled,
-                _ => RedisNodeError::Spawn {
-                    name: spec.name.clone(),
-                    source,
-                },
-            })?;
-        let mut sentinel = Sentinel {
-            spec,
-            child: Some(child),
-        };
-        sentinel.wait_ready().await?;
-        Ok(sentinel)
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), RedisNodeError> {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(self.not_ready(format!("the process exited ({status})")));
-                }
-            }
-            let last = match ping(&self.auth_url()).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e.to_string(),
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(self.not_ready(format!("no PONG within {START_TIMEOUT:?}: {last}")));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn not_ready(&self, reason: String) -> RedisNodeError {
-        RedisNodeError::NotReady {
-            name: self.spec.name.clone(),
-            port: self.spec.port,
-            reason,
-            log: self.spec.log_file().display().to_string(),
-        }
+        let process = RedisProcess::spawn(spec.launch()).await?;
+        Ok(Sentinel { spec, process })
     }
 
     /// What it was started as.
@@ -181,7 +132,7 @@ impl Sentinel {
 
     /// Its pid, `None` once killed.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// Its port.
@@ -191,59 +142,30 @@ impl Sentinel {
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.spec.port)
+        self.process.url()
     }
 
     /// The URL with the password when the sentinel has one, for connecting; never show it.
     pub fn auth_url(&self) -> String {
-        match &self.spec.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.spec.port),
-            None => self.url(),
-        }
+        self.process.auth_url()
     }
 
     /// Kills it (SIGKILL) and reaps it.
     pub fn kill(&mut self) -> Result<(), RedisNodeError> {
-        if let Some(pid) = self.pid() {
-            let raw = i32::try_from(pid).map_err(|_| RedisNodeError::Signal {
-                name: self.spec.name.clone(),
-                pid,
-                signal: "SIGKILL",
-                source: nix::Error::EINVAL,
-            })?;
-            kill(Pid::from_raw(raw), Signal::SIGKILL).map_err(|source| RedisNodeError::Signal {
-                name: self.spec.name.clone(),
-                pid,
-                signal: "SIGKILL",
-                source,
-            })?;
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
-        Ok(())
+        self.process.kill()
     }
 
     /// Kills it if it runs and starts it again from the config it rewrote (it remembers the
     /// current primary and the other sentinels, as a restarted sentinel does).
     pub async fn restart(&mut self) -> Result<(), RedisNodeError> {
-        self.kill()?;
-        let fresh = Sentinel::spawn(self.spec.clone()).await?;
-        *self = fresh;
+        self.process.kill()?;
+        self.process = RedisProcess::spawn(self.spec.launch()).await?;
         Ok(())
     }
 
     /// Leaves the process running after this handle is gone. Returns the pid.
-    pub fn detach(mut self) -> Option<u32> {
-        self.child.take().map(|c| c.id())
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.kill();
-        }
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
     }
 }
 
