@@ -44,11 +44,12 @@ min = 0.9
 lesson = "AP answers from the primary"
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lab_runs_node_steps_and_goes_down() {
+/// Runs `scenario` with `caplab scenario run --lab` into a temporary directory, expects exit 0
+/// and returns the report and the run's output directory (kept alive by the returned guard).
+async fn run_with_lab(scenario: &str) -> (Value, std::path::PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("crash.toml");
-    std::fs::write(&file, CRASH).unwrap();
+    let file = dir.path().join("scenario.toml");
+    std::fs::write(&file, scenario).unwrap();
     let out = dir.path().join("out");
     let output = tokio::time::timeout(
         Duration::from_secs(120),
@@ -74,6 +75,12 @@ async fn lab_runs_node_steps_and_goes_down() {
     );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    (report, out, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_runs_node_steps_and_goes_down() {
+    let (report, out, _dir) = run_with_lab(CRASH).await;
     let steps = report["steps"].as_array().unwrap();
     let done: Vec<&str> = steps
         .iter()
@@ -161,34 +168,7 @@ lesson = "CP reads are back on the new primary within about a second of the pair
 /// move to it, CP takes writes again once the restarted g1 is g2's replica, and loses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_primary_crash_moves_both_apps_and_cp_writes_return() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("crash.toml");
-    std::fs::write(&file, PRIMARY_CRASH).unwrap();
-    let out = dir.path().join("out");
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_caplab"))
-            .args(["scenario", "run"])
-            .arg(&file)
-            .arg("--lab")
-            .arg("--out")
-            .arg(&out)
-            .arg("--no-progress")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the run ends")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let (report, _out, _dir) = run_with_lab(PRIMARY_CRASH).await;
     for target in report["targets"].as_array().unwrap() {
         let f = &target["failover"];
         assert_eq!(
