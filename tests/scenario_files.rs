@@ -112,6 +112,7 @@ fn every_shipped_scenario_validates() {
         "replica-crash",
         "replica-slow",
         "replication-partition",
+        "split-brain-apps-blind",
     ] {
         assert!(
             names.iter().any(|n| n == required),
