@@ -8,10 +8,10 @@ use std::time::Duration;
 use caplab::config::Mode;
 use caplab::metrics::Metrics;
 use caplab::mode::ap::Ap;
-use caplab::node::{Node, NodeId, ScriptReply, WriteRequest};
+use caplab::node::{NodeId, ScriptReply, WriteRequest};
 use caplab::primary::Nodes;
 use caplab::staleness::Staleness;
-use common::app::{TestApp, raw_client, raw_value, streaming_pair, test_config};
+use common::app::{TestApp, connect_node, detach_replica, raw_value, streaming_pair, test_config};
 
 #[tokio::test]
 async fn write_is_unreplicated_200_and_reads_come_from_the_replica() {
@@ -106,23 +106,8 @@ async fn drain_counts_superseded_writes_and_never_applies_one_twice() {
     let pair = streaming_pair().await;
     let metrics = Metrics::new(Mode::Ap).unwrap();
     let config = test_config(Mode::Ap, &pair);
-    let g1 = Node::connect(
-        NodeId::G1,
-        &pair.g1.url(),
-        config.network_timeout,
-        config.breaker,
-        &metrics,
-    )
-    .unwrap();
-    let g2 = Node::connect(
-        NodeId::G2,
-        &pair.g2.url(),
-        config.network_timeout,
-        config.breaker,
-        &metrics,
-    )
-    .unwrap();
-    assert!(g1.wait_connected(Duration::from_secs(3)).await);
+    let g1 = connect_node(NodeId::G1, &pair, &config, &metrics).await;
+    let g2 = connect_node(NodeId::G2, &pair, &config, &metrics).await;
     let ap = Arc::new(Ap::new(
         Nodes::fixed(g1.clone(), g2),
         10,
@@ -250,19 +235,7 @@ async fn the_only_answer_left_is_served_marked_stale() {
     })
     .await;
     // Cut replication: g2 stops receiving heartbeats, then g1 goes away.
-    let g2 = raw_client(&pair.g2.url()).await;
-    use fred::interfaces::ClientLike;
-    let _: () = g2
-        .custom(
-            fred::types::CustomCommand::new_static(
-                "REPLICAOF",
-                fred::types::ClusterHash::Random,
-                false,
-            ),
-            vec!["NO", "ONE"],
-        )
-        .await
-        .unwrap();
+    detach_replica(&pair.g2.url()).await;
     app.wait_for("/replication", Duration::from_secs(5), |r| {
         r.json["staleness_ms"]["g2"].as_u64() > Some(600)
     })
@@ -280,7 +253,6 @@ async fn the_only_answer_left_is_served_marked_stale() {
         metrics.contains(r#"stale_reads_total{mode="ap",node="g2"} 1"#),
         "{metrics}"
     );
-    let _ = g2.quit().await;
     app.shutdown().await;
 }
 
@@ -316,26 +288,8 @@ async fn writes_report_the_primary_offset_and_replica_reads_report_theirs() {
     let pair = streaming_pair().await;
     let metrics = Metrics::new(Mode::Ap).unwrap();
     let config = test_config(Mode::Ap, &pair);
-    let g1 = Node::connect(
-        NodeId::G1,
-        &pair.g1.url(),
-        config.network_timeout,
-        config.breaker,
-        &metrics,
-    )
-    .unwrap();
-    let g2 = Node::connect(
-        NodeId::G2,
-        &pair.g2.url(),
-        config.network_timeout,
-        config.breaker,
-        &metrics,
-    )
-    .unwrap();
-    assert!(
-        g1.wait_connected(Duration::from_secs(3)).await
-            && g2.wait_connected(Duration::from_secs(3)).await
-    );
+    let g1 = connect_node(NodeId::G1, &pair, &config, &metrics).await;
+    let g2 = connect_node(NodeId::G2, &pair, &config, &metrics).await;
     let first = g1
         .write(&WriteRequest::new("o".into(), "1".into()))
         .await

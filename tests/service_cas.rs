@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use caplab::config::Mode;
 use caplab::metrics::Metrics;
-use caplab::node::{CasRequest, Node, NodeError, NodeId};
-use common::app::{Reply, TestApp, raw_value, request_with, streaming_pair, test_config};
+use caplab::node::{CasRequest, NodeError, NodeId};
+use common::app::{
+    Reply, TestApp, connect_node, raw_value, request_with, streaming_pair, test_config,
+};
 use common::topology::Topology;
 
 async fn cas_body(app: &TestApp, key: &str, body: &str) -> Reply {
@@ -213,15 +215,7 @@ async fn a_replica_refuses_a_cas_as_not_primary_whether_or_not_it_matches() {
     app.shutdown().await;
     let metrics = Metrics::new(Mode::Cp).unwrap();
     let config = test_config(Mode::Cp, &pair);
-    let g2 = Node::connect(
-        NodeId::G2,
-        &pair.g2.url(),
-        config.network_timeout,
-        config.breaker,
-        &metrics,
-    )
-    .unwrap();
-    assert!(g2.wait_connected(Duration::from_secs(3)).await);
+    let g2 = connect_node(NodeId::G2, &pair, &config, &metrics).await;
     for expected in [Some("a"), Some("zz"), None] {
         let cas = CasRequest::new("r".into(), expected.map(str::to_string), "b".into());
         let got = g2.cas(&cas).await;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use caplab::config::Mode;
-use common::app::{TestApp, raw_client, raw_value, streaming_pair, test_config};
+use common::app::{TestApp, detach_replica, raw_client, raw_value, streaming_pair, test_config};
 
 #[tokio::test]
 async fn acknowledged_write_is_on_both_nodes() {
@@ -161,19 +161,9 @@ async fn reads_never_come_from_the_replica() {
     let unfenced = TestApp::start(config).await;
     assert_eq!(app.post("/write/x/primary").await.status, 200);
     // Detach g2 and give it a different value for the same key.
+    detach_replica(&pair.g2.url()).await;
     let g2 = raw_client(&pair.g2.url()).await;
     use fred::interfaces::{ClientLike, HashesInterface};
-    let _: () = g2
-        .custom(
-            fred::types::CustomCommand::new_static(
-                "REPLICAOF",
-                fred::types::ClusterHash::Random,
-                false,
-            ),
-            vec!["NO", "ONE"],
-        )
-        .await
-        .unwrap();
     let _: () = g2
         .hset(
             "caplab:kv:x",

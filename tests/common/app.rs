@@ -226,6 +226,47 @@ pub async fn raw_client(url: &str) -> fred::clients::Client {
     client
 }
 
+/// Makes the node at `url` stop replicating (`REPLICAOF NO ONE`): it keeps what it has and
+/// takes writes of its own, as a replica cut off and promoted would.
+pub async fn detach_replica(url: &str) {
+    use fred::interfaces::ClientLike;
+    let client = raw_client(url).await;
+    let _: () = client
+        .custom(
+            fred::types::CustomCommand::new_static(
+                "REPLICAOF",
+                fred::types::ClusterHash::Random,
+                false,
+            ),
+            vec!["NO", "ONE"],
+        )
+        .await
+        .expect("REPLICAOF NO ONE");
+    let _ = client.quit().await;
+}
+
+/// A service-level client of `node` of `pair` (`caplab::node::Node`) with `config`'s timeouts
+/// and breaker, connected.
+pub async fn connect_node(
+    node: caplab::node::NodeId,
+    pair: &RedisPair,
+    config: &Config,
+    metrics: &caplab::metrics::Metrics,
+) -> caplab::node::Node {
+    let url = match node {
+        caplab::node::NodeId::G1 => pair.g1.url(),
+        caplab::node::NodeId::G2 => pair.g2.url(),
+    };
+    let client =
+        caplab::node::Node::connect(node, &url, config.network_timeout, config.breaker, metrics)
+            .expect("node client");
+    assert!(
+        client.wait_connected(Duration::from_secs(3)).await,
+        "{url} did not connect"
+    );
+    client
+}
+
 /// The stored value of `key` on the node at `url` (None if absent).
 pub async fn raw_value(url: &str, key: &str) -> Option<String> {
     use fred::interfaces::{ClientLike, HashesInterface};
