@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use caplab::lab::{LabPorts, LabRecord};
+use common::lab::lab_port_args;
 
 fn caplab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_caplab"))
@@ -18,26 +19,10 @@ fn caplab(args: &[&str]) -> Output {
 }
 
 fn port_args(ports: &LabPorts) -> Vec<String> {
-    [
-        ("--redis-g1-port", ports.redis_g1),
-        ("--redis-g2-port", ports.redis_g2),
-        ("--s1-port", ports.sentinel_s1),
-        ("--s2-port", ports.sentinel_s2),
-        ("--s3-port", ports.sentinel_s3),
-        ("--proxy-g1-port", ports.proxy_g1),
-        ("--proxy-g2-port", ports.proxy_g2),
-        ("--cluster-g1-port", ports.proxy_cluster_g1),
-        ("--cluster-g2-port", ports.proxy_cluster_g2),
-        ("--sentinels-port", ports.proxy_sentinels),
-        ("--cp-port", ports.app_cp),
-        ("--ap-port", ports.app_ap),
-        ("--proxy-api-port", ports.proxy_api),
-    ]
-    .iter()
-    .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
+    let mut args = lab_port_args(ports);
     // The console has its own test (tests/console_lab.rs); here it would take port 8080.
-    .chain(["--console-addr".to_string(), "off".to_string()])
-    .collect()
+    args.extend(["--console-addr".to_string(), "off".to_string()]);
+    args
 }
 
 fn up(dir: &Path, ports: &LabPorts) -> Output {

@@ -13,22 +13,9 @@ use std::time::{Duration, Instant};
 use caplab::faults::{CLUSTER_G1, CLUSTER_G2};
 use caplab::lab::primary::{NodeRole, node_role};
 use caplab::lab::sentinel::sentinel_view;
-use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, NodeAction};
+use caplab::lab::{Lab, LabNode, NodeAction};
 use caplab::scenario::{RunOptions, run_scenario, validate_str};
-
-fn options(dir: &std::path::Path) -> LabOptions {
-    let mut options = LabOptions::new(dir, env!("CARGO_BIN_EXE_caplab"))
-        .with_ports(LabPorts::free().expect("free ports"));
-    options.app_args = [
-        "--network-timeout-sec",
-        "0.5",
-        "--cp-wait-timeout-ms",
-        "200",
-    ]
-    .map(String::from)
-    .to_vec();
-    options
-}
+use common::lab::quick_lab_options;
 
 /// Polls `check` every 100 ms until it gives `Some`, or panics after `within` naming `what`.
 async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> (T, Duration)
@@ -89,7 +76,9 @@ async fn status(lab: &Lab) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolating_g1_from_the_cluster_promotes_g2_and_g1_rejoins_as_its_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let ports = lab.options().ports;
 
     lab.faults()
@@ -158,7 +147,9 @@ lesson = "AP keeps answering through a forced failover"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failover_step_and_control_promote_the_replica_each_way() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let mut lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let ports = lab.options().ports;
     assert_eq!(lab.primary().await.expect("primary"), LabNode::G1);
 
@@ -232,7 +223,9 @@ async fn the_failover_step_and_control_promote_the_replica_each_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let ports = lab.options().ports;
     let s1 = lab.sentinel_urls()[0].clone();
 
@@ -285,7 +278,9 @@ async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let mut lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let ports = lab.options().ports;
 
     lab.node_action(LabNode::G1, NodeAction::Kill)

@@ -11,23 +11,10 @@ use caplab::faults::LAB_PROXIES;
 use caplab::lab::password::auth_url;
 use caplab::lab::redis_node::{info_field, info_replication, ping};
 use caplab::lab::sentinel::sentinel_view;
-use caplab::lab::{Lab, LabNode, LabOptions, LabPorts, LabRecord, NodeAction};
+use caplab::lab::{Lab, LabNode, LabRecord, NodeAction};
+use common::lab::quick_lab_options;
 use fred::interfaces::ClientLike;
 use fred::types::{ClusterHash, CustomCommand, Value};
-
-fn options(dir: &std::path::Path) -> LabOptions {
-    let mut options = LabOptions::new(dir, env!("CARGO_BIN_EXE_caplab"))
-        .with_ports(LabPorts::free().expect("free ports"));
-    options.app_args = [
-        "--network-timeout-sec",
-        "0.5",
-        "--cp-wait-timeout-ms",
-        "200",
-    ]
-    .map(String::from)
-    .to_vec();
-    options
-}
 
 /// `ROLE` as Redis answers it: its first element, and for a replica the master's port.
 async fn role(url: &str) -> (String, Option<i64>) {
@@ -82,7 +69,9 @@ fn http() -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_up_checks_every_part_and_down_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let ports = lab.options().ports;
     let record = LabRecord::read(dir.path())
         .expect("read")
@@ -218,7 +207,9 @@ async fn lab_up_checks_every_part_and_down_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_and_restarting_g2_resumes_replication() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::up(options(dir.path())).await.expect("lab up");
+    let mut lab = Lab::up(quick_lab_options(dir.path()))
+        .await
+        .expect("lab up");
     let g2 = lab.redis_url(LabNode::G2);
     let old = lab.redis_pid(LabNode::G2).expect("g2 pid");
 
@@ -297,7 +288,7 @@ async fn killing_and_restarting_g2_resumes_replication() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_port_is_named_and_nothing_is_left_running() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = options(dir.path());
+    let options = quick_lab_options(dir.path());
     let held = std::net::TcpListener::bind(("127.0.0.1", options.ports.app_ap)).expect("hold");
     let err = Lab::up(options.clone())
         .await
@@ -317,7 +308,7 @@ async fn an_external_toxiproxy_is_used_and_left_running() {
         .await
         .expect("proxy server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = options(dir.path());
+    let mut options = quick_lab_options(dir.path());
     options.toxiproxy_url = Some(toxiproxy.api_url());
     let lab = Lab::up(options).await.expect("lab up");
     let record = lab.record();
@@ -360,7 +351,7 @@ async fn an_external_toxiproxy_is_used_and_left_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_that_does_not_come_up_is_named_with_its_log_and_the_rest_is_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = options(dir.path());
+    let mut options = quick_lab_options(dir.path());
     // Valid for clap, refused by the validated config: app_cp exits at once.
     options.app_args = ["--cp-wait-timeout-ms", "5000"].map(String::from).to_vec();
     let ports = options.ports;

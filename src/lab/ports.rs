@@ -1,6 +1,8 @@
 //! Loopback ports for the lab and the tests: find a free one, or say by name which is taken.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Mutex;
 
 /// A port the lab needs is already taken by something else.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +26,15 @@ pub struct PortTaken {
 /// default ports, 16379 to 16383 and 26379 to 26383): a port the kernel hands out for
 /// `bind(0)` is also one it hands to outgoing connections, so with several labs running (the
 /// test suite) a redis replica's or an app's connection could take it between the check and
-/// the bind. Only when no such port is found does it fall back to asking the kernel.
+/// the bind. A port is handed out once per process: labs started side by side in one process
+/// (the tests of one test binary run as threads) never draw the same one, which the bind check
+/// alone cannot promise while neither has bound it yet. Only when no such port is found does
+/// it fall back to asking the kernel.
 pub fn free_port() -> std::io::Result<u16> {
     let below = ephemeral_start().unwrap_or(32768);
     for _ in 0..200 {
         let port = rand::random_range(17000..below.max(17001));
-        if (26000..27000).contains(&port) {
+        if (26000..27000).contains(&port) || !first_time_drawn(port) {
             continue;
         }
         if let Ok(listener) = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
@@ -38,6 +43,14 @@ pub fn free_port() -> std::io::Result<u16> {
     }
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Records `port` as drawn by this process; false when it was drawn before.
+fn first_time_drawn(port: u16) -> bool {
+    static DRAWN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // A poisoned set only means a panic elsewhere while inserting: the set is still usable.
+    let mut drawn = DRAWN.lock().unwrap_or_else(|e| e.into_inner());
+    drawn.insert(port)
 }
 
 /// The first port of the kernel's ephemeral range (`ip_local_port_range`), when it can be read.
@@ -89,6 +102,23 @@ mod tests {
             if below > 17001 {
                 assert!((17000..below).contains(&port), "{port}");
                 assert!(!(26000..27000).contains(&port), "{port}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_process_never_draws_the_same_port_twice() -> TestResult {
+        // Threads drawing at once, as the tests of one binary do: without the record of what
+        // was drawn, two could be handed a port neither has bound yet.
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..100).map(|_| free_port()).collect::<Vec<_>>()))
+            .collect();
+        let mut seen = BTreeSet::new();
+        for thread in threads {
+            for port in thread.join().map_err(|_| "a drawing thread panicked")? {
+                let port = port?;
+                assert!(seen.insert(port), "port {port} drawn twice");
             }
         }
         Ok(())

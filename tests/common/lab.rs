@@ -1,8 +1,46 @@
-//! What the lab tests check after a lab stops: nothing it started is left running or
-//! listening.
+//! What the lab tests share: a lab's options and `caplab lab up` flags on free ports, and the
+//! checks after a lab stops (nothing it started is left running or listening).
 
 use caplab::lab::ports::ensure_free;
-use caplab::lab::{LabPorts, LabRecord};
+use caplab::lab::{LabOptions, LabPorts, LabRecord};
+
+/// A lab in `dir` on free ports whose apps give up on a node quickly (0.5 s network timeout,
+/// 200 ms WAIT), so faults show within a test's patience.
+pub fn quick_lab_options(dir: &std::path::Path) -> LabOptions {
+    let mut options = LabOptions::new(dir, env!("CARGO_BIN_EXE_caplab"))
+        .with_ports(LabPorts::free().expect("free ports"));
+    options.app_args = [
+        "--network-timeout-sec",
+        "0.5",
+        "--cp-wait-timeout-ms",
+        "200",
+    ]
+    .map(String::from)
+    .to_vec();
+    options
+}
+
+/// `caplab lab up`'s flag for each of `ports`.
+pub fn lab_port_args(ports: &LabPorts) -> Vec<String> {
+    [
+        ("--redis-g1-port", ports.redis_g1),
+        ("--redis-g2-port", ports.redis_g2),
+        ("--s1-port", ports.sentinel_s1),
+        ("--s2-port", ports.sentinel_s2),
+        ("--s3-port", ports.sentinel_s3),
+        ("--proxy-g1-port", ports.proxy_g1),
+        ("--proxy-g2-port", ports.proxy_g2),
+        ("--cluster-g1-port", ports.proxy_cluster_g1),
+        ("--cluster-g2-port", ports.proxy_cluster_g2),
+        ("--sentinels-port", ports.proxy_sentinels),
+        ("--cp-port", ports.app_cp),
+        ("--ap-port", ports.app_ap),
+        ("--proxy-api-port", ports.proxy_api),
+    ]
+    .iter()
+    .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
+    .collect()
+}
 
 /// Every process `record` lists has exited.
 pub fn assert_processes_gone(record: &LabRecord) {
