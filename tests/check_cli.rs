@@ -2,26 +2,9 @@
 //! `examples/histories/`, checking exit statuses 0 (valid), 1 (invalid), 2 (unknown or
 //! error), the malformed-line message and the `--json` report.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/histories")
-        .join(name)
-}
-
-fn caplab_check(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caplab"))
-        .arg("check")
-        .args(args)
-        .output()
-        .expect("run caplab")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::check::{caplab_check, example, text};
 
 #[test]
 fn valid_history_exits_0_with_a_summary() {
@@ -176,7 +159,7 @@ fn mode_filter_and_final_phase_flags() {
 #[test]
 fn reads_standard_input_with_a_dash() {
     use std::io::Write;
-    use std::process::Stdio;
+    use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_caplab"))
         .args(["check", "--json", "-"])
         .stdin(Stdio::piped())

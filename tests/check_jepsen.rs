@@ -5,31 +5,13 @@
 //! same report; malformed Jepsen input gets line-numbered errors; `--html` writes a
 //! self-contained page naming the operation that could not be placed.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
 use caplab::check::generate::{GenConfig, corrupt_read, generate};
 use caplab::check::{
     CheckOptions, Event, EventType, History, HistoryFormat, Validity, check_history,
 };
-
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/histories")
-        .join(name)
-}
-
-fn caplab_check(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caplab"))
-        .arg("check")
-        .args(args)
-        .output()
-        .expect("run caplab")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::check::{caplab_check, example, text};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = caplab_check(args);

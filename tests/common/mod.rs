@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod check;
 pub mod console;
 pub mod failover;
 pub mod lab;
