@@ -138,6 +138,26 @@ fn assert_anomalies_imply_non_linearizable(r: &CheckReport, linearizable: bool) 
     }
 }
 
+/// Checks `events` and compares the linearizability verdict with the oracle's (`context`
+/// names the history in a failure); anomalies must imply non-linearizability. Returns whether
+/// the oracle found the history legal, and the report.
+fn compared_with_oracle(
+    events: &[caplab::check::Event],
+    context: impl FnOnce() -> String,
+) -> (bool, CheckReport) {
+    let h = History::from_events(events).unwrap();
+    let legal = oracle(&h);
+    let r = check(&h);
+    let expected = if legal {
+        Validity::Valid
+    } else {
+        Validity::Invalid
+    };
+    assert_eq!(r.linearizability.valid, expected, "{}: {r:#?}", context());
+    assert_anomalies_imply_non_linearizable(&r, legal);
+    (legal, r)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -305,16 +325,7 @@ fn anomaly_checkers_are_sound_and_not_idle() {
             Some(format!("v{}", rng.random_range(0..2)))
         };
         corrupt_read(&mut events, rng.random::<u32>() as usize, value);
-        let h = History::from_events(&events).unwrap();
-        let legal = oracle(&h);
-        let r = check(&h);
-        let expected = if legal {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        };
-        assert_eq!(r.linearizability.valid, expected, "seed {seed}: {r:#?}");
-        assert_anomalies_imply_non_linearizable(&r, legal);
+        let (legal, r) = compared_with_oracle(&events, || format!("seed {seed}"));
         illegal += usize::from(!legal);
         stale += usize::from(r.stale_reads.count > 0);
         lost += usize::from(r.lost_writes.count > 0);
@@ -378,20 +389,12 @@ fn deep_random_comparison_with_the_oracle() {
             };
             corrupt_read(&mut events, rng.random::<u32>() as usize, value);
         }
-        let h = History::from_events(&events).unwrap();
-        let legal = oracle(&h);
-        let r = check(&h);
-        let expected = if legal {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        };
-        assert_eq!(
-            r.linearizability.valid,
-            expected,
-            "seed {seed} cfg {cfg:?}\n{}",
-            caplab::check::generate::to_jsonl(&events)
-        );
+        let (legal, _) = compared_with_oracle(&events, || {
+            format!(
+                "seed {seed} cfg {cfg:?}\n{}",
+                caplab::check::generate::to_jsonl(&events)
+            )
+        });
         illegal += usize::from(!legal);
     }
     assert!(
@@ -448,21 +451,12 @@ fn deep_random_comparison_with_cas() {
                 corrupt_read(&mut events, rng.random::<u32>() as usize, value);
             }
         }
-        let h = History::from_events(&events).unwrap();
-        let legal = oracle(&h);
-        let r = check(&h);
-        let expected = if legal {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        };
-        assert_eq!(
-            r.linearizability.valid,
-            expected,
-            "seed {seed} cfg {cfg:?}\n{}",
-            caplab::check::generate::to_jsonl(&events)
-        );
-        assert_anomalies_imply_non_linearizable(&r, legal);
+        let (legal, _) = compared_with_oracle(&events, || {
+            format!(
+                "seed {seed} cfg {cfg:?}\n{}",
+                caplab::check::generate::to_jsonl(&events)
+            )
+        });
         illegal += usize::from(!legal);
     }
     assert!(
