@@ -7,6 +7,8 @@
 #
 #   PHASE_S=20 scripts/bench-console.sh              (release build of caplab)
 #   TRAFFIC=off PHASE_S=20 scripts/bench-console.sh  (the console's own loops off: polling only)
+#   BIN=/path/to/caplab scripts/bench-console.sh      (that binary, not built here: to compare
+#                                                      two builds in one session, alternating)
 #
 # CPU is utime+stime from /proc/<pid>/stat over the phase, as a percentage of one core.
 set -euo pipefail
@@ -14,8 +16,12 @@ cd "$(dirname "$0")/.."
 PHASE_S=${PHASE_S:-20}
 CLIENTS=${CLIENTS:-10}
 TRAFFIC=${TRAFFIC:-on}
-cargo build --release --locked --bin caplab >/dev/null
-bin=target/release/caplab
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --locked --bin caplab >/dev/null
+  bin=target/release/caplab
+fi
 out=$(mktemp -d)
 lab="$out/lab"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -408,6 +408,37 @@ async fn a_student_cuts_replication_from_the_page_and_sees_cp_and_ap_answer() {
             .contains("scenario short-partition"),
         "{log}"
     );
+    // Each of its proxy steps is a line of the control log, with its time, as the page's
+    // own controls are: the cuts 3 s (5 s - 2 s in the file) before the heals.
+    let steps = js(
+        c,
+        "window.caplab.last().log.filter((e) => e.action.startsWith('scenario: ')).map((e) => [e.action, e.ok, e.t_ms])",
+    )
+    .await;
+    let steps: Vec<(String, bool, u64)> = serde_json::from_value(steps).expect("log lines");
+    let actions: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "scenario: cluster_g2 down",
+            "scenario: cluster_g1 down",
+            "scenario: cluster_g1 up",
+            "scenario: cluster_g2 up"
+        ],
+        "{steps:?}"
+    );
+    assert!(steps.iter().all(|s| s.1), "{steps:?}");
+    let between = steps[2].2.saturating_sub(steps[1].2);
+    assert!(
+        (2_000..=8_000).contains(&between),
+        "the heal logged {between} ms after the cut (3 s apart in the scenario): {steps:?}"
+    );
+    assert!(
+        log.as_str()
+            .unwrap_or("")
+            .contains("scenario: cluster_g1 down"),
+        "{log}"
+    );
     screenshot(c, "04-scenario.png").await;
     click(c, "#scenario-report").await;
     let windows = c.windows().await.expect("windows");

@@ -9,7 +9,7 @@
 //! charts from the next tick on.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -18,6 +18,8 @@ use super::snapshot::LogEntry;
 use crate::faults::{CLUSTER_G1, CLUSTER_G2, LAB_PROXIES, Stream, ToxicKind, ToxicSpec};
 use crate::lab::recorded::NodeProcess;
 use crate::lab::{LabNode, NodeAction, RecordedLab};
+use crate::scenario::spec::{Step, StepAction};
+use crate::scenario::timeline::StepRecord;
 
 /// The largest latency the page may add, ms.
 pub const MAX_LATENCY_MS: u32 = 10_000;
@@ -321,6 +323,34 @@ impl crate::scenario::LabControl for ConsoleLab {
         };
         log(&self.0, "scenario: failover".into(), ok, detail, started);
         result.map_err(|e| e.to_string())
+    }
+
+    /// Logs the scenario's proxy steps (its node and failover steps went through the
+    /// controls above, which logged them).
+    fn step_applied(&mut self, step: &Step, record: &StepRecord, took: Duration) {
+        if matches!(step.action, StepAction::Node(..) | StepAction::Failover) {
+            return;
+        }
+        let at = format!(
+            "line {}, due at +{:.3} s, applied at +{:.3} s",
+            record.line,
+            record.planned_ms / 1000.0,
+            record.applied_ms / 1000.0
+        );
+        let (ok, detail) = match &record.error {
+            None => (true, at),
+            Some(e) => (false, format!("{at}: {e}")),
+        };
+        let started = Instant::now()
+            .checked_sub(took)
+            .unwrap_or_else(Instant::now);
+        log(
+            &self.0,
+            format!("scenario: {}", record.description),
+            ok,
+            detail,
+            started,
+        );
     }
 }
 

@@ -4,7 +4,8 @@
 //! Where it sits: outside the data path, beside the lab, as its observer and its hands. Once
 //! per tick ([`poller`], 500 ms) it reads each app's `/metrics`, `/replication` and
 //! `/circuit-breaker`, the proxy API's proxies, each node's process state from `/proc` and
-//! (every other tick) the sentinels' primary, builds one [`snapshot::Snapshot`] and sends it
+//! (every other tick) the sentinels' primary, over connections it keeps ([`connections`]),
+//! builds one [`snapshot::Snapshot`] and sends it
 //! to every open page over server-sent events: the apps see one reader however many pages are
 //! open. Controls go through the fault driver and the lab's [`crate::lab::RecordedLab`], the
 //! same ones the scenario runner uses; scenarios run in-process against the lab.
@@ -13,6 +14,7 @@
 //! |---|---|
 //! | [`server`] | the HTTP routes: the page and its assets, `/events` (SSE), the control API, reports |
 //! | [`poller`] | the tick: polls the lab once, builds and publishes the snapshot |
+//! | [`connections`] | what the tick keeps open: a connection per sentinel, the proxy API over keep-alive |
 //! | [`prom`] | the apps' Prometheus text: request rates, availability, p50/p99 from histogram deltas |
 //! | [`snapshot`] | what a tick sends the pages |
 //! | [`history`] | the last minute: chart points, fault windows, primary changes; the control log |
@@ -24,6 +26,7 @@
 //! `caplab lab up` starts it as a process of the lab (recorded in `lab.json`, stopped by `lab
 //! down`); `caplab demo --console` serves it in-process after the demo.
 
+pub mod connections;
 pub mod control;
 pub mod history;
 pub mod poller;
@@ -98,7 +101,7 @@ pub struct Shared {
     pub record: Mutex<LabRecord>,
     /// The lab's proxy API.
     pub faults: FaultDriver,
-    /// HTTP client for the apps (loopback, short timeouts).
+    /// HTTP client for the apps and the proxy API (loopback, short timeouts, keep-alive).
     pub http: reqwest::Client,
     /// The last minute and the control log.
     pub history: Mutex<history::History>,

@@ -4,7 +4,9 @@
 //! What a tick reads: each app's `/metrics`, `/replication` and `/circuit-breaker` (status
 //! endpoints, which never call Redis), the proxy API's proxies, each node's process state
 //! from `/proc`, and every other tick the sentinels' primary (three short `SENTINEL MASTER`
-//! calls). All in parallel, each with a short timeout, so a cut link never stalls the page.
+//! calls). All in parallel, each with a short timeout, so a cut link never stalls the page,
+//! and over connections kept from tick to tick ([`super::connections`]): the apps and the
+//! proxy API through one keep-alive HTTP client, each sentinel over its own connection.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,12 +14,13 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::Shared;
+use super::connections::{self, KeptSentinel};
 use super::history::LOG_SENT;
 use super::prom::{Rates, Scrape};
 use super::snapshot::{AppView, BreakerView, Fault, LinkView, NodeView, Point, PointApp, Snapshot};
 use crate::faults::{CLUSTER_G1, CLUSTER_G2, G1, G2, SENTINELS};
 use crate::lab::LabNode;
-use crate::lab::primary::primary_by_sentinels;
+use crate::lab::primary::newest;
 use crate::lab::recorded::NodeProcess;
 use crate::proxy::model::ProxyJson;
 
@@ -48,23 +51,26 @@ pub async fn run(shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut previous: [Option<Previous>; 2] = [None, None];
     let mut sentinel_primary: Option<String> = None;
+    let ports = shared.record_now().ports;
+    let password = shared.redis_password.as_ref();
+    let mut kept = ports
+        .sentinels()
+        .map(|(name, port)| KeptSentinel::new(name, port, password));
     let mut seq: u64 = 0;
     loop {
         tick.tick().await;
         let record = shared.record_now();
         let ask_sentinels = seq % 2 == 0;
         let (cp_url, ap_url) = (record.cp_url(), record.ap_url());
+        let [s1, s2, s3] = &mut kept;
         let (cp, ap, proxies, sentinels) = tokio::join!(
             poll_app(&shared.http, &cp_url),
             poll_app(&shared.http, &ap_url),
-            shared.faults.proxies(),
+            connections::proxies(&shared.http, shared.faults.api()),
             async {
                 if ask_sentinels {
-                    Some(
-                        primary_by_sentinels(&record.ports, shared.redis_password.as_ref())
-                            .await
-                            .0,
-                    )
+                    let (a, b, c) = tokio::join!(s1.state(), s2.state(), s3.state());
+                    Some(newest(&record.ports, &[a, b, c]))
                 } else {
                     None
                 }
@@ -83,7 +89,7 @@ pub async fn run(shared: Arc<Shared>) {
         }
         let (links, proxy_error) = match proxies {
             Ok(proxies) => (links(&proxies), None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+            Err(e) => (Vec::new(), Some(e)),
         };
         let lab = shared.recorded_lab();
         let nodes: Vec<NodeView> = [LabNode::G1, LabNode::G2]

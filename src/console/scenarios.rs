@@ -4,7 +4,8 @@
 //!
 //! Outside the data path, as its client: the runner ([`crate::scenario::run_scenario`]) runs
 //! in this process with the lab's endpoints, its node and failover steps going through the
-//! console's own controls ([`super::control::ConsoleLab`], so they are logged), and writes its
+//! console's own controls ([`super::control::ConsoleLab`]), every step of it logged in the
+//! control log with its time, as the page's own controls are, and writes its
 //! reports under `<lab dir>/console-runs/<name>-<unix time>/`, which the console serves.
 
 use std::path::{Path, PathBuf};

@@ -128,7 +128,9 @@ pub async fn primary_by_sentinels(
     (newest(ports, &states), states)
 }
 
-fn newest(ports: &LabPorts, states: &[SentinelState]) -> Option<LabNode> {
+/// The node the newest configuration among the sentinels' answers `states` names (see
+/// [`primary_by_sentinels`]), for a caller that asked them itself.
+pub fn newest(ports: &LabPorts, states: &[SentinelState]) -> Option<LabNode> {
     states
         .iter()
         .filter_map(|s| s.view.as_ref().ok())

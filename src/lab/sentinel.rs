@@ -234,6 +234,17 @@ impl SentinelView {
 /// Asks the sentinel at `url` what it knows of [`MASTER_NAME`].
 pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
     let client = probe_client(url).await?;
+    let view = sentinel_view_on(&client, url).await;
+    let _ = client.quit().await;
+    view
+}
+
+/// [`sentinel_view`] over a client already connected to the sentinel at `url` (which names
+/// it in errors), for a caller that keeps its connection.
+pub async fn sentinel_view_on(
+    client: &fred::prelude::Client,
+    url: &str,
+) -> Result<SentinelView, RedisNodeError> {
     let command = CustomCommand::new_static("SENTINEL", ClusterHash::Random, false);
     let reply: Result<Value, _> = client
         .custom(
@@ -241,7 +252,6 @@ pub async fn sentinel_view(url: &str) -> Result<SentinelView, RedisNodeError> {
             vec![Value::from("MASTER"), Value::from(MASTER_NAME)],
         )
         .await;
-    let _ = client.quit().await;
     let probe = |reason: String| RedisNodeError::Probe {
         addr: crate::primary::sentinels::display_addr(url),
         reason,

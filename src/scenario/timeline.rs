@@ -1,6 +1,6 @@
 //! The timeline: each step applied at its offset, through the fault driver (proxy steps) or
 //! a [`LabControl`] (node steps, a forced failover), with the planned and the applied offset
-//! recorded.
+//! recorded; the [`LabControl`] hears of each step as it is applied.
 //!
 //! Where it sits: runs beside the load generator, on the same clock (`t0`). A step that
 //! cannot be applied stops the run (exit 2): a scenario whose fault did not happen proves
@@ -34,6 +34,12 @@ pub trait LabControl: Send {
     /// Whether node and failover steps can run at all (false for [`NoLab`]).
     fn available(&self) -> bool {
         true
+    }
+
+    /// Told of every step once it was applied or failed, with how long applying it took (a
+    /// console logs it). Nothing by default.
+    fn step_applied(&mut self, step: &Step, record: &StepRecord, took: Duration) {
+        let _ = (step, record, took);
     }
 }
 
@@ -146,6 +152,7 @@ pub async fn run<L: LabControl>(
         } else {
             "PARTITION"
         };
+        let started = Instant::now();
         let result = apply(&step.action, driver, lab).await;
         let applied = t0.elapsed();
         let planned_ms = ms(step.at);
@@ -157,7 +164,7 @@ pub async fn run<L: LabControl>(
             ok = result.is_ok(),
             "scenario step"
         );
-        records.push(StepRecord {
+        let record = StepRecord {
             line: step.line,
             description: description.clone(),
             subject: step.action.subject(),
@@ -165,7 +172,9 @@ pub async fn run<L: LabControl>(
             planned_ms,
             applied_ms: ms(applied),
             error: result.as_ref().err().cloned(),
-        });
+        };
+        lab.step_applied(step, &record, started.elapsed());
+        records.push(record);
         if let Err(error) = result {
             return Err(StepFailed {
                 line: step.line,
