@@ -45,6 +45,13 @@ async fn control(url: &str, body: Value) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /api/control` that must succeed; returns the control log's entry for it.
+async fn control_ok(url: &str, body: Value) -> Value {
+    let (status, entry) = control(url, body).await;
+    assert_eq!(status, 200, "{entry}");
+    entry
+}
+
 /// Reads ticks until `pred` holds for one (or `timeout` passes); returns that tick.
 async fn tick_where(
     sse: &mut SseReader,
@@ -249,12 +256,11 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
 
     // A cut through the control API shows in the next ticks as a fault with its window, and
     // is logged.
-    let (status, entry) = control(
+    let entry = control_ok(
         &url,
         serde_json::json!({"action": "cut", "link": "cluster_g2"}),
     )
     .await;
-    assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["action"], "cut cluster_g2");
     let cut = tick_where(&mut sse, Duration::from_secs(5), |t| {
         link(t, "cluster_g2")["enabled"] == false
@@ -277,12 +283,11 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
         "{}",
         cut["log"]
     );
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "heal", "link": "cluster_g2"}),
     )
     .await;
-    assert_eq!(status, 200);
     let healed = tick_where(&mut sse, Duration::from_secs(5), |t| {
         link(t, "cluster_g2")["enabled"] == true
     })
@@ -386,12 +391,11 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
     let g2_at_start = recorded(&lab, "redis g2");
 
     // Freeze and resume g2: the tick shows it, and it is a fault while it lasts.
-    let (status, entry) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "node", "node": "g2", "op": "stop"}),
     )
     .await;
-    assert_eq!(status, 200, "{entry}");
     let t = tick_where(&mut sse, Duration::from_secs(5), |t| {
         node_process(t, "g2") == "stopped"
     })
@@ -406,12 +410,11 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
         "{}",
         t["faults"]
     );
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "node", "node": "g2", "op": "continue"}),
     )
     .await;
-    assert_eq!(status, 200);
     tick_where(&mut sse, Duration::from_secs(5), |t| {
         node_process(t, "g2") == "running"
     })
@@ -420,24 +423,22 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
 
     // Kill it: down. Restart it: a new process from its own config file, recorded in
     // lab.json, back as g1's replica.
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "node", "node": "g2", "op": "kill"}),
     )
     .await;
-    assert_eq!(status, 200);
     tick_where(&mut sse, Duration::from_secs(5), |t| {
         node_process(t, "g2") == "down"
     })
     .await
     .expect("g2 shown down");
     assert!(!g2_at_start.is_running());
-    let (status, entry) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "node", "node": "g2", "op": "restart"}),
     )
     .await;
-    assert_eq!(status, 200, "{entry}");
     let g2_now = recorded(&lab, "redis g2");
     assert_ne!(g2_now.pid, g2_at_start.pid);
     assert!(g2_now.is_running());
@@ -501,24 +502,21 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
         t["markers"]
     );
     // Reset everything: a cut link and a killed node come back.
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "latency", "link": "g1", "ms": 200}),
     )
     .await;
-    assert_eq!(status, 200);
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "cut", "link": "sentinels"}),
     )
     .await;
-    assert_eq!(status, 200);
-    let (status, _) = control(
+    control_ok(
         &url,
         serde_json::json!({"action": "node", "node": "g1", "op": "kill"}),
     )
     .await;
-    assert_eq!(status, 200);
     let t = tick_where(&mut sse, Duration::from_secs(5), |t| {
         node_process(t, "g1") == "down"
     })

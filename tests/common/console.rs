@@ -67,24 +67,7 @@ impl ConsoleLab {
             "--console-scenarios".into(),
             scenarios.display().to_string(),
         ];
-        for (flag, port) in [
-            ("--redis-g1-port", ports.redis_g1),
-            ("--redis-g2-port", ports.redis_g2),
-            ("--s1-port", ports.sentinel_s1),
-            ("--s2-port", ports.sentinel_s2),
-            ("--s3-port", ports.sentinel_s3),
-            ("--proxy-g1-port", ports.proxy_g1),
-            ("--proxy-g2-port", ports.proxy_g2),
-            ("--cluster-g1-port", ports.proxy_cluster_g1),
-            ("--cluster-g2-port", ports.proxy_cluster_g2),
-            ("--sentinels-port", ports.proxy_sentinels),
-            ("--cp-port", ports.app_cp),
-            ("--ap-port", ports.app_ap),
-            ("--proxy-api-port", ports.proxy_api),
-        ] {
-            args.push(flag.into());
-            args.push(port.to_string());
-        }
+        args.extend(super::lab::lab_port_args(&ports));
         let out = caplab(&args);
         let up_output = text(&out);
         let lab_dir = dir.clone();
