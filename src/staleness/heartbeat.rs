@@ -1,22 +1,26 @@
-//! The heartbeat loops: write `now_ms` to the primary with its offset just before, then read
-//! the replica's processed offset.
+//! The heartbeat loops: write `now_ms` to the primary between two reads of its offset, then
+//! read the replica's processed offset.
 //!
 //! Data path: beside it, feeding [`Staleness`]. Both loops ask [`Nodes`] at each beat which
 //! node is the primary now, so after a failover the beat goes to the new primary and the other
 //! node, the deposed one included, is read as the replica: its staleness then grows from the
-//! last time it was known to hold everything. The writer sends `ROLE` and the beat's `SET` in
-//! one pipeline: the acknowledged beat is the primary's observation, and the offset `ROLE`
-//! answered goes into the offset timeline with the time the pipeline was sent. It beats every
+//! last time it was known to hold everything. The writer sends `ROLE`, the beat's `SET` and
+//! `ROLE` again in one pipeline: the acknowledged beat is the primary's observation, the offset
+//! the first `ROLE` answered goes into the offset timeline with the time the pipeline was sent,
+//! and the second says what a replica must reach to hold the beat. It beats every
 //! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
 //! behind (the beats are then what keeps the measure within that of a steady delay). After each
-//! beat it wakes the reader, which asks the primary for `ROLE` (a fresh sample), then the
-//! replica (its processed offset), and compares the replica's with the timeline; reading right
-//! after the beat is what makes a caught-up replica read within a few round trips instead of
-//! within an interval. Two loops, so a hung
-//! replica (each read waiting the network timeout) never slows the beat written to the
-//! primary: wake-ups that come while a read is out fold into one. Both go through the nodes'
-//! breakers like any call: their failures count, and while a breaker is open they fail fast
-//! and staleness keeps growing. A `SET` refused with `READONLY` (the node is a replica now)
+//! beat it wakes the reader, which asks the replica for its processed offset (`ROLE`) and
+//! compares it with the timeline; reading right after the beat is what makes a caught-up
+//! replica read within a few round trips instead of within an interval. A replica that lacked
+//! the beat is read again half an interval later, after a fresh `ROLE` sample of the primary:
+//! right after a beat a replica a whole interval behind looks caught up (the beat before has
+//! just arrived), half an interval later it is seen lacking a beat that old. A caught-up
+//! replica costs one pipeline to the primary and one `ROLE` to the replica per beat. Two loops,
+//! so a hung replica (each read waiting the network timeout) never slows the beat written to
+//! the primary: wake-ups that come while a read is out fold into one. Both go through the
+//! nodes' breakers like any call: their failures count, and while a breaker is open they fail
+//! fast and staleness keeps growing. A `SET` refused with `READONLY` (the node is a replica now)
 //! asks the primary tracker to poll the sentinels at once.
 //!
 //! In CP a replica read is also evidence for the `replication` breaker: a replica that holds
@@ -72,9 +76,9 @@ impl Heartbeat {
             let sent = unix_ms();
             let primary = self.nodes.primary();
             match primary.set_heartbeat(&self.key, sent).await {
-                Ok(offset) => {
+                Ok(beat) => {
                     self.staleness
-                        .record_primary_offset(primary.id(), sent, offset);
+                        .record_beat(primary.id(), sent, beat.before, beat.after);
                     self.staleness.observe(primary.id(), sent, unix_ms());
                 }
                 Err(e) => self.nodes.noticed(&e),
@@ -93,34 +97,44 @@ impl Heartbeat {
         }
     }
 
-    /// Reads the replica's processed offset after each beat and half an interval later,
-    /// forever (every [`BEHIND_INTERVAL`] while the replica is behind).
+    /// Reads the replica's processed offset after each beat, forever; again half an interval
+    /// later when it lacked the beat, every [`BEHIND_INTERVAL`] while it is behind, and at
+    /// least every interval and a half should the beats stall.
     pub async fn run_reader(self, beaten: Arc<Notify>) {
+        // Whether the last read, right after a beat, found the replica lacking that beat.
+        let mut lacked_beat = false;
         loop {
             // Behind at the last read: read again within the short period even before the
             // writer has switched to it, so a brief lag does not age for a whole interval.
             let behind = self.staleness.is_behind(self.nodes.replica().id());
-            // Caught up: also read half an interval after a beat. Right after a beat a replica a
-            // whole interval behind looks caught up (the beat before has just arrived); half an
-            // interval later it is seen lacking a beat that old.
+            // Lacking the beat just written: read again half an interval later. Right after a
+            // beat a replica a whole interval behind looks caught up (the beat before has just
+            // arrived); half an interval later it is seen lacking a beat that old. A caught-up
+            // replica, which holds the beat as soon as it is read, is read once per beat.
             let wait = if behind {
                 self.interval.min(BEHIND_INTERVAL)
-            } else {
+            } else if lacked_beat {
                 self.interval / 2
+            } else {
+                self.interval + self.interval / 2
             };
-            let _ = tokio::time::timeout(wait, beaten.notified()).await;
+            let after_beat = tokio::time::timeout(wait, beaten.notified()).await.is_ok();
             let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
-            // A fresh sample of the primary's offset first, then the replica's: it counts the
-            // beat just written, so a replica that lacks beats shows it even when the beats
-            // are as far apart as the delay (compared only with the offset before the beat, a
-            // 100 ms delay at a 100 ms period looks caught up: nothing older is missing).
-            let sent = unix_ms();
-            if let Ok(role) = primary.role().await {
-                if role.primary {
-                    self.staleness
-                        .record_primary_offset(primary.id(), sent, role.offset);
+            if !after_beat {
+                // No beat since the last read: a fresh sample of the primary's offset first. It
+                // counts the last beat, so a replica that lacks beats shows it even when the
+                // beats are as far apart as the delay (compared only with the offset before the
+                // beat, a 100 ms delay at a 100 ms period looks caught up: nothing older is
+                // missing). Right after a beat the writer's sample is as fresh.
+                let sent = unix_ms();
+                if let Ok(role) = primary.role().await {
+                    if role.primary {
+                        self.staleness
+                            .record_primary_offset(primary.id(), sent, role.offset);
+                    }
                 }
             }
+            lacked_beat = false;
             if let Ok(role) = replica.role().await {
                 let read = unix_ms();
                 // A node that says it is a primary is not replicating from the believed one: it
@@ -128,6 +142,8 @@ impl Heartbeat {
                 let holds = if role.primary {
                     None
                 } else {
+                    lacked_beat =
+                        after_beat && self.staleness.lacks_last_beat(replica.id(), role.offset);
                     self.staleness
                         .observe_replica(replica.id(), role.offset, read)
                 };
