@@ -9,14 +9,16 @@
 //! the first `ROLE` answered goes into the offset timeline with the time the pipeline was sent,
 //! and the second says what a replica must reach to hold the beat. It beats every
 //! `HEARTBEAT_INTERVAL_MS`, and every [`BEHIND_INTERVAL`] while the last read found the replica
-//! behind (the beats are then what keeps the measure within that of a steady delay). After each
+//! behind (the beats are then what keeps the measure within that of a steady delay); a read
+//! that finds it behind cuts the writer's wait short. After each
 //! beat it wakes the reader, which asks the replica for its processed offset (`ROLE`) and
 //! compares it with the timeline; reading right after the beat is what makes a caught-up
 //! replica read within a few round trips instead of within an interval. A replica that lacked
-//! the beat is read again half an interval later, after a fresh `ROLE` sample of the primary:
-//! right after a beat a replica a whole interval behind looks caught up (the beat before has
-//! just arrived), half an interval later it is seen lacking a beat that old. A caught-up
-//! replica costs one pipeline to the primary and one `ROLE` to the replica per beat. Two loops,
+//! the beat is read again every [`BEHIND_INTERVAL`], each time after a fresh `ROLE` sample of
+//! the primary, until it holds the beat or is behind: right after a beat a replica a whole
+//! interval behind looks caught up (the beat before has just arrived), 10 ms later it is seen
+//! lacking a beat that old. A caught-up replica costs one pipeline to the primary and one
+//! `ROLE` to the replica per beat. Two loops,
 //! so a hung replica (each read waiting the network timeout) never slows the beat written to
 //! the primary: wake-ups that come while a read is out fold into one. Both go through the
 //! nodes' breakers like any call: their failures count, and while a breaker is open they fail
@@ -50,6 +52,15 @@ pub fn heartbeat_key(instance_id: &str) -> String {
     format!("caplab:heartbeat:{instance_id}")
 }
 
+/// How the two loops wake each other.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    /// The writer beat (or failed to): the reader reads.
+    beaten: Notify,
+    /// The reader found the replica behind: a writer waiting out a long period beats now.
+    behind: Notify,
+}
+
 /// One instance's heartbeat over its two nodes.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
@@ -69,8 +80,8 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Writes a beat to the primary every interval (every [`BEHIND_INTERVAL`] while the replica
-    /// is behind), forever, waking the reader after each.
-    pub async fn run_writer(self, beaten: Arc<Notify>) {
+    /// is behind, from the read that finds it so), forever, waking the reader after each.
+    pub async fn run_writer(self, wakeups: Arc<Wakeups>) {
         let mut next = Instant::now();
         loop {
             let sent = unix_ms();
@@ -84,8 +95,14 @@ impl Heartbeat {
                 Err(e) => self.nodes.noticed(&e),
             }
             self.export(primary.id());
-            beaten.notify_one();
-            let period = if self.staleness.is_behind(primary.id().other()) {
+            wakeups.beaten.notify_one();
+            // Listening before looking: a read that finds the replica behind after the look
+            // wakes this wait.
+            let speed_up = wakeups.behind.notified();
+            tokio::pin!(speed_up);
+            speed_up.as_mut().enable();
+            let behind = self.staleness.is_behind(primary.id().other());
+            let period = if behind {
                 self.interval.min(BEHIND_INTERVAL)
             } else {
                 self.interval
@@ -93,32 +110,40 @@ impl Heartbeat {
             // The next beat one period after this one was due, or now if that has passed (a
             // slow beat is not followed by a burst).
             next = (next + period).max(Instant::now());
-            tokio::time::sleep_until(next).await;
+            if behind {
+                tokio::time::sleep_until(next).await;
+            } else if tokio::time::timeout_at(next, speed_up).await.is_ok() {
+                // Found behind since this beat: the fast rate starts now, not an interval later
+                // (a delay shorter than the interval would otherwise be over, and the replica
+                // caught up again, before the next beat looked).
+                next = Instant::now();
+            }
         }
     }
 
-    /// Reads the replica's processed offset after each beat, forever; again half an interval
-    /// later when it lacked the beat, every [`BEHIND_INTERVAL`] while it is behind, and at
-    /// least every interval and a half should the beats stall.
-    pub async fn run_reader(self, beaten: Arc<Notify>) {
-        // Whether the last read, right after a beat, found the replica lacking that beat.
+    /// Reads the replica's processed offset after each beat, forever; every [`BEHIND_INTERVAL`]
+    /// while it lacks the last beat or is behind, and at least every interval and a half
+    /// should the beats stall.
+    pub async fn run_reader(self, wakeups: Arc<Wakeups>) {
+        // Whether the last read found the replica lacking the last beat.
         let mut lacked_beat = false;
         loop {
             // Behind at the last read: read again within the short period even before the
             // writer has switched to it, so a brief lag does not age for a whole interval.
             let behind = self.staleness.is_behind(self.nodes.replica().id());
-            // Lacking the beat just written: read again half an interval later. Right after a
-            // beat a replica a whole interval behind looks caught up (the beat before has just
-            // arrived); half an interval later it is seen lacking a beat that old. A caught-up
-            // replica, which holds the beat as soon as it is read, is read once per beat.
-            let wait = if behind {
+            // Lacking the last beat: read again within the short period until it holds it or is
+            // behind. Right after a beat a replica a whole interval behind looks caught up (the
+            // beat before has just arrived); a read 10 ms later sees it lacking a beat that old.
+            // A caught-up replica, which holds the beat as soon as it is read, is read once per
+            // beat.
+            let wait = if behind || lacked_beat {
                 self.interval.min(BEHIND_INTERVAL)
-            } else if lacked_beat {
-                self.interval / 2
             } else {
                 self.interval + self.interval / 2
             };
-            let after_beat = tokio::time::timeout(wait, beaten.notified()).await.is_ok();
+            let after_beat = tokio::time::timeout(wait, wakeups.beaten.notified())
+                .await
+                .is_ok();
             let (primary, replica) = (self.nodes.primary(), self.nodes.replica());
             if !after_beat {
                 // No beat since the last read: a fresh sample of the primary's offset first. It
@@ -142,11 +167,13 @@ impl Heartbeat {
                 let holds = if role.primary {
                     None
                 } else {
-                    lacked_beat =
-                        after_beat && self.staleness.lacks_last_beat(replica.id(), role.offset);
+                    lacked_beat = self.staleness.lacks_last_beat(replica.id(), role.offset);
                     self.staleness
                         .observe_replica(replica.id(), role.offset, read)
                 };
+                if self.staleness.is_behind(replica.id()) {
+                    wakeups.behind.notify_waiters();
+                }
                 if let (Some(holds), Some(breaker)) = (holds, &self.replication) {
                     breaker.evidence(holds);
                 }

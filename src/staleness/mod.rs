@@ -21,7 +21,7 @@ pub mod heartbeat;
 pub mod replication;
 pub mod timeline;
 
-pub use heartbeat::{Heartbeat, heartbeat_key};
+pub use heartbeat::{Heartbeat, Wakeups, heartbeat_key};
 pub use replication::{NodeRoles, ReplicationSnapshot, ReplicationStatus};
 use timeline::OffsetTimeline;
 
