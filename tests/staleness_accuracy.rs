@@ -4,14 +4,18 @@
 //! L minus one heartbeat interval. A real primary and replica, the replication link through
 //! `caplab proxy` (no sentinels: with sentinels watching that link, a long delay would be a
 //! failover), an AP app with the default heartbeat (100 ms, 10 ms while the replica is behind).
+//! And what the heartbeat asks of the two nodes at rest, counted in their `INFO commandstats`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use caplab::config::{Config, Mode};
-use common::app::TestApp;
+use common::app::{TestApp, raw_client};
 use common::proxy::TestProxy;
+use common::redis::RedisPair;
+use fred::interfaces::ClientLike;
+use fred::types::InfoKind;
 use serde_json::json;
 
 /// g2's staleness as `/replication` reports it, ms.
@@ -76,7 +80,10 @@ async fn g2_staleness_is_exact_at_rest_and_follows_a_replication_delay() {
         rest[rest.len() - 1]
     );
 
-    for delay in [100u64, 400] {
+    // 70 ms: under the 100 ms interval, a replica read right after a beat holds every beat
+    // before it and lacks only the one just written, so it looks caught up; only the second
+    // read, half an interval later, sees that beat missing and speeds the heartbeat up.
+    for delay in [70u64, 100, 400] {
         // g1 -> g2 is the proxy's downstream (g2 is its client).
         proxy
             .toxic(
@@ -120,4 +127,64 @@ async fn g2_staleness_is_exact_at_rest_and_follows_a_replication_delay() {
     );
 
     app.shutdown().await;
+}
+
+/// How many times `command` ran on the node at `url`, from `INFO commandstats`.
+async fn calls(url: &str, command: &str) -> u64 {
+    let info: String = raw_client(url)
+        .await
+        .info(Some(InfoKind::CommandStats))
+        .await
+        .expect("INFO commandstats");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_rest_each_beat_costs_one_pipeline_to_the_primary_and_one_role_to_the_replica() {
+    let pair = RedisPair::start().await;
+    let (g1, g2) = (pair.g1.url(), pair.g2.url());
+    let mut config = Config::new(Mode::Ap, &g1, &g2);
+    config.port = 0;
+    let app = TestApp::start(config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = (
+        calls(&g1, "set").await,
+        calls(&g1, "role").await,
+        calls(&g2, "role").await,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = (
+        calls(&g1, "set").await,
+        calls(&g1, "role").await,
+        calls(&g2, "role").await,
+    );
+    app.shutdown().await;
+    // Nothing else writes at rest: each SET on g1 is a beat, one every 100 ms (every 10 ms
+    // for a while should a loaded machine leave g2 10 ms late in applying one).
+    let beats = after.0 - before.0;
+    let (g1_roles, g2_roles) = (after.1 - before.1, after.2 - before.2);
+    eprintln!("{beats} beats, ROLE: {g1_roles} on g1, {g2_roles} on g2");
+    assert!(beats >= 10, "{beats} beats in 2 s at a 100 ms interval");
+    // Per beat: the two ROLEs around the SET on g1 and one ROLE on g2. A replica that lacks
+    // the beat when read (a loaded machine can schedule g2 late) costs a second read with a
+    // fresh ROLE of g1 half an interval later: some may, most must not. Reading g1 before
+    // each read and every half interval would be 4 and 2.
+    assert!(
+        g2_roles as f64 <= 1.5 * beats as f64,
+        "{g2_roles} ROLEs on g2 for {beats} beats"
+    );
+    assert!(
+        g1_roles as f64 <= 2.5 * beats as f64,
+        "{g1_roles} ROLEs on g1 for {beats} beats"
+    );
+    // The counters are read one after the other, so a beat may fall between two of them.
+    assert!(
+        g1_roles + 2 >= 2 * beats && g2_roles + 1 >= beats,
+        "every beat is read: {g1_roles} ROLEs on g1, {g2_roles} on g2, {beats} beats"
+    );
 }

@@ -36,7 +36,7 @@ use crate::mode::queue::{QueueFile, QueueFileError, WriteQueue};
 use crate::mode::{Personality, ap::Ap, cp::Cp};
 use crate::node::{Breaker, Node, NodeId, WaitPool, fence_key};
 use crate::primary::{Belief, DataLossState, DataLossWatch, Nodes, SentinelClients, Tracker};
-use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, heartbeat_key};
+use crate::staleness::{Heartbeat, ReplicationStatus, Staleness, Wakeups, heartbeat_key};
 use server::{Server, Stop};
 
 /// How long a start waits for its first connections (at least the network timeout): long
@@ -334,9 +334,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningApp, 
         metrics: metrics.clone(),
         replication: replication_breaker.clone(),
     };
-    let beaten = Arc::new(tokio::sync::Notify::new());
-    tasks.spawn(heartbeat.clone().run_writer(beaten.clone()));
-    tasks.spawn(heartbeat.run_reader(beaten));
+    let wakeups = Arc::new(Wakeups::default());
+    tasks.spawn(heartbeat.clone().run_writer(wakeups.clone()));
+    tasks.spawn(heartbeat.run_reader(wakeups));
     for node in nodes.both() {
         tasks.spawn(node.clone().run_probe());
     }

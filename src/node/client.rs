@@ -45,6 +45,16 @@ pub struct WriteAck {
     pub replicas_acked: Option<u64>,
 }
 
+/// A heartbeat's two `ROLE` answers: the primary's replication offset just before the beat and
+/// just after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeatOffsets {
+    /// Counts every write the node took before the beat's pipeline was sent.
+    pub before: u64,
+    /// Counts the beat too: a replica that has reached it holds the beat.
+    pub after: u64,
+}
+
 /// Builds (does not connect) a fred client for `url` with the settings above, authenticating
 /// with `password` when there is one (fred sends `AUTH` on every connection and reconnection).
 pub fn build_client(
@@ -251,10 +261,10 @@ impl Node {
         Record::from_hash(fields).map_err(|e| self.protocol(e))
     }
 
-    /// Writes `now_ms` to the heartbeat key (kept for an hour after the last beat), with a
-    /// `ROLE` just before it in one pipeline: returns the node's replication offset before the
-    /// beat, which counts every write it took before the pipeline was sent.
-    pub async fn set_heartbeat(&self, key: &str, now_ms: u64) -> Result<u64, NodeError> {
+    /// Writes `now_ms` to the heartbeat key (kept for an hour after the last beat) between two
+    /// `ROLE`s, in one pipeline: the node's replication offset before the beat counts every
+    /// write it took before the pipeline was sent; the one after counts the beat as well.
+    pub async fn set_heartbeat(&self, key: &str, now_ms: u64) -> Result<BeatOffsets, NodeError> {
         let pipeline = self.0.client.pipeline().with_options(&self.0.options);
         let expire = Some(Expiration::EX(3600));
         let results = self
@@ -263,22 +273,24 @@ impl Node {
                 let _: () = pipeline
                     .set(key, now_ms.to_string(), expire, None, false)
                     .await?;
-                all_answers(pipeline.try_all::<Value>().await, 2)
+                let _: () = pipeline.custom(role_command(), Vec::<Value>::new()).await?;
+                all_answers(pipeline.try_all::<Value>().await, 3)
             })
             .await?;
         let fred = |e: FredError| NodeError::from_fred(self.0.name, self.0.timeout, &e);
         let mut answers = results.into_iter();
-        let role = answers
-            .next()
-            .ok_or_else(|| self.protocol("short pipeline answer".into()))?
-            .map_err(fred)?;
-        let offset = Role::parse(role).map_err(|e| self.protocol(e))?.offset;
+        let mut next = || {
+            answers
+                .next()
+                .ok_or_else(|| self.protocol("short pipeline answer".into()))?
+                .map_err(fred)
+        };
+        let offset = |reply: Value| Role::parse(reply).map(|r| r.offset);
+        let before = offset(next()?).map_err(|e| self.protocol(e))?;
         // The beat itself: an error reply (`READONLY`: the node is a replica now) fails it.
-        answers
-            .next()
-            .ok_or_else(|| self.protocol("short pipeline answer".into()))?
-            .map_err(fred)?;
-        Ok(offset)
+        next()?;
+        let after = offset(next()?).map_err(|e| self.protocol(e))?;
+        Ok(BeatOffsets { before, after })
     }
 
     /// `INFO replication`, as text.

@@ -75,7 +75,7 @@ impl NodeId {
 
 pub use breaker::{Breaker, BreakerSettings, BreakerSnapshot, BreakerState};
 pub use cas::{CasAck, CasReply, CasRequest};
-pub use client::{Node, WriteAck};
+pub use client::{BeatOffsets, Node, WriteAck};
 pub use error::{Certainty, NodeError};
 pub use fence::{Fence, FenceProof, fence_key};
 pub use record::{Record, ScriptReply, WriteRequest};

@@ -1,7 +1,7 @@
 //! Staleness tracking: how old is the newest data each node may lack?
 //!
 //! Data path: beside it. The [`heartbeat`] writes `now_ms` to this instance's heartbeat key on
-//! the believed primary every `HEARTBEAT_INTERVAL_MS`, with a `ROLE` just before it in the same
+//! the believed primary every `HEARTBEAT_INTERVAL_MS`, between two `ROLE`s in the same
 //! pipeline, and right after each beat reads the other node's processed offset (`ROLE`).
 //! [`Staleness`] turns those into each node's staleness: the primary's offsets against time
 //! ([`timeline`]) say up to when the replica holds everything, and it keeps growing once reads
@@ -21,7 +21,7 @@ pub mod heartbeat;
 pub mod replication;
 pub mod timeline;
 
-pub use heartbeat::{Heartbeat, heartbeat_key};
+pub use heartbeat::{Heartbeat, Wakeups, heartbeat_key};
 pub use replication::{NodeRoles, ReplicationSnapshot, ReplicationStatus};
 use timeline::OffsetTimeline;
 
@@ -57,8 +57,19 @@ struct Inner {
     behind: [AtomicBool; 2],
     last_read: [AtomicU64; 2],
     measured: [AtomicU64; 2],
-    /// The believed primary's offsets against time, and which node they are of.
-    timeline: Mutex<(Option<NodeId>, OffsetTimeline)>,
+    /// The believed primary's offsets against time.
+    primary: Mutex<PrimarySamples>,
+}
+
+/// What the heartbeat learnt of one primary's replication stream.
+#[derive(Debug, Default)]
+struct PrimarySamples {
+    /// The node the samples are of.
+    of: Option<NodeId>,
+    /// Its offsets against time.
+    timeline: OffsetTimeline,
+    /// Its offset just after the last beat it took: a replica below it lacks that beat.
+    beat_offset: Option<u64>,
 }
 
 fn slot(node: NodeId) -> usize {
@@ -81,13 +92,24 @@ impl Staleness {
             behind: [AtomicBool::new(false), AtomicBool::new(false)],
             last_read: zero(),
             measured: zero(),
-            timeline: Mutex::new((None, OffsetTimeline::default())),
+            primary: Mutex::new(PrimarySamples::default()),
         }))
     }
 
-    fn timeline(&self) -> std::sync::MutexGuard<'_, (Option<NodeId>, OffsetTimeline)> {
+    fn primary(&self) -> std::sync::MutexGuard<'_, PrimarySamples> {
         // A poisoned lock only means a panic elsewhere mid-update; the samples are intact.
-        self.0.timeline.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.primary.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The samples of `primary`: a new primary starts them again.
+    fn samples_of(&self, primary: NodeId) -> std::sync::MutexGuard<'_, PrimarySamples> {
+        let mut guard = self.primary();
+        if guard.of != Some(primary) {
+            guard.timeline.clear();
+            guard.beat_offset = None;
+            guard.of = Some(primary);
+        }
+        guard
     }
 
     /// Records that a read of `node` at `read_ms` showed it holds every write taken before
@@ -104,13 +126,23 @@ impl Staleness {
     /// Records the primary's offset `offset` from a `ROLE` sent to `primary` at `sent_ms`
     /// (before the beat's write). A new primary starts a new timeline.
     pub fn record_primary_offset(&self, primary: NodeId, sent_ms: u64, offset: u64) {
-        let mut guard = self.timeline();
-        let (of, timeline) = &mut *guard;
-        if *of != Some(primary) {
-            timeline.clear();
-            *of = Some(primary);
-        }
-        timeline.record(sent_ms, offset);
+        self.samples_of(primary).timeline.record(sent_ms, offset);
+    }
+
+    /// Records a beat `primary` took, sent at `sent_ms`: its offset `before` it (a sample, as
+    /// [`record_primary_offset`](Staleness::record_primary_offset)) and `after` it (what a
+    /// replica must reach to hold the beat).
+    pub fn record_beat(&self, primary: NodeId, sent_ms: u64, before: u64, after: u64) {
+        let mut samples = self.samples_of(primary);
+        samples.timeline.record(sent_ms, before);
+        samples.beat_offset = Some(after);
+    }
+
+    /// Whether `replica`, whose processed offset is `offset`, lacks the last beat the primary
+    /// took (false when no beat is known, or `replica` is the node the samples are of).
+    pub fn lacks_last_beat(&self, replica: NodeId, offset: u64) -> bool {
+        let samples = self.primary();
+        samples.of != Some(replica) && samples.beat_offset.is_some_and(|beat| offset < beat)
     }
 
     /// Records that `replica`, read at `read_ms`, had processed the primary's stream up to
@@ -118,13 +150,15 @@ impl Staleness {
     /// showed one (a replica behind every sample kept shows none, and its staleness grows).
     pub fn observe_replica(&self, replica: NodeId, offset: u64, read_ms: u64) -> Option<u64> {
         let (holds, newest) = {
-            let guard = self.timeline();
-            let (of, timeline) = &*guard;
-            if *of == Some(replica) {
+            let samples = self.primary();
+            if samples.of == Some(replica) {
                 // The node read as the replica is the one the timeline is of: not comparable.
                 (None, None)
             } else {
-                (timeline.holds_as_of(offset), timeline.newest_sent())
+                (
+                    samples.timeline.holds_as_of(offset),
+                    samples.timeline.newest_sent(),
+                )
             }
         };
         let i = slot(replica);
@@ -228,8 +262,8 @@ mod tests {
         assert_eq!(s.staleness_at(NodeId::G1, 2_090), 0);
     }
 
-    /// Beats every 10 ms from t = 1_000 (a `ROLE` sample of the offset before each beat's
-    /// 100 bytes), a replication delay of `delay` ms, and a replica read 1 ms after each beat:
+    /// Beats every 10 ms from t = 1_000 (each beat's 100 bytes between two `ROLE`s), a
+    /// replication delay of `delay` ms, and a replica read 1 ms after each beat:
     /// what it reports, next to the true age of the oldest beat the replica lacks (0 when it
     /// lacks none).
     fn simulate(delay: u64) -> Vec<(u64, u64)> {
@@ -237,7 +271,7 @@ mod tests {
         let beat = |k: u64| 1_000 + 10 * k;
         let mut seen = Vec::new();
         for k in 0..300u64 {
-            s.record_primary_offset(NodeId::G1, beat(k), 100 * k);
+            s.record_beat(NodeId::G1, beat(k), 100 * k, 100 * (k + 1));
             let read = beat(k) + 1;
             // Beats j with beat(j) + delay <= read have reached the replica.
             let arrived = (0..=k).filter(|&j| beat(j) + delay <= read).count() as u64;
@@ -275,6 +309,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_replica_below_the_offset_after_a_beat_lacks_it() {
+        let s = Staleness::starting_at(0, Duration::from_millis(100));
+        assert!(!s.lacks_last_beat(NodeId::G2, 0), "no beat known yet");
+        s.record_beat(NodeId::G1, 1_000, 500, 560);
+        assert!(
+            s.lacks_last_beat(NodeId::G2, 500),
+            "holds what came before the beat, not the beat"
+        );
+        assert!(!s.lacks_last_beat(NodeId::G2, 560));
+        // Read right after the beat, lacking only the beat in flight: it holds everything
+        // taken before the beat was sent, and is not behind.
+        assert_eq!(s.observe_replica(NodeId::G2, 500, 1_001), Some(1_000));
+        assert!(!s.is_behind(NodeId::G2));
+        assert!(
+            !s.lacks_last_beat(NodeId::G1, 0),
+            "g1 took the beat: it is not read as a replica of itself"
+        );
+        // A new primary: only its own beats count.
+        s.record_beat(NodeId::G2, 2_000, 900, 960);
+        assert!(!s.lacks_last_beat(NodeId::G2, 0));
+        assert!(s.lacks_last_beat(NodeId::G1, 900));
+        assert!(!s.lacks_last_beat(NodeId::G1, 960));
     }
 
     #[test]
