@@ -22,14 +22,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use caplab::lab::ports::free_port;
-use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
+use caplab::lab::redis_node::RedisNode;
 
 use load::{alternate, send, write_path};
 
 pub const CONNECTIONS: usize = 32;
 pub const KEYS: usize = 100;
 
-pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Failure;
+use support::pair::direct_pair;
 
 /// A `caplab serve` process, killed when dropped.
 struct App {
@@ -102,21 +106,7 @@ async fn run() -> Result<(), Failure> {
         Duration::from_secs(env_number("BENCH_SECS", 3))
     };
     let dir = tempfile::tempdir()?;
-    let g1 = RedisNode::start(RedisNodeSpec::primary(
-        "g1",
-        free_port()?,
-        &dir.path().join("g1"),
-    ))
-    .await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.path().join("g2"),
-        "127.0.0.1",
-        g1.port(),
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(10)).await?;
+    let (g1, g2) = direct_pair(dir.path(), Duration::from_secs(10)).await?;
     let audit_file = dir.path().join("audit.log").display().to_string();
     let off = start_app(&g1, &g2, dir.path(), "off").await?;
     let file = start_app(&g1, &g2, dir.path(), &audit_file).await?;

@@ -33,12 +33,15 @@ use caplab::config::{Config, Mode};
 use caplab::faults::{CLUSTER_G1, FaultDriver, G1, G2, ProxySpec};
 use caplab::lab::ports::free_port;
 use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
-use caplab::proxy::ProxyServer;
 use fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Failure;
+use support::proxy_thread::Proxy;
 
 fn main() -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -46,55 +49,6 @@ fn main() -> Result<(), Failure> {
         .enable_all()
         .build()?;
     runtime.block_on(run())
-}
-
-/// The embedded proxy on its own thread and runtime, as a separate process would be.
-struct Proxy {
-    api: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start() -> Result<Proxy, Failure> {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(server) = ProxyServer::start("127.0.0.1:0".parse().expect("address")).await
-                else {
-                    return;
-                };
-                let _ = addr_tx.send(server.api_addr());
-                let _ = stopped.await;
-                server.shutdown().await;
-            });
-        });
-        let api = addr_rx.recv_timeout(Duration::from_secs(10))?;
-        Ok(Proxy {
-            api,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// One request on a fresh connection: the status and the body.

@@ -23,11 +23,15 @@ use caplab::config::{Config, Mode};
 use caplab::faults::{CLUSTER_G1, FaultDriver, ProxySpec, Stream, ToxicKind, ToxicSpec};
 use caplab::lab::ports::free_port;
 use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
-use caplab::proxy::ProxyServer;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Failure;
+use support::pair::direct_pair;
+use support::proxy_thread::Proxy;
 
 fn main() -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -35,55 +39,6 @@ fn main() -> Result<(), Failure> {
         .enable_all()
         .build()?;
     runtime.block_on(run())
-}
-
-/// The embedded proxy on its own thread and runtime, as a separate process would be.
-struct Proxy {
-    api: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start() -> Result<Proxy, Failure> {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(server) = ProxyServer::start("127.0.0.1:0".parse().expect("address")).await
-                else {
-                    return;
-                };
-                let _ = addr_tx.send(server.api_addr());
-                let _ = stopped.await;
-                server.shutdown().await;
-            });
-        });
-        let api = addr_rx.recv_timeout(Duration::from_secs(10))?;
-        Ok(Proxy {
-            api,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// `GET path` on a fresh connection: the body.
@@ -252,21 +207,7 @@ async fn load(smoke: bool) -> Result<(), Failure> {
     let window = secs("LOAD_WINDOW_SEC", 5, smoke, 1);
     let rounds = if smoke { 1 } else { 2 };
     let dir = tempfile::tempdir()?;
-    let g1 = RedisNode::start(RedisNodeSpec::primary(
-        "g1",
-        free_port()?,
-        &dir.path().join("g1"),
-    ))
-    .await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.path().join("g2"),
-        "127.0.0.1",
-        g1.port(),
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(15)).await?;
+    let (g1, g2) = direct_pair(dir.path(), Duration::from_secs(15)).await?;
     println!();
     println!("Heartbeat load: CPU used while idle, share of one core ({window:?} per run):");
     println!();

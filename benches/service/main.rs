@@ -41,7 +41,11 @@ pub const CONNECTIONS: usize = 32;
 pub const KEYS: usize = 100;
 pub const POOL: usize = 16;
 
-pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+#[path = "../support/mod.rs"]
+mod support;
+
+pub use support::Failure;
+use support::pair::direct_pair;
 
 fn main() -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -73,21 +77,7 @@ async fn run() -> Result<(), Failure> {
         Duration::from_secs(secs)
     };
     let dir = tempfile::tempdir()?;
-    let g1 = RedisNode::start(RedisNodeSpec::primary(
-        "g1",
-        free_port()?,
-        &dir.path().join("g1"),
-    ))
-    .await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.path().join("g2"),
-        "127.0.0.1",
-        g1.port(),
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(10)).await?;
+    let (g1, g2) = direct_pair(dir.path(), Duration::from_secs(10)).await?;
     wait_streaming(&g1.url()).await?;
 
     let mut config = Config::new(Mode::Ap, &g1.url(), &g2.url());
