@@ -20,15 +20,17 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use caplab::config::{Config, Mode, SecretKey};
-use caplab::lab::ports::free_port;
-use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
 use caplab::session::{Keyring, SessionId, SessionToken};
 use caplab::time::unix_ms;
 use criterion::Criterion;
 use http_body_util::BodyExt;
 use tower_service::Service;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Failure;
+use support::pair::direct_pair;
 
 fn token_benches(c: &mut Criterion) {
     let ring = Keyring::new(
@@ -50,20 +52,6 @@ fn token_benches(c: &mut Criterion) {
     group.bench_function("verify", |b| b.iter(|| ring.verify(black_box(&text), now)));
     group.bench_function("sign", |b| b.iter(|| ring.sign(black_box(&token))));
     group.finish();
-}
-
-async fn start_pair(dir: &std::path::Path) -> Result<(RedisNode, RedisNode), Failure> {
-    let g1 = RedisNode::start(RedisNodeSpec::primary("g1", free_port()?, &dir.join("g1"))).await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.join("g2"),
-        "127.0.0.1",
-        g1.port(),
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(10)).await?;
-    Ok((g1, g2))
 }
 
 fn request(path: &str, token: Option<&str>) -> axum::extract::Request {
@@ -93,7 +81,7 @@ fn read_benches(c: &mut Criterion) -> Result<(), Failure> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let (g1, g2) = runtime.block_on(start_pair(dir.path()))?;
+    let (g1, g2) = runtime.block_on(direct_pair(dir.path(), Duration::from_secs(10)))?;
     let mut config = Config::new(Mode::Ap, &g1.url(), &g2.url());
     config.port = 0;
     config.max_staleness = Duration::from_secs(5);
