@@ -32,7 +32,7 @@ use bytes::Bytes;
 use caplab::config::{Config, Mode};
 use caplab::faults::{CLUSTER_G1, FaultDriver, G1, G2, ProxySpec};
 use caplab::lab::ports::free_port;
-use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
+use caplab::lab::redis_node::RedisNode;
 use fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -41,6 +41,7 @@ use hyper_util::rt::TokioIo;
 mod support;
 
 use support::Failure;
+use support::pair::pair_through_cluster_proxy;
 use support::proxy_thread::Proxy;
 
 fn main() -> Result<(), Failure> {
@@ -101,30 +102,8 @@ async fn start_lab() -> Result<Lab, Failure> {
     let dir = tempfile::tempdir()?;
     let proxy = Proxy::start()?;
     let faults = FaultDriver::new(&proxy.api.to_string())?;
-    let g1 = RedisNode::start(RedisNodeSpec::primary(
-        "g1",
-        free_port()?,
-        &dir.path().join("g1"),
-    ))
-    .await?;
-    let cluster = free_port()?;
+    let (g1, g2) = pair_through_cluster_proxy(dir.path(), &faults).await?;
     let listen = |port: u16| format!("127.0.0.1:{port}");
-    faults
-        .ensure_proxies(&[ProxySpec::new(
-            CLUSTER_G1,
-            &listen(cluster),
-            &listen(g1.port()),
-        )])
-        .await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.path().join("g2"),
-        "127.0.0.1",
-        cluster,
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(15)).await?;
     let (p1, p2) = (free_port()?, free_port()?);
     faults
         .ensure_proxies(&[

@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use caplab::config::{Config, Mode};
-use caplab::faults::{CLUSTER_G1, FaultDriver, ProxySpec, Stream, ToxicKind, ToxicSpec};
-use caplab::lab::ports::free_port;
-use caplab::lab::redis_node::{RedisNode, RedisNodeSpec};
+use caplab::faults::{CLUSTER_G1, FaultDriver, Stream, ToxicKind, ToxicSpec};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
@@ -30,7 +28,7 @@ use hyper_util::rt::TokioIo;
 mod support;
 
 use support::Failure;
-use support::pair::direct_pair;
+use support::pair::{direct_pair, pair_through_cluster_proxy};
 use support::proxy_thread::Proxy;
 
 fn main() -> Result<(), Failure> {
@@ -91,30 +89,7 @@ async fn accuracy(smoke: bool) -> Result<(), Failure> {
     let dir = tempfile::tempdir()?;
     let proxy = Proxy::start()?;
     let faults = FaultDriver::new(&proxy.api.to_string())?;
-    let g1 = RedisNode::start(RedisNodeSpec::primary(
-        "g1",
-        free_port()?,
-        &dir.path().join("g1"),
-    ))
-    .await?;
-    let cluster = free_port()?;
-    let listen = |port: u16| format!("127.0.0.1:{port}");
-    faults
-        .ensure_proxies(&[ProxySpec::new(
-            CLUSTER_G1,
-            &listen(cluster),
-            &listen(g1.port()),
-        )])
-        .await?;
-    let g2 = RedisNode::start(RedisNodeSpec::replica(
-        "g2",
-        free_port()?,
-        &dir.path().join("g2"),
-        "127.0.0.1",
-        cluster,
-    ))
-    .await?;
-    g2.wait_link_up(Duration::from_secs(15)).await?;
+    let (g1, g2) = pair_through_cluster_proxy(dir.path(), &faults).await?;
     let mut config = Config::new(Mode::Ap, &g1.url(), &g2.url());
     config.port = 0;
     config.max_staleness = Duration::from_secs(10);
