@@ -94,7 +94,7 @@ async fn closed_loop(base: &str, clients: usize, secs: f64) -> (u64, Duration, D
                 let mut i = 0u64;
                 while Instant::now() < end {
                     let key = format!("k{}", (c as u64 * 7 + i) % 1000);
-                    let r = if i % 2 == 0 {
+                    let r = if i.is_multiple_of(2) {
                         http.get(format!("{base}/read/{key}")).send().await
                     } else {
                         http.put(format!("{base}/kv/{key}"))

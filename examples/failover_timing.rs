@@ -61,12 +61,12 @@ async fn first_write_on(http: &reqwest::Client, base: &str, node: LabNode, t0: I
     while t0.elapsed() < LIMIT {
         n += 1;
         let url = format!("{base}/write/failover-timing-{n}/v{n}");
-        if let Ok(r) = http.post(&url).send().await {
-            if r.status().as_u16() == 200 {
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                if body["node"] == node.to_string() {
-                    return t0.elapsed().as_secs_f64() * 1000.0;
-                }
+        if let Ok(r) = http.post(&url).send().await
+            && r.status().as_u16() == 200
+        {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if body["node"] == node.to_string() {
+                return t0.elapsed().as_secs_f64() * 1000.0;
             }
         }
         tokio::time::sleep(POLL).await;

@@ -70,10 +70,10 @@ async fn nodes_and_sentinels_refuse_without_the_password_and_serve_with_it() {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(view) = sentinel_view(&sentinels[0].auth_url()).await {
-            if view.ready() {
-                break;
-            }
+        if let Ok(view) = sentinel_view(&sentinels[0].auth_url()).await
+            && view.ready()
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,

@@ -107,26 +107,25 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return ConnFuture::ready(self.refuse(op, response), guard);
         }
-        if let Some(limiter) = &self.shared.limiter {
-            if !is_exempt(path) {
-                if let Err(wait) = limiter.check(self.peer.ip()) {
-                    let op = operation(request.method(), path);
-                    self.shared
-                        .metrics
-                        .server
-                        .rate_limited
-                        .with_label_values(&[self.shared.metrics.mode()])
-                        .inc();
-                    let secs = retry_after_secs(wait);
-                    let response = refusal(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!("rate limit exceeded for this address; retry in {secs} s"),
-                        "rate_limited",
-                        secs,
-                    );
-                    return ConnFuture::ready(self.refuse(op, response), guard);
-                }
-            }
+        if let Some(limiter) = &self.shared.limiter
+            && !is_exempt(path)
+            && let Err(wait) = limiter.check(self.peer.ip())
+        {
+            let op = operation(request.method(), path);
+            self.shared
+                .metrics
+                .server
+                .rate_limited
+                .with_label_values(&[self.shared.metrics.mode()])
+                .inc();
+            let secs = retry_after_secs(wait);
+            let response = refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded for this address; retry in {secs} s"),
+                "rate_limited",
+                secs,
+            );
+            return ConnFuture::ready(self.refuse(op, response), guard);
         }
         let mut service = self.shared.service.clone();
         let mut request = request.map(Body::new);

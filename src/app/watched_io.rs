@@ -105,12 +105,12 @@ impl<S: AsyncWrite + Unpin> WatchedIo<S> {
         if status[0] == b'1' {
             return false;
         }
-        if self.heads >= self.activity.calls() {
-            if let Some(answer) = replacement_for(status) {
-                self.replacement = Some((answer, 0));
-                self.swallowing = true;
-                return true;
-            }
+        if self.heads >= self.activity.calls()
+            && let Some(answer) = replacement_for(status)
+        {
+            self.replacement = Some((answer, 0));
+            self.swallowing = true;
+            return true;
         }
         self.heads += 1;
         false

@@ -143,11 +143,11 @@ impl Converter {
         let position = self.position;
         self.position += 1;
         let mut time = non_negative(op.time, ":time")?;
-        if let (Some(t), Some(last)) = (time, self.last_time) {
-            if t < last {
-                time = Some(last + 1);
-                self.times_raised += 1;
-            }
+        if let (Some(t), Some(last)) = (time, self.last_time)
+            && t < last
+        {
+            time = Some(last + 1);
+            self.times_raised += 1;
         }
         if time.is_some() {
             self.last_time = time;

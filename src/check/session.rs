@@ -137,17 +137,17 @@ pub(crate) fn check(history: &History, sources: &Sources, opts: &CheckOptions) -
             };
             let Some(reach) = reach else { continue };
             let absent = r.value.is_none();
-            if let Some((need, w)) = writes.before(r.invoke) {
-                if absent || reach < need {
-                    report.read_your_writes += 1;
-                    found.push((r.index, "read-your-writes", r, w));
-                }
+            if let Some((need, w)) = writes.before(r.invoke)
+                && (absent || reach < need)
+            {
+                report.read_your_writes += 1;
+                found.push((r.index, "read-your-writes", r, w));
             }
-            if let Some((need, r1)) = earlier_reads.before(r.invoke) {
-                if absent || reach < need {
-                    report.monotonic_reads += 1;
-                    found.push((r.index, "monotonic-reads", r, r1));
-                }
+            if let Some((need, r1)) = earlier_reads.before(r.invoke)
+                && (absent || reach < need)
+            {
+                report.monotonic_reads += 1;
+                found.push((r.index, "monotonic-reads", r, r1));
             }
         }
     }

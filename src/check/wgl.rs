@@ -119,7 +119,7 @@ fn search_with<const CAS: bool>(ops: &[KeyOp], states: usize, limits: &Limits) -
     let mut fresh = true;
     loop {
         steps += 1;
-        if steps % 1024 == 0 {
+        if steps.is_multiple_of(1024) {
             let late = limits.deadline.is_some_and(|d| Instant::now() >= d);
             if late {
                 limits.stop.store(true, Ordering::Relaxed);

@@ -60,7 +60,7 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let record = shared.record_now();
-        let ask_sentinels = seq % 2 == 0;
+        let ask_sentinels = seq.is_multiple_of(2);
         let (cp_url, ap_url) = (record.cp_url(), record.ap_url());
         let [s1, s2, s3] = &mut kept;
         let (cp, ap, proxies, sentinels) = tokio::join!(
@@ -224,22 +224,22 @@ fn app_view(
         view.queue_depth = r["ap_queue_depth"].as_u64();
         view.roles = r["roles"].clone();
     }
-    if let Ok(b) = &answers.breakers {
-        if let Some(map) = b["breakers"].as_object() {
-            view.breakers = map
-                .iter()
-                .map(|(name, b)| BreakerView {
-                    name: name.clone(),
-                    state: b["state"].as_str().unwrap_or("unknown").to_string(),
-                    state_code: b["state_code"]
-                        .as_u64()
-                        .and_then(|c| u8::try_from(c).ok())
-                        .unwrap_or(0),
-                    transitions: b["transitions"].as_u64().unwrap_or(0),
-                    last_transition_unix_ms: b["last_transition_unix_ms"].as_u64(),
-                })
-                .collect();
-        }
+    if let Ok(b) = &answers.breakers
+        && let Some(map) = b["breakers"].as_object()
+    {
+        view.breakers = map
+            .iter()
+            .map(|(name, b)| BreakerView {
+                name: name.clone(),
+                state: b["state"].as_str().unwrap_or("unknown").to_string(),
+                state_code: b["state_code"]
+                    .as_u64()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(0),
+                transitions: b["transitions"].as_u64().unwrap_or(0),
+                last_transition_unix_ms: b["last_transition_unix_ms"].as_u64(),
+            })
+            .collect();
     }
     view
 }

@@ -320,10 +320,10 @@ impl RedisNode {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let info = info_replication(&self.auth_url()).await;
-            if let Ok(text) = &info {
-                if info_field(text, "master_link_status") == Some("up") {
-                    return Ok(());
-                }
+            if let Ok(text) = &info
+                && info_field(text, "master_link_status") == Some("up")
+            {
+                return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RedisNodeError::Probe {

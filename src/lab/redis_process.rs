@@ -84,11 +84,11 @@ impl RedisProcess {
     async fn wait_ready(&mut self) -> Result<(), RedisNodeError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(self.not_ready(format!("the process exited ({status})")));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(self.not_ready(format!("the process exited ({status})")));
             }
             let last = match ping(&self.auth_url()).await {
                 Ok(()) => return Ok(()),

@@ -297,10 +297,10 @@ impl Lab {
                 first.get_or_insert(e.into());
             }
         }
-        if let Some(proxy) = self.proxy.as_mut() {
-            if let Err(e) = proxy.stop(STOP_GRACE).await {
-                first.get_or_insert(e);
-            }
+        if let Some(proxy) = self.proxy.as_mut()
+            && let Err(e) = proxy.stop(STOP_GRACE).await
+        {
+            first.get_or_insert(e);
         }
         for node in [&mut self.g2, &mut self.g1] {
             let _ = node.resume();

@@ -137,10 +137,10 @@ impl Node {
 
     /// The script's SHA1, loading the script with `SCRIPT LOAD` the first time.
     async fn script_sha(&self) -> Result<String, NodeError> {
-        if let Ok(guard) = self.0.script_sha.read() {
-            if let Some(sha) = guard.as_ref() {
-                return Ok(sha.clone());
-            }
+        if let Ok(guard) = self.0.script_sha.read()
+            && let Some(sha) = guard.as_ref()
+        {
+            return Ok(sha.clone());
         }
         let cmd = self.0.client.with_options(&self.0.options);
         let load = CustomCommand::new_static("SCRIPT", ClusterHash::Random, false);

@@ -148,10 +148,10 @@ impl Registry {
             if existing.upstream() == upstream && keeps_listen(existing.listen(), &listen).await? {
                 return Ok(existing.to_json());
             }
-            if let Some(mut old) = self.proxies.remove(&name) {
-                if let Some(listening) = old.stop() {
-                    listening.shutdown().await;
-                }
+            if let Some(mut old) = self.proxies.remove(&name)
+                && let Some(listening) = old.stop()
+            {
+                listening.shutdown().await;
             }
         }
         let mut entry = ProxyEntry::new(name.clone(), listen, upstream);
@@ -191,10 +191,8 @@ impl Registry {
         }
         if enabled && !entry.enabled() {
             entry.start(policy, &metrics).await?;
-        } else if !enabled {
-            if let Some(listening) = entry.stop() {
-                listening.shutdown().await;
-            }
+        } else if !enabled && let Some(listening) = entry.stop() {
+            listening.shutdown().await;
         }
         Ok(entry.to_json())
     }

@@ -134,10 +134,10 @@ impl RunningProxy {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(mut task) = self.serve_task.take() {
-            if tokio::time::timeout(API_DRAIN, &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.serve_task.take()
+            && tokio::time::timeout(API_DRAIN, &mut task).await.is_err()
+        {
+            task.abort();
         }
         // The API's handles on the control task are gone with the server; dropping the last
         // one makes the control task stop every proxy and end.

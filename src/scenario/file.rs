@@ -205,10 +205,10 @@ pub fn parse(file: &str, text: &str) -> Result<RawScenario, FieldError> {
 /// field `x``), else the key at the start of the error's line, else `(syntax)`.
 fn field_named(message: &str, text: &str, offset: usize) -> String {
     for marker in ["unknown field `", "missing field `", "duplicate key `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            if let Some(name) = rest.split('`').next() {
-                return name.to_string();
-            }
+        if let Some(rest) = message.split(marker).nth(1)
+            && let Some(name) = rest.split('`').next()
+        {
+            return name.to_string();
         }
     }
     let start = text[..offset.min(text.len())]

@@ -151,13 +151,12 @@ pub async fn preflight(
         if let Some(p) = match &step.action {
             StepAction::Node(..) | StepAction::Heal | StepAction::Failover => None,
             other => other.subject(),
-        } {
-            if !proxies.contains_key(&p) {
-                return Err(RunError::MissingProxy {
-                    api: driver.api().to_string(),
-                    proxy: p,
-                });
-            }
+        } && !proxies.contains_key(&p)
+        {
+            return Err(RunError::MissingProxy {
+                api: driver.api().to_string(),
+                proxy: p,
+            });
         }
     }
     Ok(())
@@ -171,14 +170,14 @@ pub async fn run_scenario<L: LabControl>(
     lab: &mut L,
     opts: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    if !lab.available() {
-        if let Some(step) = scenario.steps.iter().find(|s| s.action.needs_lab()) {
-            return Err(RunError::NeedsLab {
-                name: scenario.name.clone(),
-                line: step.line,
-                step: step.action.describe(),
-            });
-        }
+    if !lab.available()
+        && let Some(step) = scenario.steps.iter().find(|s| s.action.needs_lab())
+    {
+        return Err(RunError::NeedsLab {
+            name: scenario.name.clone(),
+            line: step.line,
+            step: step.action.describe(),
+        });
     }
     let driver = FaultDriver::new(&endpoints.toxiproxy)?;
     preflight(scenario, endpoints, &driver).await?;

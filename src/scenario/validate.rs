@@ -179,14 +179,14 @@ impl Validator<'_> {
             );
         }
         let read_ratio = w.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
-        if let Some(r) = &w.read_ratio {
-            if !(0.0..=1.0).contains(r.get_ref()) {
-                self.err(
-                    r,
-                    "workload.read_ratio",
-                    format!("{} is outside 0..=1", r.get_ref()),
-                );
-            }
+        if let Some(r) = &w.read_ratio
+            && !(0.0..=1.0).contains(r.get_ref())
+        {
+            self.err(
+                r,
+                "workload.read_ratio",
+                format!("{} is outside 0..=1", r.get_ref()),
+            );
         }
         let cas_ratio = w.cas_ratio.as_ref().map_or(0.0, |r| *r.get_ref());
         if let Some(r) = &w.cas_ratio {
@@ -213,10 +213,10 @@ impl Validator<'_> {
             None | Some((_, "uniform")) => KeyDistribution::Uniform,
             Some((_, "zipf")) => {
                 let exponent = w.zipf_exponent.as_ref().map_or(1.0, |e| *e.get_ref());
-                if let Some(e) = &w.zipf_exponent {
-                    if e.get_ref().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                        self.err(e, "workload.zipf_exponent", "must be more than 0");
-                    }
+                if let Some(e) = &w.zipf_exponent
+                    && e.get_ref().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+                {
+                    self.err(e, "workload.zipf_exponent", "must be more than 0");
                 }
                 KeyDistribution::Zipf { exponent }
             }
@@ -242,24 +242,24 @@ impl Validator<'_> {
             .as_ref()
             .map_or(0, |v| self.count(v, "workload.session_clients", 0, 4096))
             as usize;
-        if let Some(s) = &w.session_clients {
-            if session_clients > clients {
-                self.err(
-                    s,
-                    "workload.session_clients",
-                    format!("{session_clients} is more than the {clients} clients"),
-                );
-            }
+        if let Some(s) = &w.session_clients
+            && session_clients > clients
+        {
+            self.err(
+                s,
+                "workload.session_clients",
+                format!("{session_clients} is more than the {clients} clients"),
+            );
         }
         let timeout = w
             .timeout
             .as_ref()
             .and_then(|t| self.duration(t, "workload.timeout"))
             .unwrap_or(Duration::from_secs(1));
-        if let Some(t) = &w.timeout {
-            if timeout.is_zero() {
-                self.err(t, "workload.timeout", "must be more than 0");
-            }
+        if let Some(t) = &w.timeout
+            && timeout.is_zero()
+        {
+            self.err(t, "workload.timeout", "must be more than 0");
         }
         let settle = w
             .settle

@@ -86,22 +86,21 @@ impl Validator<'_> {
             ("bytes", s.bytes.as_ref().map(|v| v.span())),
         ];
         for (name, span) in set {
-            if let Some(span) = span {
-                if !allowed.contains(&name) {
-                    self.errors.push(FieldError {
-                        file: self.file.to_string(),
-                        line: self.lines.line_of(span.start),
-                        field: format!("{field}.{name}"),
-                        message: format!(
-                            "`{name}` does not apply to a `{}` step{}",
-                            s.action.get_ref(),
-                            s.toxic.as_ref().map_or(String::new(), |t| format!(
-                                " with toxic {:?}",
-                                t.get_ref()
-                            ))
-                        ),
-                    });
-                }
+            if let Some(span) = span
+                && !allowed.contains(&name)
+            {
+                self.errors.push(FieldError {
+                    file: self.file.to_string(),
+                    line: self.lines.line_of(span.start),
+                    field: format!("{field}.{name}"),
+                    message: format!(
+                        "`{name}` does not apply to a `{}` step{}",
+                        s.action.get_ref(),
+                        s.toxic
+                            .as_ref()
+                            .map_or(String::new(), |t| format!(" with toxic {:?}", t.get_ref()))
+                    ),
+                });
             }
         }
     }
@@ -197,14 +196,14 @@ impl Validator<'_> {
                 }
                 let kind = self.toxic_kind(field, s, kind);
                 let toxicity = s.toxicity.as_ref().map_or(1.0, |t| *t.get_ref());
-                if let Some(t) = &s.toxicity {
-                    if !(0.0..=1.0).contains(t.get_ref()) {
-                        self.err(
-                            t,
-                            format!("{field}.toxicity"),
-                            format!("{} is outside 0..=1", t.get_ref()),
-                        );
-                    }
+                if let Some(t) = &s.toxicity
+                    && !(0.0..=1.0).contains(t.get_ref())
+                {
+                    self.err(
+                        t,
+                        format!("{field}.toxicity"),
+                        format!("{} is outside 0..=1", t.get_ref()),
+                    );
                 }
                 let spec = ToxicSpec::new(kind, stream).with_toxicity(toxicity as f32);
                 Some(StepAction::Toxic {

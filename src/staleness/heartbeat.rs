@@ -152,11 +152,11 @@ impl Heartbeat {
                 // beat, a 100 ms delay at a 100 ms period looks caught up: nothing older is
                 // missing). Right after a beat the writer's sample is as fresh.
                 let sent = unix_ms();
-                if let Ok(role) = primary.role().await {
-                    if role.primary {
-                        self.staleness
-                            .record_primary_offset(primary.id(), sent, role.offset);
-                    }
+                if let Ok(role) = primary.role().await
+                    && role.primary
+                {
+                    self.staleness
+                        .record_primary_offset(primary.id(), sent, role.offset);
                 }
             }
             lacked_beat = false;

@@ -177,17 +177,16 @@ impl ReplicationStatus {
             let snap =
                 ReplicationSnapshot::from_info(primary, [g1.as_deref(), g2.as_deref()], unix_ms());
             self.export(&snap, &metrics);
-            if memory.regained(&snap, primary) {
-                if let Some(breaker) = &replication {
-                    if breaker.state() == BreakerState::Open {
-                        tracing::info!(
-                            mode = metrics.mode(),
-                            primary = primary.as_str(),
-                            "the primary has a replica again: the next replication call is a trial"
-                        );
-                        breaker.evidence(snap.polled_at_unix_ms.unwrap_or_else(unix_ms));
-                    }
-                }
+            if memory.regained(&snap, primary)
+                && let Some(breaker) = &replication
+                && breaker.state() == BreakerState::Open
+            {
+                tracing::info!(
+                    mode = metrics.mode(),
+                    primary = primary.as_str(),
+                    "the primary has a replica again: the next replication call is a trial"
+                );
+                breaker.evidence(snap.polled_at_unix_ms.unwrap_or_else(unix_ms));
             }
             self.set(snap);
         }

@@ -116,10 +116,10 @@ impl FailoverPair {
     pub async fn wait_primary_at(&self, port: u16, within: Duration) -> Duration {
         let start = Instant::now();
         loop {
-            if let Ok(view) = sentinel_view(&self.sentinels[0].url()).await {
-                if view.addr.1 == port {
-                    return start.elapsed();
-                }
+            if let Ok(view) = sentinel_view(&self.sentinels[0].url()).await
+                && view.addr.1 == port
+            {
+                return start.elapsed();
             }
             assert!(
                 start.elapsed() < within,

@@ -79,19 +79,19 @@ fn problems(b: &Build) -> Vec<String> {
                 .collect();
             for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
                 for via in ["httpGet", "tcpSocket"] {
-                    if let Some(p) = c[probe][via]["port"].as_str() {
-                        if !named.contains(&p) {
-                            out.push(format!("{what}: {probe} names port {p}, which it lacks"));
-                        }
+                    if let Some(p) = c[probe][via]["port"].as_str()
+                        && !named.contains(&p)
+                    {
+                        out.push(format!("{what}: {probe} names port {p}, which it lacks"));
                     }
                 }
             }
         }
         let sts = b.get_workload(&workload);
-        if let Some(service) = sts["spec"]["serviceName"].as_str() {
-            if object("Service", service).is_none() {
-                out.push(format!("{workload}: serviceName {service} is no Service"));
-            }
+        if let Some(service) = sts["spec"]["serviceName"].as_str()
+            && object("Service", service).is_none()
+        {
+            out.push(format!("{workload}: serviceName {service} is no Service"));
         }
     }
     // Selectors select pods of this build, and a Service's target ports are named there.
@@ -133,12 +133,12 @@ fn problems(b: &Build) -> Vec<String> {
             .filter_map(|p| p["name"].as_str())
             .collect();
         for p in list(&o["spec"]["ports"]) {
-            if let Some(target) = p["targetPort"].as_str() {
-                if !ports.contains(&target) {
-                    out.push(format!(
-                        "{what}: targetPort {target} is no port of its pods"
-                    ));
-                }
+            if let Some(target) = p["targetPort"].as_str()
+                && !ports.contains(&target)
+            {
+                out.push(format!(
+                    "{what}: targetPort {target} is no port of its pods"
+                ));
             }
         }
         for e in list(&o["spec"]["podMetricsEndpoints"]) {
@@ -269,10 +269,10 @@ fn the_reference_check_finds_a_dangling_name() {
         objects: b.objects.clone(),
     };
     for o in &mut broken.objects {
-        if kind(o) == "Secret" {
-            if let Yaml::Hash(h) = &mut o["metadata"] {
-                h.insert(Yaml::String("name".into()), Yaml::String("renamed".into()));
-            }
+        if kind(o) == "Secret"
+            && let Yaml::Hash(h) = &mut o["metadata"]
+        {
+            h.insert(Yaml::String("name".into()), Yaml::String("renamed".into()));
         }
     }
     let found = problems(&broken);

@@ -224,10 +224,10 @@ async fn write(
     let (status, body) = send(client.post(format!("{url}/write/{key}/v{n}"))).await;
     let latency = invoked.elapsed();
     let now = Instant::now();
-    if status == 200 {
-        if let Some(version) = body.as_ref().and_then(|b| b["version"].as_u64()) {
-            recorder.ack(key, version, now);
-        }
+    if status == 200
+        && let Some(version) = body.as_ref().and_then(|b| b["version"].as_u64())
+    {
+        recorder.ack(key, version, now);
     }
     if let Ok(mut writes) = recorder.writes.lock() {
         writes.push(Written {

@@ -229,10 +229,10 @@ lost acknowledged writes: writes the phase sent that were answered 200 and are g
 /// A previous demo's Redis data would mix old keys into this run: remove it, unless a lab
 /// recorded in `dir` still runs (then `Lab::up` says so).
 fn wipe_old_data(dir: &std::path::Path) -> Result<(), LabError> {
-    if let Some(record) = LabRecord::read(dir)? {
-        if !record.running().is_empty() {
-            return Ok(());
-        }
+    if let Some(record) = LabRecord::read(dir)?
+        && !record.running().is_empty()
+    {
+        return Ok(());
     }
     for node in ["g1", "g2"] {
         let path = dir.join(node);

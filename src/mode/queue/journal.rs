@@ -212,10 +212,10 @@ impl QueueFile {
     }
 
     fn send(&self, job: Job) {
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            if let Some(then) = job.then {
-                then(Err(AppendFailed("the queue file's writer stopped".into())));
-            }
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job)
+            && let Some(then) = job.then
+        {
+            then(Err(AppendFailed("the queue file's writer stopped".into())));
         }
     }
 }
