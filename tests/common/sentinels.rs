@@ -129,3 +129,28 @@ impl FailoverPair {
         }
     }
 }
+
+impl Drop for FailoverPair {
+    /// When a test fails, the end of each sentinel's log and of the nodes' logs goes to the
+    /// test's output (a slow failover is often a sentinel in TILT mode or a refused
+    /// reconfiguration, said only there); the processes are stopped by the fields' own drops.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let logs = self
+            .sentinels
+            .iter()
+            .map(|s| s.spec().log_file())
+            .chain([self.g1.spec().log_file(), self.g2.spec().log_file()]);
+        for log in logs {
+            let text =
+                std::fs::read_to_string(&log).unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- last lines of {}:", log.display());
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
