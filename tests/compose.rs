@@ -110,6 +110,18 @@ fn published(service: &Yaml) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The file as `docker-compose config` resolves it (`None` when the tool is missing).
+fn resolved_compose() -> Option<Yaml> {
+    let output = compose_config(false)?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    Some(YamlLoader::load_from_str(&text).expect("YAML").remove(0))
+}
+
 fn strings(yaml: &Yaml) -> Vec<String> {
     yaml.as_vec()
         .map(|v| {
@@ -122,16 +134,9 @@ fn strings(yaml: &Yaml) -> Vec<String> {
 
 #[test]
 fn compose_services_ports_and_proxies_match_the_lab() {
-    let Some(output) = compose_config(false) else {
+    let Some(doc) = resolved_compose() else {
         return;
     };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let doc = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
     let services = &doc["services"];
     let names: Vec<&str> = services
         .as_hash()
@@ -367,16 +372,9 @@ fn dockerfile_is_multi_stage_and_runs_as_a_user() {
 
 #[test]
 fn compose_redis_and_sentinels_require_the_password_from_a_secret() {
-    let Some(output) = compose_config(false) else {
+    let Some(doc) = resolved_compose() else {
         return;
     };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let doc = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
     let services = &doc["services"];
     let secret = "/run/secrets/redis_password";
     // Every node and sentinel gets the secret and writes it into its config file at start;
