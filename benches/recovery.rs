@@ -25,22 +25,19 @@
 //! names: `cut`, `stop`, `g1`, `g2`) runs some of them. Without `--bench` (`cargo test
 //! --all-targets`) it runs one 1 s replication cut as a smoke check.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use caplab::config::{Config, Mode};
 use caplab::faults::{CLUSTER_G1, FaultDriver, G1, G2, ProxySpec};
 use caplab::lab::ports::free_port;
 use caplab::lab::redis_node::RedisNode;
 use fred::interfaces::{ClientLike, KeysInterface, ServerInterface};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 
 #[path = "support/mod.rs"]
 mod support;
 
 use support::Failure;
+use support::http::send;
 use support::pair::pair_through_cluster_proxy;
 use support::proxy_thread::Proxy;
 
@@ -50,22 +47,6 @@ fn main() -> Result<(), Failure> {
         .enable_all()
         .build()?;
     runtime.block_on(run())
-}
-
-/// One request on a fresh connection: the status and the body.
-async fn send(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String), Failure> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench")
-        .body(Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn raw(url: &str) -> Result<fred::clients::Client, Failure> {

@@ -18,16 +18,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use caplab::config::{Config, Mode};
 use caplab::faults::{CLUSTER_G1, FaultDriver, Stream, ToxicKind, ToxicSpec};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 
 #[path = "support/mod.rs"]
 mod support;
 
 use support::Failure;
+use support::http::send;
 use support::pair::{direct_pair, pair_through_cluster_proxy};
 use support::proxy_thread::Proxy;
 
@@ -40,20 +38,8 @@ fn main() -> Result<(), Failure> {
 }
 
 /// `GET path` on a fresh connection: the body.
-async fn get(addr: SocketAddr, path: &str) -> Result<String, Failure> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .uri(path)
-        .header("host", "bench")
-        .body(Empty::<Bytes>::new())?;
-    let body = sender.send_request(request).await?.into_body();
-    Ok(String::from_utf8_lossy(&body.collect().await?.to_bytes()).into_owned())
-}
-
 async fn g2_staleness(addr: SocketAddr) -> Option<i64> {
-    let body = get(addr, "/replication").await.ok()?;
+    let body = send(addr, "GET", "/replication").await.ok()?.1;
     let json: serde_json::Value = serde_json::from_str(&body).ok()?;
     json["staleness_ms"]["g2"].as_i64()
 }

@@ -11,20 +11,9 @@ use hyper_util::rt::TokioIo;
 
 use super::{CONNECTIONS, Failure, KEYS};
 
-/// One request on a new connection, for seeding.
+/// One request on a new connection, for seeding: its status.
 pub async fn send(addr: SocketAddr, method: &str, path: &str) -> Result<u16, Failure> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench")
-        .body(Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await?;
-    Ok(status)
+    Ok(crate::support::http::send(addr, method, path).await?.0)
 }
 
 /// What one scenario measured.
