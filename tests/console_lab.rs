@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::console::{ConsoleLab, SseReader, text};
+use common::sentinels::REJOIN_WITHIN;
 use serde_json::Value;
 
 fn client() -> reqwest::Client {
@@ -458,7 +459,7 @@ async fn node_controls_a_failover_and_reset_act_on_the_detached_lab() {
     // primary is marked on the charts.
     // The sentinels notice the restarted replica on their own schedule (they refuse with
     // NOGOODSLAVE until then, and the control reports that refusal): try until they accept.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + REJOIN_WITHIN;
     let entry = loop {
         let (status, entry) = control(&url, serde_json::json!({"action": "failover"})).await;
         if status == 200 {

@@ -16,6 +16,7 @@ use common::app::{TestApp, raw_value};
 use common::failover::{
     FailoverApps, ms, role, wait_believes, wait_cp_acknowledges, wait_rejoined,
 };
+use common::sentinels::{PROMOTION_WITHIN, REJOIN_WITHIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_moves_both_apps_and_cp_writes_return_after_the_rejoin() {
@@ -41,7 +42,7 @@ async fn a_killed_primary_moves_both_apps_and_cp_writes_return_after_the_rejoin(
 
     let killed = Instant::now();
     lab.pair.g1.kill().unwrap();
-    let promoted = lab.wait_promotion(Duration::from_secs(20)).await;
+    let promoted = lab.wait_promotion(PROMOTION_WITHIN).await;
     let (cp_moved, ap_moved) = tokio::join!(
         wait_believes(&cp, "g2", Duration::from_secs(10)),
         wait_believes(&ap, "g2", Duration::from_secs(10))
@@ -105,7 +106,7 @@ async fn a_killed_primary_moves_both_apps_and_cp_writes_return_after_the_rejoin(
         }
         assert_eq!(w.status, 503, "CP took a write before g1 rejoined: {w:?}");
         assert!(
-            restarted.elapsed() < Duration::from_secs(25),
+            restarted.elapsed() < REJOIN_WITHIN,
             "g1 was never turned into a replica"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,7 +180,7 @@ async fn the_fence_refuses_a_deposed_primary_that_an_unfenced_read_would_serve()
     // follows it and writes a new value there; the CP instances keep believing g1.
     lab.proxy.set_enabled("sentinels_cp", false).await;
     lab.proxy.set_enabled("cluster_g1", false).await;
-    lab.wait_promotion(Duration::from_secs(20)).await;
+    lab.wait_promotion(PROMOTION_WITHIN).await;
     wait_believes(&ap, "g2", Duration::from_secs(5)).await;
     let w = ap.post("/write/fenced-key/new").await;
     assert_eq!(

@@ -20,6 +20,7 @@ use common::app::{TestApp, raw_value};
 use common::failover::{
     FailoverApps, ms, wait_believes, wait_cp_acknowledges, wait_rejoined_between,
 };
+use common::sentinels::{PROMOTION_WITHIN, REJOIN_WITHIN};
 
 /// CP's history, as the scenario runner would record it.
 struct Recorder {
@@ -141,7 +142,7 @@ async fn split_brain_cp_loses_nothing_it_acknowledged_and_stays_linearizable() {
     lab.proxy.set_enabled("cluster_g1", false).await;
     // A write sent before the proxy answered may still have reached g2 through it.
     let cut_done = Instant::now();
-    let promoted = lab.wait_promotion(Duration::from_secs(20)).await;
+    let promoted = lab.wait_promotion(PROMOTION_WITHIN).await;
     let ap_moved = wait_believes(&ap, "g2", Duration::from_secs(5)).await;
     let cp_moved = wait_believes(&cp, "g2", Duration::from_secs(5)).await;
     eprintln!(
@@ -173,8 +174,7 @@ async fn split_brain_cp_loses_nothing_it_acknowledged_and_stays_linearizable() {
     // Heal: Sentinel turns g1 into a replica of g2, and g1 drops what it took alone.
     let healed = Instant::now();
     lab.proxy.set_enabled("cluster_g1", true).await;
-    let (apart, rejoined) =
-        wait_rejoined_between(&lab.pair.g1.url(), Duration::from_secs(30)).await;
+    let (apart, rejoined) = wait_rejoined_between(&lab.pair.g1.url(), REJOIN_WITHIN).await;
     eprintln!(
         "g1 rejoined as g2's replica {} ms after the heal",
         ms(healed, rejoined)

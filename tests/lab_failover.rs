@@ -16,6 +16,7 @@ use caplab::lab::sentinel::sentinel_view;
 use caplab::lab::{Lab, LabNode, NodeAction};
 use caplab::scenario::{RunOptions, run_scenario, validate_str};
 use common::lab::quick_lab_options;
+use common::sentinels::{LabLogsOnPanic, PROMOTION_WITHIN, REJOIN_WITHIN};
 
 /// Polls `check` every 100 ms until it gives `Some`, or panics after `within` naming `what`.
 async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> (T, Duration)
@@ -76,6 +77,7 @@ async fn status(lab: &Lab) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolating_g1_from_the_cluster_promotes_g2_and_g1_rejoins_as_its_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let _logs = LabLogsOnPanic(dir.path().to_path_buf());
     let lab = Lab::up(quick_lab_options(dir.path()))
         .await
         .expect("lab up");
@@ -85,7 +87,7 @@ async fn isolating_g1_from_the_cluster_promotes_g2_and_g1_rejoins_as_its_replica
         .set_enabled(CLUSTER_G1, false)
         .await
         .expect("down cluster_g1");
-    let took = wait_primary(&lab, LabNode::G2, Duration::from_secs(20)).await;
+    let took = wait_primary(&lab, LabNode::G2, PROMOTION_WITHIN).await;
     eprintln!("promotion seen {took:?} after `down cluster_g1`");
     // g1 cannot hear of it: both nodes say primary, and the lab says so.
     let report = lab.primary_report().await;
@@ -105,13 +107,7 @@ async fn isolating_g1_from_the_cluster_promotes_g2_and_g1_rejoins_as_its_replica
         .await
         .expect("up cluster_g1");
     // The sentinels turn g1 into a replica of g2, reached through g2's cluster proxy.
-    let took = wait_replica_of(
-        &lab,
-        LabNode::G1,
-        ports.proxy_cluster_g2,
-        Duration::from_secs(30),
-    )
-    .await;
+    let took = wait_replica_of(&lab, LabNode::G1, ports.proxy_cluster_g2, REJOIN_WITHIN).await;
     eprintln!("g1 a replica of g2 {took:?} after `up cluster_g1`");
     let report = lab.primary_report().await;
     assert_eq!(report.problem(), None, "{report}");
@@ -147,6 +143,7 @@ lesson = "AP keeps answering through a forced failover"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failover_step_and_control_promote_the_replica_each_way() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let _logs = LabLogsOnPanic(dir.path().to_path_buf());
     let mut lab = Lab::up(quick_lab_options(dir.path()))
         .await
         .expect("lab up");
@@ -180,13 +177,7 @@ async fn the_failover_step_and_control_promote_the_replica_each_way() {
     );
 
     // The old primary becomes g2's replica; then the control fails over back to g1.
-    wait_replica_of(
-        &lab,
-        LabNode::G1,
-        ports.proxy_cluster_g2,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_replica_of(&lab, LabNode::G1, ports.proxy_cluster_g2, REJOIN_WITHIN).await;
     // Sentinel may refuse for a while (NOGOODSLAVE) until it has re-read the new replica;
     // the refusal says what it knows of it.
     let started = Instant::now();
@@ -199,10 +190,7 @@ async fn the_failover_step_and_control_promote_the_replica_each_way() {
                     e.to_string().contains("the replicas it knows"),
                     "the refusal lists the replicas: {e}"
                 );
-                assert!(
-                    started.elapsed() < Duration::from_secs(25),
-                    "never accepted: {e}"
-                );
+                assert!(started.elapsed() < REJOIN_WITHIN, "never accepted: {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => panic!("failover back: {e}"),
@@ -223,6 +211,7 @@ async fn the_failover_step_and_control_promote_the_replica_each_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let _logs = LabLogsOnPanic(dir.path().to_path_buf());
     let lab = Lab::up(quick_lab_options(dir.path()))
         .await
         .expect("lab up");
@@ -239,7 +228,7 @@ async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
         .await
         .expect("down cluster_g1");
     // The sentinels do take g1 for down (together: o_down)...
-    wait_for("s1 flags g1 o_down", Duration::from_secs(10), || async {
+    wait_for("s1 flags g1 o_down", PROMOTION_WITHIN, || async {
         let view = sentinel_view(&s1).await.ok()?;
         view.flags.contains("o_down").then_some(())
     })
@@ -278,6 +267,7 @@ async fn cutting_both_cluster_links_stops_replication_without_a_promotion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let _logs = LabLogsOnPanic(dir.path().to_path_buf());
     let mut lab = Lab::up(quick_lab_options(dir.path()))
         .await
         .expect("lab up");
@@ -286,7 +276,7 @@ async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
     lab.node_action(LabNode::G1, NodeAction::Kill)
         .await
         .expect("kill g1");
-    let took = wait_primary(&lab, LabNode::G2, Duration::from_secs(20)).await;
+    let took = wait_primary(&lab, LabNode::G2, PROMOTION_WITHIN).await;
     eprintln!("g2 promoted {took:?} after g1 was killed");
 
     // Restarted from its own config, g1 is a primary again (nobody told it otherwise)...
@@ -298,13 +288,7 @@ async fn a_killed_primary_restarts_as_a_primary_and_is_turned_into_a_replica() {
         Ok(NodeRole::Primary { .. })
     ));
     // ...announcing its cluster proxy, so the sentinels find it there and demote it.
-    let took = wait_replica_of(
-        &lab,
-        LabNode::G1,
-        ports.proxy_cluster_g2,
-        Duration::from_secs(30),
-    )
-    .await;
+    let took = wait_replica_of(&lab, LabNode::G1, ports.proxy_cluster_g2, REJOIN_WITHIN).await;
     eprintln!("restarted g1 a replica of g2 after {took:?}");
 
     // Sentinel wrote that role into g1's config: another restart keeps it at once.

@@ -13,6 +13,7 @@ use common::app::{TestApp, test_config};
 use common::failover::{FailoverApps, wait_believes, wait_rejoined};
 use common::raw::sample;
 use common::redis::RedisPair;
+use common::sentinels::{PROMOTION_WITHIN, REJOIN_WITHIN};
 
 async fn losses(app: &TestApp) -> (f64, f64) {
     let text = app.get("/metrics").await.text;
@@ -110,14 +111,12 @@ async fn a_sentinel_failover_is_not_a_data_loss() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     lab.pair.g1.kill().unwrap();
-    lab.wait_promotion(Duration::from_secs(20)).await;
+    lab.wait_promotion(PROMOTION_WITHIN).await;
     wait_believes(&app, "g2", Duration::from_secs(10)).await;
     // g1 comes back empty from its config file; Sentinel makes it a replica of g2.
     lab.proxy.set_enabled("cluster_g1", true).await;
     lab.pair.g1.restart().await.unwrap();
-    // Sentinel turns a returning old primary into a replica about 10 s after it is back; a
-    // sentinel that a loaded machine left unscheduled for 2 s goes into TILT for 30 s first.
-    wait_rejoined(&lab.pair.g1.url(), Duration::from_secs(45)).await;
+    wait_rejoined(&lab.pair.g1.url(), REJOIN_WITHIN).await;
     for i in 0..5 {
         assert_eq!(app.post(&format!("/write/n{i}/v")).await.status, 200);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use caplab::lab::redis_node::{info_field, info_replication};
 use common::app::raw_client;
 use common::proxy::TestProxy;
-use common::sentinels::FailoverPair;
+use common::sentinels::{FailoverPair, PROMOTION_WITHIN, REJOIN_WITHIN};
 use fred::interfaces::KeysInterface;
 
 async fn set(url: &str, key: &str, value: &str) {
@@ -59,7 +59,7 @@ async fn isolating_the_primary_promotes_the_replica_and_loses_the_lone_write() {
 
     proxy.set_enabled("cluster_g1", false).await;
     let took = pair
-        .wait_primary_at(pair.cluster_g2, Duration::from_secs(20))
+        .wait_primary_at(pair.cluster_g2, PROMOTION_WITHIN)
         .await;
     eprintln!("promotion seen by s1 {took:?} after the cut");
     wait_role(&pair.g2.url(), "master", Duration::from_secs(5)).await;
@@ -69,7 +69,7 @@ async fn isolating_the_primary_promotes_the_replica_and_loses_the_lone_write() {
     assert_eq!(pair.view().await.config_epoch, 1);
 
     proxy.set_enabled("cluster_g1", true).await;
-    wait_role(&pair.g1.url(), "slave", Duration::from_secs(30)).await;
+    wait_role(&pair.g1.url(), "slave", REJOIN_WITHIN).await;
     pair.g1
         .wait_link_up(Duration::from_secs(15))
         .await

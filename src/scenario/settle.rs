@@ -19,9 +19,10 @@ use serde::Serialize;
 
 use super::sampler::{CAUGHT_UP_MS, pair_view};
 
-/// The longest the runner waits for the pair after `workload.settle`: three times what
-/// Sentinel takes to reconfigure a returning old primary.
-pub const SETTLE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// The longest the runner waits for the pair after `workload.settle`: Sentinel reconfigures a
+/// returning old primary 10 to 12 s after it is back, and a sentinel whose timer ran more than
+/// 2 s late (a loaded or briefly paused machine) is in TILT mode for 30 s, acting on nothing.
+pub const SETTLE_WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// How often the runner asks while it waits.
 const POLL: Duration = Duration::from_millis(100);

@@ -21,6 +21,8 @@ pub struct ConsoleLab {
     pub url: String,
     /// What `up` printed.
     pub up_output: String,
+    /// Prints the sentinels' and nodes' logs when the test panics (before `_tmp` goes).
+    _logs: super::sentinels::LabLogsOnPanic,
     _tmp: tempfile::TempDir,
 }
 
@@ -76,12 +78,14 @@ impl ConsoleLab {
         assert!(out.status.success(), "lab up failed:\n{up_output}");
         let record = LabRecord::read(&dir).expect("read").expect("lab.json");
         std::mem::forget(guard);
+        let lab_dir_for_logs = dir.clone();
         ConsoleLab {
             dir,
             ports,
             record,
             url: format!("http://127.0.0.1:{console_port}"),
             up_output,
+            _logs: super::sentinels::LabLogsOnPanic(lab_dir_for_logs),
             _tmp: tmp,
         }
     }

@@ -3,6 +3,7 @@
 //! from g1 through `cluster_g1`, the sentinels watch g1 there, and the apps reach s1 through a
 //! `sentinels` proxy. Every process dies with the [`FailoverPair`] (SIGKILL by pid).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use caplab::lab::ports::free_port;
@@ -11,6 +12,16 @@ use caplab::lab::sentinel::{Sentinel, SentinelSpec, SentinelView, sentinel_view}
 use serde_json::json;
 
 use super::proxy::TestProxy;
+
+/// How long a test waits for the sentinels to promote a replica: 2–3 s normally (1 s
+/// `down-after-milliseconds`, then one election), but a sentinel whose timer runs more than
+/// 2 s late (a loaded or briefly paused machine) enters TILT mode and acts on nothing for 30 s.
+pub const PROMOTION_WITHIN: Duration = Duration::from_secs(45);
+
+/// How long a test waits for the sentinels to turn a returning old primary into a replica of
+/// the new one: 10–12 s normally (a sentinel acts once the node has reported the wrong role for
+/// 8 s, and reads a replica's `INFO` every 10 s), and TILT's 30 s on top when a sentinel tilts.
+pub const REJOIN_WITHIN: Duration = Duration::from_secs(60);
 
 /// g1, g2, three sentinels, and the proxies' listen ports.
 pub struct FailoverPair {
@@ -132,25 +143,59 @@ impl FailoverPair {
 
 impl Drop for FailoverPair {
     /// When a test fails, the end of each sentinel's log and of the nodes' logs goes to the
-    /// test's output (a slow failover is often a sentinel in TILT mode or a refused
-    /// reconfiguration, said only there); the processes are stopped by the fields' own drops.
+    /// test's output; the processes are stopped by the fields' own drops.
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
+        if std::thread::panicking() {
+            let logs = self
+                .sentinels
+                .iter()
+                .map(|s| s.spec().log_file())
+                .chain([self.g1.spec().log_file(), self.g2.spec().log_file()]);
+            print_log_tails(logs);
         }
-        let logs = self
-            .sentinels
-            .iter()
-            .map(|s| s.spec().log_file())
-            .chain([self.g1.spec().log_file(), self.g2.spec().log_file()]);
-        for log in logs {
-            let text =
-                std::fs::read_to_string(&log).unwrap_or_else(|e| format!("(unreadable: {e})"));
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!("--- last lines of {}:", log.display());
-            for line in &lines[lines.len().saturating_sub(15)..] {
-                eprintln!("{line}");
-            }
+    }
+}
+
+/// Held by a test over a [`caplab::lab::Lab`] in `dir` (declared after the directory, so it is
+/// dropped first): when the test panics, the end of every sentinel's and node's log in the lab's
+/// directory goes to the test's output.
+pub struct LabLogsOnPanic(pub PathBuf);
+
+impl Drop for LabLogsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.0)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .flat_map(|entry| {
+                    std::fs::read_dir(entry.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                })
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    (name.starts_with("sentinel-") || name.starts_with("redis-"))
+                        && name.ends_with(".log")
+                })
+                .collect();
+            logs.sort();
+            print_log_tails(logs);
+        }
+    }
+}
+
+/// Prints the last 15 lines of each log: a slow failover is a sentinel in TILT mode
+/// (`+tilt`), a node it still sees down, or a refused reconfiguration, said only there.
+fn print_log_tails(logs: impl IntoIterator<Item = PathBuf>) {
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("(unreadable: {e})"));
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("--- last lines of {}:", log.display());
+        for line in &lines[lines.len().saturating_sub(15)..] {
+            eprintln!("{line}");
         }
     }
 }
