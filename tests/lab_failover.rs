@@ -44,20 +44,30 @@ async fn wait_primary(lab: &Lab, node: LabNode, within: Duration) -> Duration {
     .1
 }
 
-/// Waits until `node` says it is a replica of the node behind `cluster` with its link up.
+/// Waits until `node` says it is a replica of the node behind `cluster` with its link up; a
+/// timeout names what the node last said and what the sentinels and nodes report.
 async fn wait_replica_of(lab: &Lab, node: LabNode, cluster: u16, within: Duration) -> Duration {
     let ports = lab.options().ports;
-    let what = format!("{node} replicates through port {cluster}");
-    wait_for(&what, within, || async {
-        match node_role(&ports, Some(lab.redis_password()), node).await {
-            Ok(NodeRole::Replica { master, link_up }) => {
-                (link_up && master.1 == cluster).then_some(())
-            }
-            _ => None,
+    let start = Instant::now();
+    loop {
+        let role = node_role(&ports, Some(lab.redis_password()), node).await;
+        if let Ok(NodeRole::Replica {
+            master,
+            link_up: true,
+        }) = &role
+            && master.1 == cluster
+        {
+            return start.elapsed();
         }
-    })
-    .await
-    .1
+        if start.elapsed() >= within {
+            panic!(
+                "{node} replicates through port {cluster}: not within {within:?}; it last said \
+                 {role:?}; {}",
+                lab.primary_report().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `caplab lab status` on the lab's directory: exit code and stdout.
