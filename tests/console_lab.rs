@@ -369,7 +369,7 @@ async fn lab_up_serves_the_console_and_its_event_stream() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port");
-    caplab::lab::ports::ensure_free("console", port).expect("the console's port is free");
+    common::lab::assert_port_free("console", port, "the console's port is free");
     common::lab::assert_ports_free(&lab.ports, "after lab down");
 }
 

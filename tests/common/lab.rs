@@ -57,8 +57,21 @@ pub fn assert_processes_gone(record: &LabRecord) {
 /// Every port of the lab is free again; `why` says what the test expected at this point.
 pub fn assert_ports_free(ports: &LabPorts, why: &str) {
     for (what, port) in ports.named() {
-        if let Err(e) = ensure_free(what, port) {
+        assert_port_free(what, port, why);
+    }
+}
+
+/// `port` can be bound again within a second. Not at once: a child that another test thread of
+/// this process is spawning holds a copy of every socket of the process from its fork until its
+/// exec closes them, a moment that a loaded machine can stretch to tens of milliseconds; so a
+/// port the test itself just released (or one a stopped process just closed) may still show as
+/// taken for that long. Something the lab left listening holds it for good.
+pub fn assert_port_free(what: &str, port: u16, why: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while let Err(e) = ensure_free(what, port) {
+        if std::time::Instant::now() >= deadline {
             panic!("{why}: {e}");
         }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
