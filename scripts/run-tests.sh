@@ -27,10 +27,11 @@ run_tests() {
   # opens each target's output and its "test NAME ... FAILED" lines.
   local failed
   failed="$(awk '
-    /^     Running unittests src\/lib.rs/ { target = "--lib"; next }
-    /^     Running unittests src\/main.rs/ { target = "--bin caplab"; next }
-    /^     Running (tests|benches|examples)\// {
-      split($2, parts, "/"); name = parts[2]; sub(/\.rs$/, "", name)
+    /^     Running / {
+      path = $2 == "unittests" ? $3 : $2
+      if (path == "src/lib.rs") { target = "--lib"; next }
+      if (path == "src/main.rs") { target = "--bin caplab"; next }
+      split(path, parts, "/"); name = parts[2]; sub(/\.rs$/, "", name)
       kind = parts[1] == "tests" ? "--test" : (parts[1] == "benches" ? "--bench" : "--example")
       target = kind " " name; next
     }
