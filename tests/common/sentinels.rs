@@ -187,14 +187,14 @@ impl Drop for LabLogsOnPanic {
     }
 }
 
-/// Prints the last 15 lines of each log: a slow failover is a sentinel in TILT mode
+/// Prints the last 40 lines of each log: a slow failover is a sentinel in TILT mode
 /// (`+tilt`), a node it still sees down, or a refused reconfiguration, said only there.
 fn print_log_tails(logs: impl IntoIterator<Item = PathBuf>) {
     for log in logs {
         let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("(unreadable: {e})"));
         let lines: Vec<&str> = text.lines().collect();
         eprintln!("--- last lines of {}:", log.display());
-        for line in &lines[lines.len().saturating_sub(15)..] {
+        for line in &lines[lines.len().saturating_sub(40)..] {
             eprintln!("{line}");
         }
     }
