@@ -176,15 +176,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    let mut options = LabOptions::new(&dir, bin).with_ports(LabPorts::free()?);
-    options.app_args = [
-        "--network-timeout-sec",
-        "0.5",
-        "--cp-wait-timeout-ms",
-        "200",
-    ]
-    .map(String::from)
-    .to_vec();
+    let options = LabOptions::new(&dir, bin)
+        .with_ports(LabPorts::free()?)
+        .with_quick_apps();
     let mut lab = Lab::up(options).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

@@ -203,6 +203,21 @@ impl LabOptions {
         self
     }
 
+    /// Apps that give up on a node quickly (0.5 s network timeout, 200 ms `WAIT`), so a fault
+    /// shows within seconds: the demo's, the tests' and the failover timing's labs.
+    pub fn with_quick_apps(mut self) -> LabOptions {
+        self.app_args.extend(
+            [
+                "--network-timeout-sec",
+                "0.5",
+                "--cp-wait-timeout-ms",
+                "200",
+            ]
+            .map(String::from),
+        );
+        self
+    }
+
     /// The record of a lab started in `dir`.
     pub fn record_path(dir: &Path) -> PathBuf {
         dir.join("lab.json")

@@ -7,17 +7,9 @@ use caplab::lab::{LabOptions, LabPorts, LabRecord};
 /// A lab in `dir` on free ports whose apps give up on a node quickly (0.5 s network timeout,
 /// 200 ms WAIT), so faults show within a test's patience.
 pub fn quick_lab_options(dir: &std::path::Path) -> LabOptions {
-    let mut options = LabOptions::new(dir, env!("CARGO_BIN_EXE_caplab"))
-        .with_ports(LabPorts::free().expect("free ports"));
-    options.app_args = [
-        "--network-timeout-sec",
-        "0.5",
-        "--cp-wait-timeout-ms",
-        "200",
-    ]
-    .map(String::from)
-    .to_vec();
-    options
+    LabOptions::new(dir, env!("CARGO_BIN_EXE_caplab"))
+        .with_ports(LabPorts::free().expect("free ports"))
+        .with_quick_apps()
 }
 
 /// `caplab lab up`'s flag for each of `ports`.

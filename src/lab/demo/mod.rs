@@ -95,18 +95,12 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, DemoError> {
     };
     wipe_old_data(&args.dir)?;
     let mut options = LabOptions::new(&args.dir, current_bin()?)
-        .with_ports(LabPorts::free().map_err(DemoError::Ports)?);
+        .with_ports(LabPorts::free().map_err(DemoError::Ports)?)
+        .with_quick_apps();
     options.toxiproxy_url = args.toxiproxy_url.clone();
-    options.app_args = [
-        "--network-timeout-sec",
-        "0.5",
-        "--cp-wait-timeout-ms",
-        "200",
-        "--max-staleness-ms",
-        "1000",
-    ]
-    .map(String::from)
-    .to_vec();
+    options
+        .app_args
+        .extend(["--max-staleness-ms", "1000"].map(String::from));
     println!(
         "caplab demo: starting the lab (two redis-server, three sentinels, the proxy, app_cp, app_ap)..."
     );
